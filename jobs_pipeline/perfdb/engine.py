@@ -1,0 +1,90 @@
+"""Engines for the performance database: the embedded SQLite default and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from jobs_pipeline.perfdb.errors import ConnectionFailed
+
+PERFDB_URL_ENV = "PERFDB_URL"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "perfdb.sqlite"
+
+
+def default_url() -> str:
+    """`PERFDB_URL`, or the embedded SQLite file under the project's data folder."""
+    return os.environ.get(PERFDB_URL_ENV) or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Picks psycopg 3 for plain `postgresql://` URLs, whatever SQLAlchemy's default is."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def redact(url: str | URL) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_perfdb_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
+    parsed = normalise_url(url or default_url())
+    if parsed.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(parsed, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 2)
+    kwargs.setdefault("max_overflow", 8)
+    return sa.create_engine(parsed, **kwargs)
+
+
+def _create_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("connect_args", {"timeout": 30})
+    engine = sa.create_engine(url, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event issue BEGIN itself (see below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Connection) -> None:
+        # A deferred transaction that later writes can fail with "database is locked" without
+        # waiting; taking the write lock up front makes concurrent processes queue instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def begin(engine: Engine) -> Iterator[Connection]:
+    """A transaction; a database that cannot be reached raises `ConnectionFailed`."""
+    try:
+        connection = engine.connect()
+    except sa.exc.OperationalError as error:
+        raise ConnectionFailed(
+            f"cannot connect to the performance database {redact(engine.url)}: "
+            f"{_first_line(error.orig)}"
+        ) from error
+    with connection, connection.begin():
+        yield connection
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error or "").strip()
+    return text.splitlines()[0] if text else "unknown error"

@@ -1,0 +1,189 @@
+"""SQLAlchemy models of the performance database: the job queue and the domain tables.
+
+The Alembic migrations under `migrations/` build exactly this schema (a test compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from jobs_pipeline.perfdb.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSON on SQLite, JSONB on PostgreSQL (indexable, compact, compares by value).
+JSONDocument = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
+
+
+# --- job queue -------------------------------------------------------------------------------
+
+
+class JobStateRow(Base):
+    __tablename__ = "job_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(sa.String(20), unique=True)
+
+
+class JobType(Base):
+    __tablename__ = "job_types"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    description: Mapped[str] = mapped_column(sa.Text, server_default="")
+    parameters_schema: Mapped[dict[str, Any]]
+
+
+class JobInstanceRow(Base):
+    __tablename__ = "job_instances"
+    __table_args__ = (
+        sa.CheckConstraint("queue_count >= 0", name="queue_count_not_negative"),
+        # The sensor's query: queued jobs in id order, cheap however many finished jobs exist.
+        sa.Index("ix_job_instances_state_id_id", "state_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type_id: Mapped[int] = mapped_column(sa.ForeignKey("job_types.id"))
+    state_id: Mapped[int] = mapped_column(sa.ForeignKey("job_states.id"))
+    parameters: Mapped[dict[str, Any]]
+    description: Mapped[str] = mapped_column(sa.Text, server_default="")
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    created: Mapped[datetime]
+    started: Mapped[datetime | None]
+    finished: Mapped[datetime | None]
+    last_state_change: Mapped[datetime]
+    queue_count: Mapped[int] = mapped_column(server_default="0")
+    run_id: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class JobStepRow(Base):
+    __tablename__ = "job_steps"
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "object_id", "alarm_id", "feature_id"),
+        sa.UniqueConstraint("job_id", "position"),
+        sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("job_instances.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    object_id: Mapped[int] = mapped_column(sa.ForeignKey("objects.id"))
+    alarm_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alarm_definitions.id"))
+    feature_id: Mapped[int | None] = mapped_column(sa.ForeignKey("features.id"))
+    state_id: Mapped[int] = mapped_column(sa.ForeignKey("job_states.id"))
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    created: Mapped[datetime]
+    started: Mapped[datetime | None]
+    finished: Mapped[datetime | None]
+    last_state_change: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(server_default="0")
+    run_id: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class JobStateHistoryRow(Base):
+    """One row per transition of a job or of one of its steps (step_id set)."""
+
+    __tablename__ = "job_state_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("job_instances.id", ondelete="CASCADE"), index=True
+    )
+    step_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("job_steps.id", ondelete="CASCADE"), index=True
+    )
+    from_state_id: Mapped[int | None] = mapped_column(sa.ForeignKey("job_states.id"))
+    to_state_id: Mapped[int] = mapped_column(sa.ForeignKey("job_states.id"))
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    changed_at: Mapped[datetime]
+
+
+# --- domain ----------------------------------------------------------------------------------
+
+
+class ObjectRow(Base):
+    __tablename__ = "objects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+
+
+class FeatureRow(Base):
+    __tablename__ = "features"
+    __table_args__ = (
+        sa.CheckConstraint("sampling_period_seconds > 0", name="sampling_period_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    unit: Mapped[str] = mapped_column(sa.String(50), server_default="")
+    sampling_period_seconds: Mapped[int] = mapped_column(server_default="600")
+
+
+class FeatureValueRow(Base):
+    __tablename__ = "feature_values"
+
+    object_id: Mapped[int] = mapped_column(sa.ForeignKey("objects.id"), primary_key=True)
+    feature_id: Mapped[int] = mapped_column(sa.ForeignKey("features.id"), primary_key=True)
+    timestamp: Mapped[datetime] = mapped_column(primary_key=True)
+    # NULL is "no data" (imported as an empty cell or NaN).
+    value: Mapped[float | None] = mapped_column(sa.Double)
+
+
+ALARM_OPERATORS = (">", ">=", "<", "<=", "==", "!=")
+
+
+class AlarmDefinitionRow(Base):
+    __tablename__ = "alarm_definitions"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "operator IN (" + ", ".join(f"'{op}'" for op in ALARM_OPERATORS) + ")",
+            name="operator_known",
+        ),
+        sa.CheckConstraint("min_duration_seconds >= 0", name="min_duration_not_negative"),
+    )
+
+    # The manufacturer's alarm id, not generated here.
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    feature_id: Mapped[int] = mapped_column(sa.ForeignKey("features.id"))
+    operator: Mapped[str] = mapped_column(sa.String(2))
+    threshold: Mapped[float] = mapped_column(sa.Double)
+    clear_threshold: Mapped[float | None] = mapped_column(sa.Double)
+    min_duration_seconds: Mapped[int] = mapped_column(server_default="0")
+
+
+class AlarmOccurrenceRow(Base):
+    __tablename__ = "alarm_occurrences"
+    __table_args__ = (
+        sa.CheckConstraint("end_time > start_time", name="end_after_start"),
+        # Replacing a period's occurrences looks them up by (object, alarm, start).
+        sa.Index("ix_alarm_occurrences_object_alarm_start", "object_id", "alarm_id", "start_time"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    object_id: Mapped[int] = mapped_column(sa.ForeignKey("objects.id"))
+    alarm_id: Mapped[int] = mapped_column(sa.ForeignKey("alarm_definitions.id"))
+    start_time: Mapped[datetime]
+    end_time: Mapped[datetime]
+    peak_value: Mapped[float | None] = mapped_column(sa.Double)
+    step_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("job_steps.id", ondelete="SET NULL"), index=True
+    )

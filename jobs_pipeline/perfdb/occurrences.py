@@ -1,0 +1,115 @@
+"""Alarm occurrences: replaced per (object, alarm, period) and read back for people."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from jobs_pipeline.perfdb.catalog import OBJECTS
+from jobs_pipeline.perfdb.engine import begin
+from jobs_pipeline.perfdb.models import AlarmOccurrenceRow
+from jobs_pipeline.perfdb.records import AlarmOccurrence
+from jobs_pipeline.perfdb.types import to_utc
+
+OCCURRENCES = AlarmOccurrenceRow.__table__
+
+
+class Occurrences:
+    """Owns `alarm_occurrences`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def replace(
+        self,
+        *,
+        object_id: int,
+        alarm_id: int,
+        start: datetime,
+        end: datetime,
+        spans: Sequence[tuple[datetime, datetime, float | None]],
+        step_id: int | None = None,
+    ) -> int:
+        """Replaces, in one transaction, the occurrences of (object, alarm) that start inside
+        [start, end) by `spans` (start, end, peak value). Returns how many were written."""
+        with begin(self.engine) as connection:
+            return replace_occurrences(
+                connection,
+                object_id=object_id,
+                alarm_id=alarm_id,
+                start=start,
+                end=end,
+                spans=spans,
+                step_id=step_id,
+            )
+
+    def list(
+        self, *, object_name: str | None = None, alarm_id: int | None = None
+    ) -> list[AlarmOccurrence]:
+        query = (
+            sa.select(
+                OBJECTS.c.name,
+                OCCURRENCES.c.alarm_id,
+                OCCURRENCES.c.start_time,
+                OCCURRENCES.c.end_time,
+                OCCURRENCES.c.peak_value,
+                OCCURRENCES.c.step_id,
+            )
+            .join_from(OCCURRENCES, OBJECTS, OCCURRENCES.c.object_id == OBJECTS.c.id)
+            .order_by(OBJECTS.c.name, OCCURRENCES.c.alarm_id, OCCURRENCES.c.start_time)
+        )
+        if object_name is not None:
+            query = query.where(OBJECTS.c.name == object_name)
+        if alarm_id is not None:
+            query = query.where(OCCURRENCES.c.alarm_id == alarm_id)
+        with begin(self.engine) as connection:
+            return [
+                AlarmOccurrence(
+                    object_name=row.name,
+                    alarm_id=row.alarm_id,
+                    start=row.start_time,
+                    end=row.end_time,
+                    peak_value=row.peak_value,
+                    step_id=row.step_id,
+                )
+                for row in connection.execute(query)
+            ]
+
+
+def replace_occurrences(
+    connection: Connection,
+    *,
+    object_id: int,
+    alarm_id: int,
+    start: datetime,
+    end: datetime,
+    spans: Sequence[tuple[datetime, datetime, float | None]],
+    step_id: int | None,
+) -> int:
+    connection.execute(
+        OCCURRENCES.delete().where(
+            OCCURRENCES.c.object_id == object_id,
+            OCCURRENCES.c.alarm_id == alarm_id,
+            OCCURRENCES.c.start_time >= to_utc(start),
+            OCCURRENCES.c.start_time < to_utc(end),
+        )
+    )
+    if spans:
+        connection.execute(
+            OCCURRENCES.insert(),
+            [
+                {
+                    "object_id": object_id,
+                    "alarm_id": alarm_id,
+                    "start_time": span_start,
+                    "end_time": span_end,
+                    "peak_value": peak,
+                    "step_id": step_id,
+                }
+                for span_start, span_end, peak in spans
+            ],
+        )
+    return len(spans)
