@@ -1,0 +1,29 @@
+"""Job types. Importing this package registers every built-in type."""
+
+from jobs_pipeline.jobs import alarm_calc
+from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutcome
+from jobs_pipeline.jobs.registry import (
+    check_job_parameters,
+    create_job,
+    job_type,
+    job_type_specs,
+    load_job,
+    register,
+    upgrade_database,
+)
+
+JobAlarmCalc = alarm_calc.JobAlarmCalc
+
+__all__ = [
+    "JobAlarmCalc",
+    "JobInstance",
+    "JobStepError",
+    "StepOutcome",
+    "check_job_parameters",
+    "create_job",
+    "job_type",
+    "job_type_specs",
+    "load_job",
+    "register",
+    "upgrade_database",
+]

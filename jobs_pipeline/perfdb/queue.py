@@ -260,7 +260,7 @@ class JobQueue:
     def claim_job(
         self,
         job_id: int,
-        run_id: str,
+        run_id: str | None,
         *,
         from_states: Sequence[JobState] = (JobState.QUEUED,),
         actor: str | None = None,
@@ -274,7 +274,7 @@ class JobQueue:
                 job_id,
                 from_states,
                 JobState.RUNNING,
-                actor or f"run:{run_id}",
+                actor or _run_actor(run_id),
                 values={"run_id": run_id, "started": now, "finished": None, "comment": None},
                 now=now,
             )
@@ -320,6 +320,14 @@ class JobQueue:
                 comment=comment,
                 now=now,
             )
+            return self._get_job(connection, job_id)
+
+    def finalise_job(self, job_id: int, *, actor: str = DEFAULT_ACTOR) -> Job:
+        """Writes a Running job's final state if none of its steps is left to run (a no-op
+        otherwise; the last `finish_step` normally does this already)."""
+        with begin(self.engine) as connection:
+            if self._lock_job(connection, job_id) == JobState.RUNNING:
+                self._finalise_job(connection, job_id, actor, utcnow())
             return self._get_job(connection, job_id)
 
     def history(self, job_id: int) -> list[HistoryEntry]:

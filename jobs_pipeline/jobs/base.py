@@ -1,0 +1,237 @@
+"""The job-type contract: `JobInstance` and `JobStepError`.
+
+A job type subclasses `JobInstance`, sets `_name` (its `job_types.name`) and
+`_parameters_schema`, and implements `_create_steps()` and `_run_step(step_id)`. It needs no
+Dagster code: the standalone `run()` and the Dagster ops both go through `execute_step()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.errors import InputError, InvalidTransition
+from jobs_pipeline.perfdb.records import Job, NewStep, Step
+from jobs_pipeline.perfdb.states import JobState
+
+logger = logging.getLogger(__name__)
+
+STANDALONE_START_STATES = (JobState.CREATED, JobState.QUEUED)
+
+
+class JobStepError(Exception):
+    """A step failed for a reason worth telling the user; the message goes into the step's
+    `comment` column."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepOutcome:
+    """What running one step did, for logs, Dagster metadata and the caller."""
+
+    step_id: int
+    state: JobState
+    comment: str | None
+    job_state: JobState | None
+    job_comment: str | None
+    seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.state == JobState.FAILED
+
+
+class JobInstance:
+    """One job of the queue, bound to the class of its type.
+
+    `JobInstance(job_id)` is the seed's standalone path: it checks that the job exists, that
+    its type is this class's `_name` and that it has not started yet (Created, or Queued), then
+    `run()` runs every step in order. `JobInstance.load(job_id, ...)` binds to a job in any state
+    for callers that move states themselves (the Dagster ops).
+    """
+
+    _name: ClassVar[str] = ""
+    _description: ClassVar[str] = ""
+    _parameters_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+
+    def __init__(
+        self,
+        job_id: int,
+        skip_test: bool = True,
+        delay_steps_creation: bool = False,
+        *,
+        perfdb: PerfDB | None = None,
+    ) -> None:
+        self._perfdb = perfdb or PerfDB.connect()
+        self._job = self._perfdb.queue.get_job(job_id)
+        self.skip_test = skip_test
+        self._steps: dict[int, Step] | None = None
+        self._check_type()
+        if self._job.state not in STANDALONE_START_STATES:
+            raise InvalidTransition(
+                f"job {job_id} is {self._job.state.label}: only a Created or Queued job can run"
+            )
+        self._prepare()
+        if not delay_steps_creation and not self.skipped:
+            self.create_steps()
+
+    @classmethod
+    def load(cls, job_id: int, *, perfdb: PerfDB) -> JobInstance:
+        """Binds to the job whatever its state; the state machine guards what happens next."""
+        instance = cls.__new__(cls)
+        instance._perfdb = perfdb
+        instance._job = perfdb.queue.get_job(job_id)
+        instance.skip_test = False
+        instance._steps = None
+        instance._check_type()
+        instance._prepare()
+        return instance
+
+    def _check_type(self) -> None:
+        if self._job.type_name != self._name:
+            raise InputError(
+                f"job {self._job.id} is of type {self._job.type_name!r}, not {self._name!r}"
+            )
+
+    def _prepare(self) -> None:
+        """Hook for subclasses to parse their parameters once."""
+
+    # --- the seed's properties ---------------------------------------------------------------
+
+    @property
+    def job_id(self) -> int:
+        return self._job.id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def description(self) -> str:
+        return self._job.description
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self._job.parameters
+
+    @property
+    def job_step_ids(self) -> list[int]:
+        return list(self.steps)
+
+    @property
+    def perfdb(self) -> PerfDB:
+        return self._perfdb
+
+    @property
+    def job(self) -> Job:
+        return self._job
+
+    @property
+    def skipped(self) -> bool:
+        """Test jobs (description contains "test") are left alone when `skip_test` is on."""
+        return self.skip_test and is_test_job(self._job.description)
+
+    @property
+    def steps(self) -> dict[int, Step]:
+        """The job's steps by id, in position order (read once)."""
+        if self._steps is None:
+            self._steps = {step.id: step for step in self._perfdb.queue.get_steps(self.job_id)}
+        return self._steps
+
+    def refresh(self) -> None:
+        self._job = self._perfdb.queue.get_job(self.job_id)
+        self._steps = None
+
+    # --- what subclasses implement -----------------------------------------------------------
+
+    @classmethod
+    def check_parameters(cls, perfdb: PerfDB, parameters: dict[str, Any]) -> None:
+        """Checks what the JSON Schema cannot (dates, references); raises `InputError`."""
+
+    def _create_steps(self) -> list[dict[str, Any]]:
+        """The job's steps in order, as `job_steps` column values (object_id, alarm_id,
+        feature_id)."""
+        raise NotImplementedError
+
+    def _run_step(self, step_id: int) -> dict[str, Any] | None:
+        """Runs one step; raises `JobStepError` with a message for the step's comment. May
+        return details worth showing (counts, timings)."""
+        raise NotImplementedError
+
+    # --- running -----------------------------------------------------------------------------
+
+    def create_steps(self) -> list[Step]:
+        """Creates the job's steps if it has none yet (idempotent)."""
+        if self.steps:
+            return list(self.steps.values())
+        columns = self._create_steps()
+        created = self._perfdb.queue.create_steps(
+            self.job_id, [NewStep(**step) for step in columns], actor=self._actor(None)
+        )
+        self._steps = {step.id: step for step in created}
+        return created
+
+    def execute_step(self, step_id: int, run_id: str | None = None) -> StepOutcome:
+        """Runs one step through the state machine: Running, then Finished or Failed with its
+        comment; the last step of the job also writes the job's final state."""
+        queue = self._perfdb.queue
+        actor = self._actor(run_id)
+        queue.start_step(step_id, run_id, actor=actor)
+        started = time.perf_counter()
+        error: str | None = None
+        details: dict[str, Any] = {}
+        try:
+            details = self._run_step(step_id) or {}
+        except JobStepError as failure:
+            error = str(failure) or type(failure).__name__
+        except Exception as failure:
+            logger.exception("step %s of job %s failed", step_id, self.job_id)
+            error = f"Unknown error, please check the logs: {failure}"
+        seconds = time.perf_counter() - started
+        state_started = time.perf_counter()
+        result = queue.finish_step(step_id, error, run_id=run_id, actor=actor)
+        details.setdefault("state_update_seconds", time.perf_counter() - state_started)
+        return StepOutcome(
+            step_id=step_id,
+            state=result.state,
+            comment=error,
+            job_state=result.job_state,
+            job_comment=result.job_comment,
+            seconds=seconds,
+            details=details,
+        )
+
+    def run(self) -> list[int]:
+        """Runs every step not Finished, in order, without Dagster; returns the failed step
+        ids. Test jobs are skipped when `skip_test` is on."""
+        if self.skipped:
+            logger.info("job %s is a test job and skip_test is on: not run", self.job_id)
+            return []
+        queue = self._perfdb.queue
+        self._job = queue.claim_job(
+            self.job_id, "", from_states=STANDALONE_START_STATES, actor=self._actor(None)
+        )
+        try:
+            self.create_steps()
+        except InputError as error:
+            queue.fail_job(self.job_id, str(error), from_states=(JobState.RUNNING,))
+            raise
+        failed: list[int] = []
+        for step in list(self.steps.values()):
+            if step.state == JobState.FINISHED:
+                continue
+            if self.execute_step(step.id).failed:
+                failed.append(step.id)
+        queue.finalise_job(self.job_id, actor=self._actor(None))
+        self.refresh()
+        return failed
+
+    def _actor(self, run_id: str | None) -> str:
+        return f"run:{run_id}" if run_id else f"standalone:{self._name}"
+
+
+def is_test_job(description: str | None) -> bool:
+    return "test" in (description or "").lower()
