@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from jobs_pipeline.perfdb.catalog import OBJECTS
 from jobs_pipeline.perfdb.engine import begin
-from jobs_pipeline.perfdb.models import AlarmOccurrenceRow
+from jobs_pipeline.perfdb.models import AlarmOccurrenceRow, JobStepRow
 from jobs_pipeline.perfdb.records import AlarmOccurrence
 from jobs_pipeline.perfdb.types import to_utc
 
@@ -45,6 +45,11 @@ class Occurrences:
                 spans=spans,
                 step_id=step_id,
             )
+
+    def counts_by_job(self, job_id: int) -> list[tuple[str, int | None, int]]:
+        """(object, alarm, occurrences written by that step) for each step of a job."""
+        with begin(self.engine) as connection:
+            return [tuple(row) for row in connection.execute(_counts_query(job_id))]
 
     def list(
         self, *, object_name: str | None = None, alarm_id: int | None = None
@@ -113,3 +118,16 @@ def replace_occurrences(
             ],
         )
     return len(spans)
+
+
+def _counts_query(job_id: int) -> sa.Select:  # type: ignore[type-arg]
+    steps = JobStepRow.__table__
+    return (
+        sa.select(OBJECTS.c.name, steps.c.alarm_id, sa.func.count(OCCURRENCES.c.id))
+        .select_from(steps)
+        .join(OBJECTS, steps.c.object_id == OBJECTS.c.id)
+        .outerjoin(OCCURRENCES, OCCURRENCES.c.step_id == steps.c.id)
+        .where(steps.c.job_id == job_id)
+        .group_by(OBJECTS.c.name, steps.c.alarm_id, steps.c.position)
+        .order_by(steps.c.position)
+    )

@@ -1,0 +1,22 @@
+"""The Dagster code location: `dagster dev -w workspace.yaml` loads `defs` from here."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from jobs_pipeline.orchestration.io_manager import StepIdIOManager
+from jobs_pipeline.orchestration.ops import STEP_IO_MANAGER_KEY, perfdb_job_graph
+from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.sensors import queue_sensor_factory, reconcile_sensors
+
+perfdb_job = perfdb_job_graph.to_job(
+    name="perfdb_job",
+    description="One job of the performance database's queue; one op per job step.",
+    executor_def=dg.in_process_executor,
+)
+
+defs = dg.Definitions(
+    jobs=[perfdb_job],
+    sensors=[queue_sensor_factory(perfdb_job), *reconcile_sensors(perfdb_job)],
+    resources={"perfdb": PerfDBResource(), STEP_IO_MANAGER_KEY: StepIdIOManager()},
+)

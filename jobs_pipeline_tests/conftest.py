@@ -1,0 +1,122 @@
+"""Database fixtures: one fresh performance database per test, on SQLite and on PostgreSQL.
+
+Both backends are migrated once per session into a template (a file for SQLite, a template
+database for PostgreSQL) that each test clones. PostgreSQL is never skipped: if it cannot be
+reached the tests fail. `JOBS_PIPELINE_TEST_PG_URL` points at a server where the tests may
+create and drop databases (default: the local server).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from jobs_pipeline.jobs import upgrade_database
+from jobs_pipeline.perfdb import PerfDB
+
+PG_ADMIN_URL = make_url(
+    os.environ.get("JOBS_PIPELINE_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
+)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+
+
+def _database_url(name: str) -> URL:
+    return PG_ADMIN_URL.set(database=name)
+
+
+def create_pg_database(name: str, template: str | None = None) -> URL:
+    with _admin_engine().connect() as connection:
+        clause = f" TEMPLATE {template}" if template else ""
+        connection.exec_driver_sql(f"CREATE DATABASE {name}{clause}")
+    return _database_url(name)
+
+
+def drop_pg_database(name: str) -> None:
+    with _admin_engine().connect() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "perfdb.sqlite"
+    perfdb = PerfDB.connect(f"sqlite:///{path}")
+    upgrade_database(perfdb)
+    with perfdb.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    perfdb.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    name = _unique("jp_template")
+    url = create_pg_database(name)
+    perfdb = PerfDB.connect(url)
+    upgrade_database(perfdb)
+    perfdb.dispose()
+    yield name
+    drop_pg_database(name)
+
+
+def _sqlite_url(template: Path, directory: Path) -> str:
+    target = directory / "perfdb.sqlite"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture(params=BACKENDS)
+def perfdb_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """The URL of a fresh, migrated performance database on each backend."""
+    if request.param == "sqlite":
+        yield _sqlite_url(request.getfixturevalue("sqlite_template"), tmp_path)
+        return
+    name = _unique("jp_test")
+    url = create_pg_database(name, template=request.getfixturevalue("pg_template"))
+    yield url.render_as_string(hide_password=False)
+    drop_pg_database(name)
+
+
+@pytest.fixture
+def perfdb(perfdb_url: str) -> Iterator[PerfDB]:
+    db = PerfDB.connect(perfdb_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def pg_perfdb_url(pg_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL performance database only (tests of PostgreSQL-specific behaviour)."""
+    name = _unique("jp_test")
+    url = create_pg_database(name, template=pg_template)
+    yield url.render_as_string(hide_password=False)
+    drop_pg_database(name)
+
+
+@pytest.fixture
+def empty_perfdb_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema) on the backend named by the test's `backend` parameter."""
+    backend = request.param
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
+        return
+    name = _unique("jp_empty")
+    url = create_pg_database(name)
+    yield url.render_as_string(hide_password=False)
+    drop_pg_database(name)
