@@ -549,6 +549,17 @@ class JobQueue:
     ) -> tuple[JobState | None, str | None]:
         """Writes the job's final state once none of its steps is left to run (or, with
         `run_id`, once that run is over). Needs the job row locked by the caller."""
+        unfinished = (
+            (JobState.RUNNING,) if run_id is not None else (JobState.CREATED, JobState.RUNNING)
+        )
+        # Cheap check first: all but the last step of a job stop here without counting.
+        left = connection.execute(
+            sa.select(STEP.c.id)
+            .where(STEP.c.job_id == job_id, STEP.c.state_id.in_(unfinished))
+            .limit(1)
+        ).first()
+        if left is not None:
+            return None, None
         counts = {
             JobState(state_id): count
             for state_id, count in connection.execute(
@@ -557,10 +568,6 @@ class JobQueue:
                 .group_by(STEP.c.state_id)
             )
         }
-        if counts.get(JobState.RUNNING):
-            return None, None
-        if run_id is None and counts.get(JobState.CREATED):
-            return None, None
         total = sum(counts.values())
         failed = total - counts.get(JobState.FINISHED, 0)
         if total and not failed:
@@ -626,19 +633,18 @@ class JobQueue:
         comment: str | None = None,
         now: datetime,
     ) -> None:
-        if len(expected) > 1:
-            # Read the current state so that the history names the real source state.
-            current = connection.execute(
-                sa.select(STEP.c.state_id).where(STEP.c.id == step_id)
-            ).scalar()
-            if current in expected:
-                expected = (JobState(current),)
-        row = connection.execute(
-            STEP.update()
-            .where(STEP.c.id == step_id, STEP.c.state_id.in_(expected))
-            .values(state_id=target, last_state_change=now, **values)
-            .returning(STEP.c.job_id)
-        ).first()
+        # One guarded UPDATE per allowed source state, the usual one first: the history then
+        # names the real source state without reading it beforehand.
+        row = None
+        for source in expected:
+            row = connection.execute(
+                STEP.update()
+                .where(STEP.c.id == step_id, STEP.c.state_id == source)
+                .values(state_id=target, last_state_change=now, **values)
+                .returning(STEP.c.job_id)
+            ).first()
+            if row is not None:
+                break
         if row is None:
             current = connection.execute(
                 sa.select(STEP.c.state_id).where(STEP.c.id == step_id)
@@ -648,7 +654,7 @@ class JobQueue:
             raise InvalidTransition(
                 f"step {step_id} is {JobState(current).label}, expected {_labels(expected)}"
             )
-        self._record(connection, row.job_id, step_id, expected[0], target, actor, comment, now)
+        self._record(connection, row.job_id, step_id, source, target, actor, comment, now)
 
     def _reset_steps(
         self,
