@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from jobs_pipeline.perfdb.errors import InputError, PerfDBError
+from jobs_pipeline.perfdb.states import JobState
 
 ACTOR = "cli"
 
@@ -167,7 +168,9 @@ def _short_time(value: datetime | None) -> str:
 def _perfdb(args: argparse.Namespace) -> Any:
     from jobs_pipeline.perfdb import PerfDB
 
-    return PerfDB.connect(args.db)
+    perfdb = PerfDB.connect(args.db)
+    args.opened.append(perfdb)  # disposed by main(), which may run many times in one process
+    return perfdb
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
@@ -349,9 +352,13 @@ def cmd_job_delete(args: argparse.Namespace) -> None:
 def cmd_job_run(args: argparse.Namespace) -> None:
     from jobs_pipeline.orchestration.launch import run_queued_job
 
+    from jobs_pipeline.orchestration.launch import RunFailed
+
     perfdb = _perfdb(args)
     outcome = run_queued_job(perfdb, args.id, timeout_seconds=args.timeout)
     print(outcome)
+    if outcome.job.state != JobState.FINISHED:
+        raise RunFailed(f"job {args.id} ended {outcome.job.state.label}")
 
 
 # --- parser ----------------------------------------------------------------------------------
@@ -454,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    args.opened = []
     try:
         args.handler(args)
     except (UsageError, InputError) as error:
@@ -468,6 +476,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
+    finally:
+        for perfdb in args.opened:
+            perfdb.dispose()
     return 0
 
 

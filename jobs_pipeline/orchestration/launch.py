@@ -1,0 +1,153 @@
+"""`jobs-pipeline job run`: launch a queued job's run the way the daemon does, and wait.
+
+The run is created from the code location that `workspace.yaml` names, so it has a remote origin
+and the UI can re-execute it like any sensor run. It is launched directly (not through the run
+queue), so no daemon is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
+from jobs_pipeline.perfdb.errors import InvalidTransition, PerfDBError
+from jobs_pipeline.perfdb.records import Job
+from jobs_pipeline.perfdb.states import JobState
+
+WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
+INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
+DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
+JOB_NAME = "perfdb_job"
+
+
+class RunFailed(PerfDBError):
+    """The job's run did not finish it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOutcome:
+    job: Job
+    run_id: str
+    run_status: str
+    seconds: float
+
+    def __str__(self) -> str:
+        comment = f" ({self.job.comment})" if self.job.comment else ""
+        return (
+            f"job {self.job.id} {self.job.state.label}{comment}: run {self.run_id} "
+            f"{self.run_status.lower()} in {self.seconds:.1f} s"
+        )
+
+
+def ensure_dagster_home() -> Path:
+    """`DAGSTER_HOME`, defaulting to the project's `.dagster_home` with the repository's
+    `dagster.yaml`."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() and INSTANCE_CONFIG.exists():
+        config.symlink_to(INSTANCE_CONFIG)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def run_queued_job(
+    perfdb: PerfDB, job_id: int, *, timeout_seconds: float = 3600.0, poll_seconds: float = 0.5
+) -> RunOutcome:
+    """Launches the Queued job's run now and waits for it to end."""
+    from dagster import DagsterInstance
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    from jobs_pipeline.jobs.registry import check_queued_job
+    from jobs_pipeline.orchestration.sensors import run_request
+
+    job = perfdb.queue.get_job(job_id)
+    if job.state != JobState.QUEUED:
+        raise InvalidTransition(f"job {job_id} is {job.state.label}, expected Queued")
+    check_queued_job(perfdb, job)
+    # The run worker reads the same performance database as this command.
+    os.environ[PERFDB_URL_ENV] = perfdb.engine.url.render_as_string(hide_password=False)
+    ensure_dagster_home()
+    request = run_request(job)
+
+    started = time.monotonic()
+    with (
+        DagsterInstance.get() as instance,
+        WorkspaceProcessContext(
+            instance, WorkspaceFileTarget(paths=[str(WORKSPACE_FILE)])
+        ) as workspace_process,
+    ):
+        workspace = workspace_process.create_request_context()
+        run = _create_run(instance, workspace, request)
+        # Claim for this run before launching, so the queue sensor cannot launch it as well.
+        perfdb.queue.claim_job(job_id, run.run_id, actor="cli")
+        instance.launch_run(run.run_id, workspace)
+        status = _wait(instance, run.run_id, started + timeout_seconds, poll_seconds)
+    return RunOutcome(
+        job=perfdb.queue.get_job(job_id),
+        run_id=run.run_id,
+        run_status=status,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _create_run(instance, workspace, request):  # type: ignore[no-untyped-def]
+    from dagster._core.definitions.selector import JobSubsetSelector
+
+    location_names = list(workspace.get_code_location_entries())
+    if not location_names:
+        raise PerfDBError(f"no code location could be loaded from {WORKSPACE_FILE}")
+    for location_name in location_names:
+        error = workspace.get_code_location_error(location_name)
+        if error is not None:
+            raise PerfDBError(f"code location {location_name!r} failed to load: {error.message}")
+    location = workspace.get_code_location(location_names[0])
+    repository_name = next(iter(location.get_repositories()))
+    selector = JobSubsetSelector(
+        location_name=location.name,
+        repository_name=repository_name,
+        job_name=JOB_NAME,
+        op_selection=None,
+    )
+    remote_job = location.get_job(selector)
+    run_config = request.run_config
+    if not isinstance(run_config, dict):
+        run_config = run_config.to_config_dict()
+    plan = location.get_execution_plan(
+        remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
+    )
+    return instance.create_run(
+        job_name=JOB_NAME,
+        run_id=None,
+        run_config=run_config,
+        tags={**remote_job.tags, **request.tags},
+        job_snapshot=remote_job.job_snapshot,
+        execution_plan_snapshot=plan.execution_plan_snapshot,
+        parent_job_snapshot=remote_job.parent_job_snapshot,
+        remote_job_origin=remote_job.get_remote_origin(),
+        job_code_origin=remote_job.get_python_origin(),
+        asset_graph=location.get_repository(repository_name).asset_graph,
+        status=None,
+        root_run_id=None,
+        parent_run_id=None,
+        step_keys_to_execute=None,
+        op_selection=None,
+        resolved_op_selection=None,
+        asset_selection=None,
+        asset_check_selection=None,
+    )
+
+
+def _wait(instance, run_id: str, deadline: float, poll_seconds: float) -> str:  # type: ignore[no-untyped-def]
+    while True:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.is_finished:
+            return run.status.value
+        if time.monotonic() > deadline:
+            raise RunFailed(f"run {run_id} did not finish in time; it goes on in the background")
+        time.sleep(poll_seconds)
