@@ -350,9 +350,7 @@ def cmd_job_delete(args: argparse.Namespace) -> None:
 
 
 def cmd_job_run(args: argparse.Namespace) -> None:
-    from jobs_pipeline.orchestration.launch import run_queued_job
-
-    from jobs_pipeline.orchestration.launch import RunFailed
+    from jobs_pipeline.orchestration.launch import RunFailed, run_queued_job
 
     perfdb = _perfdb(args)
     outcome = run_queued_job(perfdb, args.id, timeout_seconds=args.timeout)
