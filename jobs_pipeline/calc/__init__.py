@@ -1,0 +1,21 @@
+"""Pure pandas/numpy calculations and the value types they use."""
+
+from jobs_pipeline.calc.alarm_threshold import (
+    FRAME_COLUMNS,
+    OPERATORS,
+    AlarmCalcThreshold,
+    AlarmOccurrenceSpan,
+    OccurrenceArrays,
+)
+from jobs_pipeline.calc.datetime_range import SEED_FORMAT, DateTimeRange, parse_timestamp
+
+__all__ = [
+    "FRAME_COLUMNS",
+    "OPERATORS",
+    "SEED_FORMAT",
+    "AlarmCalcThreshold",
+    "AlarmOccurrenceSpan",
+    "DateTimeRange",
+    "OccurrenceArrays",
+    "parse_timestamp",
+]
