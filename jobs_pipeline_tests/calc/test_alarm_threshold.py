@@ -359,6 +359,20 @@ def test_any_index_unit(unit: str) -> None:
     assert found(alarm(">", 5), values, period(0, 95)) == [(40, 70, 7.0), (90, 95, 9.0)]
 
 
+def test_sampling_period_finer_than_the_index_unit() -> None:
+    # Whole-second stamps, a 1.5 s grid: 00:00:00 and 00:00:03 are on it, two slots apart.
+    index = pd.DatetimeIndex([at(0), at(0.05)], dtype="datetime64[s, UTC]")
+    values = pd.Series([9.0, 9.0], index=index)
+    rule = alarm(">", 5, sampling_period=timedelta(milliseconds=1500))
+
+    spans = rule.find_occurrences(values, period(0, 10))
+
+    assert [(s.start, s.end) for s in spans] == [
+        (at(0), at(0) + timedelta(seconds=1.5)),
+        (at(0.05), at(0.05) + timedelta(seconds=1.5)),
+    ]
+
+
 def test_index_in_another_time_zone() -> None:
     values = series(VALUES)
     values.index = values.index.tz_convert("Europe/Berlin")
