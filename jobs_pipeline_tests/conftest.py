@@ -56,8 +56,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "perfdb.sqlite"
     perfdb = PerfDB.connect(f"sqlite:///{path}")
     upgrade_database(perfdb)
-    with perfdb.engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    # On the DBAPI connection: the engine wraps every SQLAlchemy connection in BEGIN IMMEDIATE,
+    # and SQLite refuses a checkpoint inside a write transaction ("database table is locked").
+    raw = perfdb.engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        raw.close()
     perfdb.dispose()
     return path
 
@@ -80,9 +85,7 @@ def _sqlite_url(template: Path, directory: Path) -> str:
 
 
 @pytest.fixture(params=BACKENDS)
-def perfdb_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[str]:
+def perfdb_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a fresh, migrated performance database on each backend."""
     if request.param == "sqlite":
         yield _sqlite_url(request.getfixturevalue("sqlite_template"), tmp_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -32,7 +32,10 @@ def parse_feature_csv(source: str | Path | IO[str]) -> pd.DataFrame:
     naming the first bad line (line 1 is the header) or the missing columns.
     """
     try:
-        frame = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # Blank lines are kept while reading so that positions stay line numbers.
+        frame = pd.read_csv(
+            source, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False
+        )
     except FileNotFoundError:
         raise ImportFailed(f"no such file: {source}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -47,31 +50,47 @@ def parse_feature_csv(source: str | Path | IO[str]) -> pd.DataFrame:
         raise ImportFailed(
             f"missing column(s) {', '.join(missing)}: expected {','.join(CSV_COLUMNS)}"
         )
-    frame = frame.loc[:, list(CSV_COLUMNS)]
-    line_numbers = np.arange(len(frame)) + 2
+    blank = (frame.iloc[:, 0] == "").to_numpy(copy=True)
+    if blank.any():
+        blank[blank] = (frame.loc[blank] == "").all(axis=1).to_numpy()
+    line_numbers = (np.arange(len(frame)) + 2)[~blank]
+    frame = frame.loc[~blank, list(CSV_COLUMNS)].reset_index(drop=True)
 
-    for column in ("object", "feature"):
-        frame[column] = frame[column].str.strip()
-        _reject(frame[column] == "", line_numbers, frame[column], f"empty {column} name")
+    # Names are stripped once per distinct name, not once per line; the parsers below accept
+    # surrounding whitespace themselves.
+    names = {column: _stripped(frame[column]) for column in ("object", "feature")}
+    for column, stripped in names.items():
+        _reject(stripped == "", line_numbers, frame[column], f"empty {column} name")
 
-    text = frame["timestamp"].str.strip()
+    text = frame["timestamp"]
     timestamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     _reject(timestamps.isna().to_numpy(), line_numbers, text, "bad timestamp")
 
-    raw_values = frame["value"].str.strip()
-    missing_value = raw_values.str.lower().isin(_MISSING_VALUE_TEXT)
-    values = pd.to_numeric(raw_values.where(~missing_value), errors="coerce")
-    bad_value = (values.isna() & ~missing_value) | np.isinf(values.fillna(0.0))
-    _reject(bad_value.to_numpy(), line_numbers, raw_values, "bad number")
+    raw_values = frame["value"]
+    values = pd.to_numeric(raw_values, errors="coerce").astype("float64").to_numpy()
+    not_a_number = np.isnan(values)
+    missing_value = np.zeros(len(values), dtype=bool)
+    if not_a_number.any():
+        missing_value[not_a_number] = (
+            raw_values[not_a_number].str.strip().str.lower().isin(_MISSING_VALUE_TEXT).to_numpy()
+        )
+    _reject(
+        (not_a_number & ~missing_value) | np.isinf(values), line_numbers, raw_values, "bad number"
+    )
 
     return pd.DataFrame(
         {
-            "object": frame["object"].astype(object),
-            "feature": frame["feature"].astype(object),
+            "object": names["object"],
+            "feature": names["feature"],
             "timestamp": timestamps.dt.as_unit("us"),
-            "value": values.astype("float64"),
+            "value": values,
         }
     )
+
+
+def _stripped(column: pd.Series) -> np.ndarray:
+    codes, uniques = pd.factorize(column)
+    return np.asarray([str(name).strip() for name in uniques], dtype=object)[codes]
 
 
 def _reject(bad: np.ndarray, line_numbers: np.ndarray, shown: pd.Series, what: str) -> None:
@@ -79,7 +98,8 @@ def _reject(bad: np.ndarray, line_numbers: np.ndarray, shown: pd.Series, what: s
     if positions.size:
         first = int(positions[0])
         more = f" (and {positions.size - 1} more lines)" if positions.size > 1 else ""
-        raise ImportFailed(f"line {line_numbers[first]}: {what} {shown.iloc[first]!r}{more}")
+        text = str(shown.iloc[first]).strip()
+        raise ImportFailed(f"line {line_numbers[first]}: {what} {text!r}{more}")
 
 
 class FeatureValues:
@@ -94,30 +114,29 @@ class FeatureValues:
     def import_frame(self, frame: pd.DataFrame) -> ImportSummary:
         """Upserts values (object, feature, timestamp, value) in one transaction: unknown
         objects and features are created, an existing (object, feature, timestamp) gets the
-        new value, so importing the same rows again changes nothing."""
+        new value, so importing the same rows again changes nothing. Of duplicate rows the last
+        wins; naive timestamps are UTC, aware ones are converted to UTC; NaN is "no data"."""
         if frame.empty:
             return ImportSummary(rows=0)
-        # The last of duplicate rows wins, as a later line of a file would.
-        frame = frame.drop_duplicates(["object", "feature", "timestamp"], keep="last")
+        object_codes, object_names = _codes(frame["object"], "object name")
+        feature_codes, feature_names = _codes(frame["feature"], "feature name")
+        micros = _utc_microseconds(frame["timestamp"])
+        values = frame["value"].to_numpy(dtype="float64", na_value=np.nan)
         with begin(self.engine) as connection:
-            object_ids, new_objects = ensure_named(connection, OBJECTS, frame["object"].unique())
-            feature_ids, new_features = ensure_named(
-                connection, FEATURES, frame["feature"].unique()
-            )
-            rows = pd.DataFrame(
-                {
-                    "object_id": frame["object"].map(object_ids).astype("int64"),
-                    "feature_id": frame["feature"].map(feature_ids).astype("int64"),
-                    "timestamp": frame["timestamp"],
-                    "value": frame["value"],
-                }
+            object_ids, new_objects = ensure_named(connection, OBJECTS, object_names)
+            feature_ids, new_features = ensure_named(connection, FEATURES, feature_names)
+            rows = _unique_rows_in_key_order(
+                _ids_of(object_names, object_ids)[object_codes],
+                _ids_of(feature_names, feature_ids)[feature_codes],
+                micros,
+                values,
             )
             if connection.dialect.name == "postgresql":
                 _copy_upsert_postgresql(connection, rows)
             else:
                 _upsert_sqlite(connection, rows)
         return ImportSummary(
-            rows=len(frame), objects_created=new_objects, features_created=new_features
+            rows=len(rows.micros), objects_created=new_objects, features_created=new_features
         )
 
     def read(self, object_id: int, feature_id: int, start: datetime, end: datetime) -> pd.Series:
@@ -162,10 +181,98 @@ def read_values(
     return pd.Series(np.asarray(values, dtype="float64"), index=index)
 
 
-def _copy_upsert_postgresql(connection: Connection, rows: pd.DataFrame) -> None:
-    """COPY into a temporary table, then one INSERT ... ON CONFLICT into the real one."""
-    buffer = io.StringIO()
-    rows.to_csv(buffer, index=False, header=False, na_rep="", date_format="%Y-%m-%d %H:%M:%S.%f+00")
+@dataclass(frozen=True)
+class _Rows:
+    """Rows to write, unique per key and sorted by (object_id, feature_id, timestamp)."""
+
+    object_id: np.ndarray  # int64
+    feature_id: np.ndarray  # int64
+    micros: np.ndarray  # int64 microseconds since 1970-01-01 UTC
+    value: np.ndarray  # float64, NaN = no data
+
+
+def _codes(names: pd.Series, what: str) -> tuple[np.ndarray, list[str]]:
+    codes, uniques = pd.factorize(names)
+    if (codes < 0).any():
+        raise ImportFailed(f"row {int(np.flatnonzero(codes < 0)[0])}: missing {what}")
+    return codes, [str(name) for name in uniques]
+
+
+def _ids_of(names: list[str], ids: dict[str, int]) -> np.ndarray:
+    return np.array([ids[name] for name in names], dtype=np.int64)
+
+
+def _utc_microseconds(timestamps: pd.Series) -> np.ndarray:
+    index = pd.DatetimeIndex(pd.to_datetime(timestamps, utc=True)).as_unit("us")
+    if index.hasnans:
+        raise ImportFailed(f"row {int(np.flatnonzero(index.isna())[0])}: missing timestamp")
+    return index.asi8
+
+
+def _unique_rows_in_key_order(
+    object_id: np.ndarray, feature_id: np.ndarray, micros: np.ndarray, value: np.ndarray
+) -> _Rows:
+    """Sorts by key and keeps the last of duplicate rows. Writing in index order keeps the
+    primary key's B-tree inserts local; input that is already sorted costs one pass."""
+    after = (object_id[1:], feature_id[1:], micros[1:])
+    before = (object_id[:-1], feature_id[:-1], micros[:-1])
+    if not _strictly_increasing(after, before):
+        order = np.lexsort((micros, feature_id, object_id))  # stable: equal keys keep order
+        object_id, feature_id, micros = object_id[order], feature_id[order], micros[order]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = (
+            (object_id[1:] != object_id[:-1])
+            | (feature_id[1:] != feature_id[:-1])
+            | (micros[1:] != micros[:-1])
+        )
+        object_id, feature_id, micros = object_id[last], feature_id[last], micros[last]
+        value = value[order][last]
+    return _Rows(object_id=object_id, feature_id=feature_id, micros=micros, value=value)
+
+
+def _strictly_increasing(after: tuple[np.ndarray, ...], before: tuple[np.ndarray, ...]) -> bool:
+    (o1, f1, t1), (o0, f0, t0) = after, before
+    return bool(np.all((o1 > o0) | ((o1 == o0) & ((f1 > f0) | ((f1 == f0) & (t1 > t0))))))
+
+
+# PostgreSQL's binary COPY format: a header, per row the field count and each field as its
+# length plus big-endian bytes, then a trailer. Built with numpy, it costs no Python per row.
+_PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01 UTC, the zero of a binary timestamptz
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension
+_COPY_TRAILER = b"\xff\xff"
+_COPY_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("object_id_size", ">i4"),
+        ("object_id", ">i4"),
+        ("feature_id_size", ">i4"),
+        ("feature_id", ">i4"),
+        ("timestamp_size", ">i4"),
+        ("timestamp", ">i8"),
+        ("value_size", ">i4"),
+        ("value", ">f8"),
+    ]
+)
+_COPY_CHUNK_ROWS = 200_000
+
+
+def _copy_records(rows: _Rows) -> np.ndarray:
+    records = np.empty(len(rows.micros), dtype=_COPY_ROW)
+    records["fields"] = 4
+    records["object_id_size"] = 4
+    records["object_id"] = rows.object_id
+    records["feature_id_size"] = 4
+    records["feature_id"] = rows.feature_id
+    records["timestamp_size"] = 8
+    records["timestamp"] = rows.micros - _PG_EPOCH_MICROS
+    records["value_size"] = 8
+    records["value"] = rows.value  # NaN here, NULL once inserted (see below)
+    return records
+
+
+def _copy_upsert_postgresql(connection: Connection, rows: _Rows) -> None:
+    """Binary COPY into a temporary table, then one INSERT ... ON CONFLICT into the real one."""
+    records = _copy_records(rows)
     driver_connection = connection.connection.driver_connection
     with driver_connection.cursor() as cursor:  # type: ignore[union-attr]
         cursor.execute(
@@ -173,32 +280,34 @@ def _copy_upsert_postgresql(connection: Connection, rows: pd.DataFrame) -> None:
             "(object_id integer, feature_id integer, timestamp timestamptz, value float8) "
             "ON COMMIT DROP"
         )
-        with cursor.copy("COPY feature_values_import FROM STDIN (FORMAT csv)") as copy:
-            copy.write(buffer.getvalue())
+        with cursor.copy("COPY feature_values_import FROM STDIN (FORMAT binary)") as copy:
+            copy.write(_COPY_HEADER)
+            for start in range(0, len(records), _COPY_CHUNK_ROWS):
+                copy.write(records[start : start + _COPY_CHUNK_ROWS].tobytes())
+            copy.write(_COPY_TRAILER)
         cursor.execute(
             "INSERT INTO feature_values (object_id, feature_id, timestamp, value) "
-            "SELECT object_id, feature_id, timestamp, value FROM feature_values_import "
+            "SELECT object_id, feature_id, timestamp, NULLIF(value, 'NaN'::float8) "
+            "FROM feature_values_import "
             "ON CONFLICT (object_id, feature_id, timestamp) "
             "DO UPDATE SET value = EXCLUDED.value "
             "WHERE feature_values.value IS DISTINCT FROM EXCLUDED.value"
         )
 
 
-def _upsert_sqlite(connection: Connection, rows: pd.DataFrame) -> None:
-    timestamps = np.datetime_as_string(
-        rows["timestamp"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]"),
-        unit="us",
-    )
-    text_times = pd.Series(timestamps).str.replace("T", " ", regex=False)
-    values = rows["value"].astype(object).where(rows["value"].notna(), None)
+def _upsert_sqlite(connection: Connection, rows: _Rows) -> None:
+    text_times = np.datetime_as_string(rows.micros.astype("datetime64[us]"), unit="us")
+    values = rows.value.astype(object)
+    values[np.isnan(rows.value)] = None
     driver_connection = connection.connection.driver_connection
     driver_connection.executemany(  # type: ignore[union-attr]
         "INSERT INTO feature_values (object_id, feature_id, timestamp, value) "
-        "VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (object_id, feature_id, timestamp) DO UPDATE SET value = excluded.value",
+        "VALUES (?, ?, replace(?, 'T', ' '), ?) "
+        "ON CONFLICT (object_id, feature_id, timestamp) DO UPDATE SET value = excluded.value "
+        "WHERE feature_values.value IS NOT excluded.value",
         zip(
-            rows["object_id"].tolist(),
-            rows["feature_id"].tolist(),
+            rows.object_id.tolist(),
+            rows.feature_id.tolist(),
             text_times.tolist(),
             values.tolist(),
             strict=True,

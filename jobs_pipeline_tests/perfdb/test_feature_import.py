@@ -1,0 +1,324 @@
+"""Bulk import of feature values: all-or-nothing, idempotent, NULL for no data, UTC timestamps."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.errors import ImportFailed
+
+HEADER = "object,feature,timestamp,value\n"
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return datetime(2024, 1, 1, hour, minute, tzinfo=UTC)
+
+
+def csv(*lines: str) -> io.StringIO:
+    return io.StringIO(HEADER + "".join(f"{line}\n" for line in lines))
+
+
+def stored(perfdb: PerfDB) -> list[tuple[str, str, datetime, float | None]]:
+    """Every stored value as (object, feature, timestamp, value), NULL as None."""
+    query = sa.text(
+        "SELECT o.name, f.name, v.timestamp, v.value FROM feature_values v "
+        "JOIN objects o ON o.id = v.object_id JOIN features f ON f.id = v.feature_id"
+    )
+    with perfdb.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    result = []
+    for obj, feature, timestamp, value in rows:
+        if isinstance(timestamp, str):  # SQLite keeps the fixed-format UTC text
+            timestamp = datetime.strptime(timestamp, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+        result.append((obj, feature, timestamp.astimezone(UTC), value))
+    return sorted(result, key=lambda row: (row[0], row[1], row[2]))
+
+
+def counts(perfdb: PerfDB) -> dict[str, int]:
+    with perfdb.engine.connect() as connection:
+        return {
+            table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("objects", "features", "feature_values")
+        }
+
+
+def test_import_creates_objects_and_features_and_stores_the_values(perfdb: PerfDB) -> None:
+    perfdb.catalog.ensure_objects(["LAN-01"])
+
+    summary = perfdb.values.import_csv(
+        csv(
+            "LAN-01,active_power,2024-01-01T00:00:00Z,1500.5",
+            "LAN-02,active_power,2024-01-01T00:10:00Z,-3",
+            " LAN-02 , wind_speed ,2024-01-01T00:00:00Z, 7.25 ",
+        )
+    )
+
+    assert summary.rows == 3
+    assert summary.objects_created == ["LAN-02"]
+    assert summary.features_created == ["active_power", "wind_speed"]
+    assert stored(perfdb) == [
+        ("LAN-01", "active_power", at(0), 1500.5),
+        ("LAN-02", "active_power", at(0, 10), -3.0),
+        ("LAN-02", "wind_speed", at(0), 7.25),
+    ]
+    assert perfdb.catalog.get_feature("wind_speed").sampling_period == timedelta(minutes=10)
+
+
+def test_empty_value_and_nan_are_stored_as_null(perfdb: PerfDB) -> None:
+    perfdb.values.import_csv(
+        csv(
+            "LAN-01,p,2024-01-01T00:00:00Z,",
+            "LAN-01,p,2024-01-01T00:10:00Z,NaN",
+            "LAN-01,p,2024-01-01T00:20:00Z,nan",
+            "LAN-01,p,2024-01-01T00:30:00Z, ",
+            "LAN-01,p,2024-01-01T00:40:00Z,0",
+        )
+    )
+
+    assert [value for *_, value in stored(perfdb)] == [None, None, None, None, 0.0]
+    with perfdb.engine.connect() as connection:
+        nulls = connection.execute(
+            sa.text("SELECT count(*) FROM feature_values WHERE value IS NULL")
+        ).scalar_one()
+    assert nulls == 4
+    ids = perfdb.catalog.object_ids(["LAN-01"])
+    series = perfdb.values.read(ids["LAN-01"], perfdb.catalog.get_feature("p").id, at(0), at(1))
+    assert series.isna().tolist() == [True, True, True, True, False]
+
+
+def test_timestamps_with_z_offsets_or_none_are_utc_instants(perfdb: PerfDB) -> None:
+    perfdb.values.import_csv(
+        csv(
+            "A,p,2024-01-01T00:00:00Z,1",
+            "A,p,2024-01-01T01:10:00+01:00,2",
+            "A,p,2024-01-01 00:20:00,3",
+            "A,p,2023-12-31T19:30:00-05:00,4",
+            "A,p,2024-01-01T00:40:00.250000Z,5",
+            "A,p,2024-01-01,6",
+        )
+    )
+
+    assert [(timestamp, value) for _, _, timestamp, value in stored(perfdb)] == [
+        (at(0), 6.0),  # the bare date is midnight UTC, the same instant as line 2: last wins
+        (at(0, 10), 2.0),
+        (at(0, 20), 3.0),
+        (at(0, 30), 4.0),
+        (at(0, 40) + timedelta(milliseconds=250), 5.0),
+    ]
+
+
+def test_read_is_half_open_ordered_and_utc(perfdb: PerfDB) -> None:
+    perfdb.values.import_csv(
+        csv(*(f"A,p,2024-01-01T00:{minute:02d}:00Z,{minute}" for minute in (50, 0, 10, 40, 30)))
+    )
+    object_id = perfdb.catalog.object_ids(["A"])["A"]
+    feature_id = perfdb.catalog.get_feature("p").id
+
+    series = perfdb.values.read(object_id, feature_id, at(0, 10), at(0, 40))
+
+    expected = pd.Series(
+        [10.0, 30.0], index=pd.DatetimeIndex([at(0, 10), at(0, 30)]).as_unit(series.index.unit)
+    )
+    pd.testing.assert_series_equal(series, expected, check_freq=False)
+    assert str(series.index.tz) == "UTC"
+    assert perfdb.values.read(object_id, feature_id, at(2), at(3)).empty
+
+
+def test_reimporting_the_same_rows_is_idempotent_and_new_values_replace_old(
+    perfdb: PerfDB,
+) -> None:
+    lines = [f"LAN-{n:02d},p,2024-01-01T00:{m:02d}:00Z,{n * m}" for n in (1, 2) for m in (0, 10)]
+    perfdb.values.import_csv(csv(*lines))
+    first = stored(perfdb)
+
+    again = perfdb.values.import_csv(csv(*lines))
+
+    assert again.rows == 4
+    assert again.objects_created == [] and again.features_created == []
+    assert stored(perfdb) == first
+    assert counts(perfdb) == {"objects": 2, "features": 1, "feature_values": 4}
+
+    perfdb.values.import_csv(
+        csv("LAN-01,p,2024-01-01T00:10:00Z,99", "LAN-02,p,2024-01-01T00:00:00Z,")
+    )
+    changed = {(row[0], row[2]): row[3] for row in stored(perfdb)}
+    assert changed == {
+        ("LAN-01", at(0)): 0.0,
+        ("LAN-01", at(0, 10)): 99.0,
+        ("LAN-02", at(0)): None,
+        ("LAN-02", at(0, 10)): 20.0,
+    }
+
+
+def test_duplicate_rows_in_one_file_keep_the_last(perfdb: PerfDB) -> None:
+    summary = perfdb.values.import_csv(
+        csv(
+            "A,p,2024-01-01T00:10:00Z,1",
+            "A,p,2024-01-01T00:00:00Z,2",
+            "A,p,2024-01-01T01:10:00+01:00,3",
+            "B,p,2024-01-01T00:00:00Z,4",
+        )
+    )
+
+    assert summary.rows == 3
+    assert [(o, t, v) for o, _, t, v in stored(perfdb)] == [
+        ("A", at(0), 2.0),
+        ("A", at(0, 10), 3.0),
+        ("B", at(0), 4.0),
+    ]
+
+
+BAD_FILES = {
+    "bad number": (
+        ["A,p,2024-01-01T00:00:00Z,1", "B,p,2024-01-01T00:10:00Z,twelve"],
+        "line 3: bad number 'twelve'",
+    ),
+    "extra field": (
+        ["A,p,2024-01-01T00:00:00Z,1", "B,p,2024-01-01T00:10:00Z,12,5"],
+        "Expected 4 fields in line 3, saw 5",
+    ),
+    "after blank lines": (
+        ["A,p,2024-01-01T00:00:00Z,1", "", "", "B,p,2024-01-01T00:10:00Z,NA"],
+        "line 5: bad number 'NA'",
+    ),
+    "not a number": (
+        ["A,p,2024-01-01T00:00:00Z,1", "A,p,2024-01-01T00:10:00Z,1.2.3"],
+        "line 3: bad number '1.2.3'",
+    ),
+    "infinite": (
+        [
+            "A,p,2024-01-01T00:00:00Z,1",
+            "A,p,2024-01-01T00:10:00Z,2",
+            "A,p,2024-01-01T00:20:00Z,inf",
+        ],
+        "line 4: bad number 'inf'",
+    ),
+    "bad timestamp": (
+        ["A,p,2024-01-01T00:00:00Z,1", "A,p,yesterday,2", "A,p,2024-02-30T00:00:00Z,3"],
+        "line 3: bad timestamp 'yesterday' (and 1 more lines)",
+    ),
+    "empty timestamp": (["A,p,,2"], "line 2: bad timestamp ''"),
+    "empty object": (
+        ["A,p,2024-01-01T00:00:00Z,1", " ,p,2024-01-01T00:00:00Z,2"],
+        "line 3: empty object name",
+    ),
+    "empty feature": (["A,,2024-01-01T00:00:00Z,1"], "line 2: empty feature name"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_a_bad_line_is_named_and_nothing_is_imported(perfdb: PerfDB, case: str) -> None:
+    perfdb.values.import_csv(csv("OLD,p,2024-01-01T00:00:00Z,1"))
+    before = stored(perfdb), counts(perfdb)
+    lines, message = BAD_FILES[case]
+
+    with pytest.raises(ImportFailed) as info:
+        perfdb.values.import_csv(csv(*lines))
+
+    assert message in str(info.value)
+    assert (stored(perfdb), counts(perfdb)) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("object,feature,value\nA,p,1\n", "missing column(s) timestamp"),
+        ("Object,FEATURE,when,value\nA,p,x,1\n", "missing column(s) timestamp"),
+        ("", "the CSV is empty"),
+    ],
+    ids=["missing-timestamp", "renamed-column", "empty-file"],
+)
+def test_a_file_without_the_required_columns_imports_nothing(
+    perfdb: PerfDB, text: str, message: str
+) -> None:
+    with pytest.raises(ImportFailed) as info:
+        perfdb.values.import_csv(io.StringIO(text))
+    assert message in str(info.value)
+    assert "expected" in str(info.value)
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
+
+
+def test_header_case_extra_columns_and_a_file_path_are_accepted(
+    perfdb: PerfDB, tmp_path: Path
+) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text(
+        " Object,Feature ,TIMESTAMP,value,comment\n"
+        '"x\'; DROP TABLE objects; --","temp; ""inner""",2024-01-01T00:00:00Z,1,ok\n',
+        encoding="utf-8",
+    )
+
+    summary = perfdb.values.import_csv(path)
+
+    assert summary.rows == 1
+    assert stored(perfdb) == [("x'; DROP TABLE objects; --", 'temp; "inner"', at(0), 1.0)]
+    with pytest.raises(ImportFailed, match="no such file"):
+        perfdb.values.import_csv(tmp_path / "missing.csv")
+
+
+def test_only_a_header_imports_nothing(perfdb: PerfDB) -> None:
+    assert perfdb.values.import_csv(csv()).rows == 0
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
+
+
+def test_import_frame_converts_timestamps_to_utc(perfdb: PerfDB) -> None:
+    berlin = pd.DatetimeIndex(["2024-01-01 01:00", "2024-01-01 01:10"]).tz_localize("Europe/Berlin")
+    naive = pd.DatetimeIndex(["2024-01-01 00:20", "2024-01-01 00:30"])
+
+    summary = perfdb.values.import_frame(
+        pd.DataFrame(
+            {
+                "object": ["A", "A"],
+                "feature": ["p", "p"],
+                "timestamp": pd.Series(berlin),
+                "value": [1.0, np.nan],
+            }
+        )
+    )
+    perfdb.values.import_frame(
+        pd.DataFrame(
+            {"object": ["A", "A"], "feature": ["p", "p"], "timestamp": naive, "value": [3.0, None]}
+        )
+    )
+
+    assert summary.rows == 2
+    assert [(t, v) for *_, t, v in stored(perfdb)] == [
+        (at(0), 1.0),
+        (at(0, 10), None),
+        (at(0, 20), 3.0),
+        (at(0, 30), None),
+    ]
+
+
+def test_a_large_import_is_complete_and_repeatable(perfdb: PerfDB) -> None:
+    times = pd.date_range("2024-01-01", periods=2_000, freq="10min", tz="UTC")
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=3 * len(times))
+    values[::50] = np.nan
+    frame = pd.DataFrame(
+        {
+            "object": np.repeat(["T1", "T2", "T3"], len(times)),
+            "feature": "power",
+            "timestamp": np.tile(times, 3),
+            "value": values,
+        }
+    ).sample(frac=1.0, random_state=1)  # shuffled: the import must not rely on order
+
+    assert perfdb.values.import_frame(frame).rows == 6_000
+    assert perfdb.values.import_frame(frame).rows == 6_000
+
+    assert perfdb.values.count() == 6_000
+    ids = perfdb.catalog.object_ids(["T2"])
+    feature_id = perfdb.catalog.get_feature("power").id
+    series = perfdb.values.read(ids["T2"], feature_id, times[0], times[-1] + timedelta(minutes=1))
+    expected = values[len(times) : 2 * len(times)]
+    assert len(series) == len(expected)
+    np.testing.assert_array_equal(series.to_numpy(), expected)
+    assert (series.index == times).all()

@@ -1,0 +1,671 @@
+"""The `jobs-pipeline` command: outputs, `--json` shapes, exit codes and bad input.
+
+Commands run in-process through `main([...])`; one test runs the installed console script.
+Every bad-input case checks exit code 2, exactly one line on stderr naming the problem, nothing
+on stdout and an unchanged database.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from jobs_pipeline.cli import main
+from jobs_pipeline.jobs import create_job
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.records import NewStep
+from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline_tests.conftest import BACKENDS
+
+ALARM_CALC = "Alarm Calculation"
+NASTY = "x'; DROP TABLE objects; --"
+DEAD_DB = "postgresql+psycopg://root@127.0.0.1:1/nothing"
+TABLES = (
+    "objects",
+    "features",
+    "feature_values",
+    "alarm_definitions",
+    "alarm_occurrences",
+    "job_instances",
+    "job_steps",
+    "job_state_history",
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+class Cli:
+    def __init__(self, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.url = url
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> Result:
+        self.capsys.readouterr()
+        code = main(["--db", self.url, *args])
+        out, err = self.capsys.readouterr()
+        return Result(code, out, err)
+
+    def ok(self, *args: str) -> Result:
+        result = self(*args)
+        assert (result.code, result.err) == (0, ""), result
+        return result
+
+    def rejects(self, *args: str, naming: str) -> Result:
+        """Runs a command that must fail with exit code 2 and one stderr line with `naming`."""
+        result = self(*args)
+        assert result.code == 2, (args, result)
+        assert result.out == "", (args, result)
+        assert result.err.endswith("\n") and result.err.count("\n") == 1, (args, result.err)
+        assert naming in result.err, (args, result.err)
+        return result
+
+
+@pytest.fixture
+def cli(perfdb_url: str, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(perfdb_url, capsys)
+
+
+@pytest.fixture
+def fleet(perfdb: PerfDB) -> dict[str, int]:
+    """Objects LAN-01, LAN-02 and the nasty name; feature active_power; alarms 101 and 102."""
+    ids = perfdb.catalog.ensure_objects(["LAN-01", "LAN-02", NASTY])
+    perfdb.catalog.ensure_feature("active_power", unit="kW")
+    perfdb.catalog.define_alarm(
+        alarm_id=101, name="High power", feature="active_power", operator=">", threshold=2000.0
+    )
+    perfdb.catalog.define_alarm(
+        alarm_id=102, name="Low power", feature="active_power", operator="<", threshold=-10.0
+    )
+    return ids
+
+
+def params(**overrides: Any) -> dict[str, Any]:
+    parameters: dict[str, Any] = {
+        "object_names": ["LAN-01", "LAN-02"],
+        "alarm_ids": [101],
+        "start": "2024-01-01 00:00:00",
+        "end": "2024-01-02 00:00:00",
+    }
+    parameters.update(overrides)
+    return parameters
+
+
+def snapshot(perfdb: PerfDB) -> dict[str, Any]:
+    """Row counts of every table plus the jobs' and steps' contents."""
+    with perfdb.engine.connect() as connection:
+        state: dict[str, Any] = {
+            table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in TABLES
+        }
+    state["jobs"] = perfdb.queue.list_jobs()
+    state["steps"] = [perfdb.queue.get_steps(job.id) for job in state["jobs"]]
+    state["alarms"] = perfdb.catalog.list_alarms()
+    return state
+
+
+def running_job(perfdb: PerfDB, fleet: dict[str, int]) -> int:
+    job = create_job(perfdb, ALARM_CALC, params(), description="running", queue=True)
+    perfdb.queue.create_steps(
+        job.id, [NewStep(object_id=fleet[name], alarm_id=101) for name in ("LAN-01", "LAN-02")]
+    )
+    perfdb.queue.claim_job(job.id, "run-1")
+    return job.id
+
+
+def utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    assert value.utcoffset() == timedelta(0), text
+    return value
+
+
+# --- db and demo -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("empty_perfdb_url", BACKENDS, indirect=True)
+def test_db_upgrade_builds_an_empty_database_and_is_repeatable(
+    empty_perfdb_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = Cli(empty_perfdb_url, capsys)
+
+    first = cli.ok("db", "upgrade")
+    cli.ok("db", "upgrade")
+
+    assert first.out.startswith("performance database ")
+    assert first.out.rstrip().endswith("is up to date")
+    assert cli.ok("job", "list", "--json").json == []
+    assert cli.ok("alarms", "list", "--json").json == []
+
+
+def test_demo_seed_stores_a_small_fleet(cli: Cli, perfdb: PerfDB) -> None:
+    result = cli.ok("demo", "seed", "--objects", "2", "--days", "1", "--seed", "3")
+
+    assert result.out.startswith("seeded 2 objects (LAN-01 .. LAN-02)")
+    counts = snapshot(perfdb)
+    assert counts["objects"] == 2
+    assert counts["feature_values"] > 0
+    assert str(counts["feature_values"]) in result.out
+    assert counts["alarm_definitions"] >= 1
+
+    before = snapshot(perfdb)
+    cli.rejects("demo", "seed", "--objects", "0", naming="--objects must be a positive integer")
+    cli.rejects("demo", "seed", "--days", "two", naming="--days must be a positive integer")
+    assert snapshot(perfdb) == before
+
+
+# --- features import -------------------------------------------------------------------------
+
+
+def write_csv(directory: Path, name: str, *lines: str) -> str:
+    path = directory / name
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return str(path)
+
+
+def test_features_import_reports_what_it_imported(cli: Cli, perfdb: PerfDB, tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path,
+        "values.csv",
+        "object,feature,timestamp,value",
+        "LAN-01,active_power,2024-01-01T00:00:00Z,1500",
+        "LAN-01,active_power,2024-01-01T01:10:00+01:00,",
+        "LAN-02,active_power,2024-01-01 00:00:00,NaN",
+    )
+
+    first = cli.ok("features", "import", path)
+    again = cli.ok("features", "import", path)
+
+    assert first.out == f"imported 3 values from {path} (new objects: 2, new features: 1)\n"
+    assert again.out == f"imported 3 values from {path}\n"
+    assert snapshot(perfdb)["feature_values"] == 3
+
+
+def test_bad_csv_files_exit_2_and_import_nothing(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int], tmp_path: Path
+) -> None:
+    good = "LAN-01,active_power,2024-01-01T00:00:00Z,1"
+    cases = {
+        "no_value.csv": (
+            ["object,feature,timestamp", "LAN-01,active_power,2024-01-01T00:00:00Z"],
+            "missing column(s) value",
+        ),
+        "bad_number.csv": (
+            ["object,feature,timestamp,value", good, "LAN-02,active_power,2024-01-01T00:10Z,1e"],
+            "line 3: bad number '1e'",
+        ),
+        "bad_time.csv": (
+            ["object,feature,timestamp,value", good, good, "LAN-02,active_power,01/02/2024,1"],
+            "line 4: bad timestamp '01/02/2024'",
+        ),
+    }
+    before = snapshot(perfdb)
+
+    for name, (lines, message) in cases.items():
+        cli.rejects("features", "import", write_csv(tmp_path, name, *lines), naming=message)
+    cli.rejects("features", "import", str(tmp_path / "absent.csv"), naming="no such file")
+
+    assert snapshot(perfdb) == before
+
+
+# --- alarms ----------------------------------------------------------------------------------
+
+
+def test_alarms_define_creates_and_replaces(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    result = cli.ok(
+        "alarms",
+        "define",
+        "--id",
+        "7",
+        "--name",
+        'Gear "hot"; ok',
+        "--feature",
+        "active_power",
+        "--operator",
+        ">=",
+        "--threshold",
+        "80.5",
+        "--clear-threshold",
+        "75",
+        "--min-duration",
+        "600",
+    )
+    assert result.out == "alarm 7 'Gear \"hot\"; ok': active_power >= 80.5\n"
+    [alarm] = perfdb.catalog.alarms([7]).values()
+    assert (alarm.name, alarm.operator, alarm.threshold, alarm.clear_threshold) == (
+        'Gear "hot"; ok',
+        ">=",
+        80.5,
+        75.0,
+    )
+    assert alarm.min_duration == timedelta(minutes=10)
+
+    cli.ok(
+        "alarms", "define", "--id", "7", "--name", "n", "--feature", "active_power",
+        "--operator", "<", "--threshold", "1",
+    )  # fmt: skip
+    [alarm] = perfdb.catalog.alarms([7]).values()
+    assert (alarm.operator, alarm.threshold, alarm.clear_threshold) == ("<", 1.0, None)
+
+
+def test_alarms_define_rejects_bad_rules(cli: Cli, perfdb: PerfDB, fleet: dict[str, int]) -> None:
+    base = ["alarms", "define", "--id", "9", "--name", "n", "--feature", "active_power"]
+    cases = [
+        (["--operator", "=>", "--threshold", "1"], "invalid choice: '=>'"),
+        (["--operator", ">", "--threshold", "hot"], "--threshold must be a number, got 'hot'"),
+        (["--operator", ">", "--threshold", "nan"], "--threshold must be a finite number"),
+        (
+            ["--operator", ">", "--threshold", "10", "--clear-threshold", "11"],
+            "clear threshold 11.0 must be <= the threshold 10.0",
+        ),
+        (
+            ["--operator", "<", "--threshold", "10", "--clear-threshold", "9"],
+            "clear threshold 9.0 must be >= the threshold 10.0",
+        ),
+        (
+            ["--operator", ">", "--threshold", "1", "--min-duration", "-60"],
+            "minimum duration must be >= 0 seconds, got '-60'",
+        ),
+        (["--operator", ">", "--threshold", "1", "--id", "x"], "--id must be an integer"),
+    ]
+    before = snapshot(perfdb)
+
+    for extra, message in cases:
+        cli.rejects(*base, *extra, naming=message)
+    cli.rejects(
+        "alarms", "define", "--id", "9", "--name", "n", "--feature", "rotor_speed",
+        "--operator", ">", "--threshold", "1", naming="unknown feature 'rotor_speed'",
+    )  # fmt: skip
+    cli.rejects("alarms", "define", "--id", "9", naming="required")
+
+    assert snapshot(perfdb) == before
+
+
+def test_alarms_list_prints_a_table_and_json(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    for name, alarm_id, start, hours, peak in (
+        ("LAN-02", 101, 5, 2, 2500.0),
+        ("LAN-01", 101, 1, 1, None),
+        (NASTY, 102, 3, 1, -20.5),
+    ):
+        perfdb.occurrences.replace(
+            object_id=fleet[name],
+            alarm_id=alarm_id,
+            start=t0,
+            end=t0 + timedelta(days=1),
+            spans=[(t0 + timedelta(hours=start), t0 + timedelta(hours=start + hours), peak)],
+        )
+
+    listed = cli.ok("alarms", "list", "--json").json
+    assert listed == [
+        {
+            "object": "LAN-01",
+            "alarm_id": 101,
+            "start": "2024-01-01T01:00:00+00:00",
+            "end": "2024-01-01T02:00:00+00:00",
+            "peak_value": None,
+        },
+        {
+            "object": "LAN-02",
+            "alarm_id": 101,
+            "start": "2024-01-01T05:00:00+00:00",
+            "end": "2024-01-01T07:00:00+00:00",
+            "peak_value": 2500.0,
+        },
+        {
+            "object": NASTY,
+            "alarm_id": 102,
+            "start": "2024-01-01T03:00:00+00:00",
+            "end": "2024-01-01T04:00:00+00:00",
+            "peak_value": -20.5,
+        },
+    ]
+    assert [o["object"] for o in cli.ok("alarms", "list", "--alarm", "101", "--json").json] == [
+        "LAN-01",
+        "LAN-02",
+    ]
+    only_nasty = cli.ok("alarms", "list", "--object", NASTY, "--json").json
+    assert [o["alarm_id"] for o in only_nasty] == [102]
+    assert cli.ok("alarms", "list", "--object", "' OR 1=1 --", "--json").json == []
+
+    table = cli.ok("alarms", "list", "--object", "LAN-02").out.splitlines()
+    assert table[0].split() == ["object", "alarm", "start", "end", "duration", "peak"]
+    assert table[1].split() == [
+        "LAN-02", "101", "2024-01-01", "05:00:00", "2024-01-01", "07:00:00", "2:00:00", "2500",
+    ]  # fmt: skip
+    assert table[-1] == "1 occurrences"
+    assert NASTY in cli.ok("alarms", "list").out
+    cli.rejects("alarms", "list", "--alarm", "high", naming="--alarm must be an integer")
+
+
+# --- job create ------------------------------------------------------------------------------
+
+
+def test_job_create_prints_only_the_id(cli: Cli, perfdb: PerfDB, fleet: dict[str, int]) -> None:
+    created = cli.ok("job", "create", "--type", ALARM_CALC, "--params", json.dumps(params()))
+    queued = cli.ok(
+        "job", "create", "--type", ALARM_CALC, "--params", json.dumps(params()),
+        "--description", "nightly run", "--queue",
+    )  # fmt: skip
+
+    first, second = int(created.out), int(queued.out)
+    assert created.out == f"{first}\n" and second == first + 1
+    job = perfdb.queue.get_job(first)
+    assert (job.state, job.parameters, job.description) == (JobState.CREATED, params(), "")
+    job = perfdb.queue.get_job(second)
+    assert (job.state, job.description, job.queue_count) == (JobState.QUEUED, "nightly run", 1)
+    assert {entry.actor for entry in perfdb.queue.history(second)} == {"cli"}
+
+
+BAD_JOB_PARAMETERS = [
+    ("{not json", "--params is not valid JSON"),
+    ('["LAN-01"]', "--params must be a JSON object, got list"),
+    (json.dumps({k: v for k, v in params().items() if k != "alarm_ids"}), "'alarm_ids'"),
+    (json.dumps(params(alarm_ids="101")), "parameter 'alarm_ids': '101' is not of type 'array'"),
+    (json.dumps(params(start=5)), "parameter 'start': 5 is not of type 'string'"),
+    (json.dumps(params(priority=1)), "'priority' was unexpected"),
+    (
+        json.dumps(params(start="2024-01-02 00:00:00", end="2024-01-01 00:00:00")),
+        "start must be before end",
+    ),
+    (json.dumps(params(start="2024-01-01 00:00:00", end="2024-01-01T00:00:00Z")), "before end"),
+    (json.dumps(params(end="next tuesday")), "parameter 'end': malformed date 'next tuesday'"),
+    (json.dumps(params(start="2024-02-30 00:00:00")), "malformed date '2024-02-30 00:00:00'"),
+    (
+        json.dumps(params(object_names=["LAN-01", "LAN-77", "ghost"])),
+        "unknown object names: 'LAN-77', 'ghost'",
+    ),
+    (json.dumps(params(alarm_ids=[101, 555, 556])), "unknown alarm ids: 555, 556"),
+]
+
+
+def test_job_create_rejects_bad_parameters_and_writes_nothing(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    existing = create_job(perfdb, ALARM_CALC, params())
+    before = snapshot(perfdb)
+
+    for text, message in BAD_JOB_PARAMETERS:
+        cli.rejects("job", "create", "--type", ALARM_CALC, "--params", text, naming=message)
+        cli.rejects(
+            "job", "create", "--type", ALARM_CALC, "--params", text, "--queue", naming=message
+        )
+    cli.rejects(
+        "job", "create", "--type", "Power Curve", "--params", json.dumps(params()),
+        naming="unknown job type 'Power Curve' (known: 'Alarm Calculation')",
+    )  # fmt: skip
+    cli.rejects("job", "create", "--type", ALARM_CALC, naming="--params")
+
+    assert snapshot(perfdb) == before
+    assert perfdb.queue.get_job(existing.id) == existing
+
+
+# --- job queue, list, show, update, delete ---------------------------------------------------
+
+
+def test_job_queue_moves_created_to_queued(cli: Cli, perfdb: PerfDB, fleet: dict[str, int]) -> None:
+    job = create_job(perfdb, ALARM_CALC, params())
+
+    result = cli.ok("job", "queue", str(job.id))
+
+    assert result.out == f"job {job.id} is Queued (queued 1 times)\n"
+    assert perfdb.queue.get_job(job.id).state == JobState.QUEUED
+    assert perfdb.queue.history(job.id)[-1].actor == "cli"
+
+
+def test_job_queue_and_delete_refuse_a_running_job(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    job_id = running_job(perfdb, fleet)
+    queued = create_job(perfdb, ALARM_CALC, params(), queue=True)
+    before = snapshot(perfdb)
+
+    cli.rejects("job", "queue", str(job_id), naming=f"job {job_id} is Running")
+    cli.rejects("job", "queue", str(queued.id), naming=f"job {queued.id} is Queued")
+    cli.rejects("job", "delete", str(job_id), naming=f"job {job_id} is Running")
+
+    assert snapshot(perfdb) == before
+
+
+@pytest.mark.parametrize("command", ["queue", "show", "delete", "update"])
+def test_job_commands_reject_unknown_and_malformed_ids(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int], command: str
+) -> None:
+    create_job(perfdb, ALARM_CALC, params())
+    before = snapshot(perfdb)
+    extra = ["--description", "d"] if command == "update" else []
+
+    cli.rejects("job", command, "4711", *extra, naming="job 4711 does not exist")
+    cli.rejects(
+        "job", command, "abc", *extra, naming="job id must be a positive integer, got 'abc'"
+    )
+    cli.rejects("job", command, "0", *extra, naming="job id must be a positive integer, got '0'")
+    cli.rejects("job", command, "1.5", *extra, naming="got '1.5'")
+
+    assert snapshot(perfdb) == before
+
+
+def test_job_list_filters_and_prints_json(cli: Cli, perfdb: PerfDB, fleet: dict[str, int]) -> None:
+    created = create_job(perfdb, ALARM_CALC, params(), description="first")
+    queued = create_job(perfdb, ALARM_CALC, params(), description="second", queue=True)
+    running = running_job(perfdb, fleet)
+
+    table = cli.ok("job", "list").out.splitlines()
+    assert table[0].split() == [
+        "id", "type", "state", "created", "finished", "description", "comment",
+    ]  # fmt: skip
+    assert [line.split()[0] for line in table[1:]] == [
+        str(created.id),
+        str(queued.id),
+        str(running),
+    ]
+    assert "Queued" in table[2] and "second" in table[2]
+
+    listed = cli.ok("job", "list", "--json").json
+    assert [(job["id"], job["state"]) for job in listed] == [
+        (created.id, "Created"),
+        (queued.id, "Queued"),
+        (running, "Running"),
+    ]
+    assert listed[0]["type"] == ALARM_CALC and listed[0]["parameters"] == params()
+    utc(listed[0]["created"])
+    assert [job["id"] for job in cli.ok("job", "list", "--state", "queued", "--json").json] == [
+        queued.id
+    ]
+    assert cli.ok("job", "list", "--state", "Failed", "--json").json == []
+    assert cli.ok("job", "list", "--type", "Nope", "--json").json == []
+    cli.rejects("job", "list", "--state", "Done", naming="unknown state 'Done'")
+
+
+def test_job_show_prints_the_job_and_its_steps(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    job_id = running_job(perfdb, fleet)
+    steps = perfdb.queue.get_steps(job_id)
+    perfdb.queue.start_step(steps[0].id, "run-1")
+    perfdb.queue.finish_step(steps[0].id, "no data; 'LAN-01'", run_id="run-1")
+
+    shown = cli.ok("job", "show", str(job_id), "--json").json
+
+    required = {
+        "id", "type", "state", "parameters", "description", "comment",
+        "created", "started", "finished", "last_state_change", "steps",
+    }  # fmt: skip
+    assert required <= set(shown)
+    assert (shown["id"], shown["type"], shown["state"]) == (job_id, ALARM_CALC, "Running")
+    assert (shown["parameters"], shown["description"], shown["comment"]) == (
+        params(),
+        "running",
+        None,
+    )
+    assert shown["finished"] is None
+    assert utc(shown["created"]) <= utc(shown["started"]) <= utc(shown["last_state_change"])
+    assert [
+        {key: step[key] for key in ("id", "object", "alarm_id", "state", "comment")}
+        for step in shown["steps"]
+    ] == [
+        {
+            "id": steps[0].id,
+            "object": "LAN-01",
+            "alarm_id": 101,
+            "state": "Failed",
+            "comment": "no data; 'LAN-01'",
+        },
+        {
+            "id": steps[1].id,
+            "object": "LAN-02",
+            "alarm_id": 101,
+            "state": "Created",
+            "comment": None,
+        },
+    ]
+
+    text = cli.ok("job", "show", str(job_id)).out
+    assert text.startswith(f"job {job_id}: Alarm Calculation [Running]\n")
+    assert "description: running" in text
+    [parameters_line] = [line for line in text.splitlines() if "parameters:" in line]
+    assert json.loads(parameters_line.split("parameters:", 1)[1]) == params()
+    assert "no data; 'LAN-01'" in text
+
+
+def test_job_update_changes_a_created_job_only(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    job = create_job(perfdb, ALARM_CALC, params())
+    changed = params(object_names=["LAN-02"])
+
+    assert cli.ok("job", "update", str(job.id), "--params", json.dumps(changed)).out == (
+        f"job {job.id} updated\n"
+    )
+    cli.ok("job", "update", str(job.id), "--description", "edited")
+    updated = perfdb.queue.get_job(job.id)
+    assert (updated.parameters, updated.description) == (changed, "edited")
+
+    before = snapshot(perfdb)
+    cli.rejects(
+        "job", "update", str(job.id), "--params", json.dumps(params(object_names=["nope"])),
+        naming="unknown object names: 'nope'",
+    )  # fmt: skip
+    cli.rejects("job", "update", str(job.id), naming="nothing to update")
+    running = running_job(perfdb, fleet)
+    before = snapshot(perfdb)
+    cli.rejects(
+        "job", "update", str(running), "--description", "x", naming=f"job {running} is Running"
+    )
+    assert snapshot(perfdb) == before
+
+
+def test_job_delete_removes_the_job(cli: Cli, perfdb: PerfDB, fleet: dict[str, int]) -> None:
+    keep = create_job(perfdb, ALARM_CALC, params())
+    gone = create_job(perfdb, ALARM_CALC, params(), queue=True)
+
+    assert cli.ok("job", "delete", str(gone.id)).out == f"job {gone.id} deleted\n"
+
+    assert [job.id for job in perfdb.queue.list_jobs()] == [keep.id]
+    assert perfdb.queue.history(gone.id) == []
+
+
+# --- names are data, not SQL -----------------------------------------------------------------
+
+
+def test_names_with_quotes_and_sql_are_stored_and_shown_literally(
+    cli: Cli, perfdb: PerfDB, tmp_path: Path
+) -> None:
+    feature = 'temp "inner"; DELETE FROM features'
+    path = write_csv(
+        tmp_path,
+        "nasty.csv",
+        "object,feature,timestamp,value",
+        f'"{NASTY}","{feature.replace(chr(34), chr(34) * 2)}",2024-01-01T00:00:00Z,1',
+    )
+    cli.ok("features", "import", path)
+    cli.ok(
+        "alarms", "define", "--id", "1", "--name", "'; DROP TABLE alarm_definitions; --",
+        "--feature", feature, "--operator", ">", "--threshold", "0",
+    )  # fmt: skip
+    parameters = params(object_names=[NASTY], alarm_ids=[1])
+    description = 'Robert\'); DROP TABLE job_instances;-- "quoted"'
+
+    job_id = int(
+        cli.ok(
+            "job", "create", "--type", ALARM_CALC, "--params", json.dumps(parameters),
+            "--description", description,
+        ).out
+    )  # fmt: skip
+
+    assert perfdb.catalog.list_objects() == [NASTY]
+    assert perfdb.catalog.get_feature(feature).name == feature
+    assert perfdb.catalog.alarms([1])[1].name == "'; DROP TABLE alarm_definitions; --"
+    shown = cli.ok("job", "show", str(job_id), "--json").json
+    assert (shown["parameters"], shown["description"]) == (parameters, description)
+    text = cli.ok("job", "show", str(job_id)).out
+    assert description in text and NASTY in text
+    assert snapshot(perfdb)["job_instances"] == 1
+
+
+# --- failures that are not the user's ----------------------------------------------------------
+
+
+def test_an_unreachable_database_exits_1_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cli = Cli(DEAD_DB, capsys)
+    path = write_csv(
+        tmp_path, "ok.csv", "object,feature,timestamp,value", "A,p,2024-01-01T00:00:00Z,1"
+    )
+    commands = [
+        ("db", "upgrade"),
+        ("job", "list", "--json"),
+        ("job", "show", "1"),
+        ("job", "create", "--type", ALARM_CALC, "--params", json.dumps(params())),
+        ("features", "import", path),
+        ("alarms", "list"),
+    ]
+    for command in commands:
+        result = cli(*command)
+        assert result.code == 1, (command, result)
+        assert result.out == ""
+        assert result.err.count("\n") == 1, (command, result.err)
+        assert result.err.startswith(
+            "error: cannot connect to the performance database "
+            "postgresql+psycopg://root@127.0.0.1:1/nothing: "
+        ), result.err
+
+
+def test_the_installed_console_script_runs(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "jobs-pipeline"
+    url = f"sqlite:///{tmp_path / 'perfdb.sqlite'}"
+
+    upgraded = subprocess.run(
+        [str(script), "--db", url, "db", "upgrade"], capture_output=True, text=True, timeout=120
+    )
+    missing = subprocess.run(
+        [str(script), "--db", url, "job", "show", "1"], capture_output=True, text=True, timeout=120
+    )
+
+    assert (upgraded.returncode, upgraded.stderr) == (0, "")
+    assert upgraded.stdout.rstrip().endswith("is up to date")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (
+        2,
+        "",
+        "error: job 1 does not exist\n",
+    )
