@@ -17,7 +17,7 @@ from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.errors import ImportFailed
 from jobs_pipeline.perfdb.models import FeatureValueRow
 from jobs_pipeline.perfdb.records import ImportSummary
-from jobs_pipeline.perfdb.types import to_utc
+from jobs_pipeline.perfdb.types import UTCDateTime
 
 VALUES = FeatureValueRow.__table__
 CSV_COLUMNS = ("object", "feature", "timestamp", "value")
@@ -150,35 +150,39 @@ class FeatureValues:
             return connection.execute(sa.select(sa.func.count()).select_from(VALUES)).scalar_one()
 
 
+# Timestamps leave the database as microseconds since the epoch, computed by the database
+# itself, so a read builds no datetime (or string) object per row.
+_READ_SQL = {
+    "postgresql": (
+        "SELECT (extract(epoch FROM timestamp) * 1000000)::float8, value FROM feature_values "
+        "WHERE object_id = %s AND feature_id = %s AND timestamp >= %s AND timestamp < %s "
+        "ORDER BY timestamp"
+    ),
+    "sqlite": (
+        "SELECT CAST(strftime('%s', timestamp) AS INTEGER) * 1000000"
+        " + CAST(substr(timestamp, 21, 6) AS INTEGER), value FROM feature_values "
+        "WHERE object_id = ? AND feature_id = ? AND timestamp >= ? AND timestamp < ? "
+        "ORDER BY timestamp"
+    ),
+}
+
+
 def read_values(
     connection: Connection, object_id: int, feature_id: int, start: datetime, end: datetime
 ) -> pd.Series:
-    column = VALUES.c.timestamp
-    if connection.dialect.name == "postgresql":
-        # Microseconds since the epoch: no datetime object per row on the way out.
-        raw_time = sa.cast(sa.func.extract("epoch", column) * 1_000_000, sa.BigInteger)
-    else:
-        raw_time = sa.type_coerce(column, sa.String)
-    query = (
-        sa.select(raw_time, VALUES.c.value)
-        .where(
-            VALUES.c.object_id == object_id,
-            VALUES.c.feature_id == feature_id,
-            column >= to_utc(start),
-            column < to_utc(end),
-        )
-        .order_by(column)
-    )
-    rows = connection.execute(query).all()
-    if not rows:
-        return pd.Series([], index=pd.DatetimeIndex([], tz="UTC"), dtype="float64")
-    times, values = zip(*rows, strict=True)
-    if connection.dialect.name == "postgresql":
-        index = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[us]"), tz="UTC")
-    else:
-        index = pd.DatetimeIndex(pd.to_datetime(list(times), format="%Y-%m-%d %H:%M:%S.%f"))
-        index = index.tz_localize("UTC")
-    return pd.Series(np.asarray(values, dtype="float64"), index=index)
+    dialect = connection.dialect.name
+    bind = UTCDateTime().process_bind_param
+    params = (object_id, feature_id, bind(start, connection.dialect), bind(end, connection.dialect))
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_READ_SQL[dialect], params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    # float64 holds microsecond epochs exactly (< 2**53) and turns NULL values into NaN.
+    table = np.array(rows, dtype="float64").reshape(-1, 2)
+    index = pd.DatetimeIndex(table[:, 0].astype("int64").astype("datetime64[us]"), tz="UTC")
+    return pd.Series(table[:, 1], index=index)
 
 
 @dataclass(frozen=True)
