@@ -15,6 +15,7 @@ from jobs_pipeline.orchestration.run_state import (
     steps_to_run,
     take_job,
 )
+from jobs_pipeline.perfdb.errors import InputError
 from jobs_pipeline.perfdb.states import JobState
 
 STEP_IO_MANAGER_KEY = "step_io_manager"
@@ -63,8 +64,18 @@ def plan_steps(context: dg.OpExecutionContext, config: PlanConfig, perfdb: PerfD
     db = perfdb.get()
     is_reexecution = context.run.parent_run_id is not None
     job_record = take_job(db, config.job_id, context.run_id, is_reexecution=is_reexecution)
-    job = load_job(db, config.job_id)
-    steps = steps_to_run(job)
+    try:
+        job = load_job(db, config.job_id)
+        steps = steps_to_run(job)
+    except InputError as error:
+        # Bad parameters or references found only now: the job fails here, with the reason.
+        db.queue.fail_job(
+            config.job_id,
+            f"not run: {error}",
+            from_states=(JobState.RUNNING,),
+            actor=f"run:{context.run_id}",
+        )
+        raise dg.Failure(description=f"job {config.job_id} not run: {error}") from error
     context.log.info(
         f"job {job_record.id} ({job_record.type_name}): {len(steps)} of {len(job.steps)} steps "
         f"to run"
