@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from jobs_pipeline.perfdb.states import JobState
 logger = logging.getLogger(__name__)
 
 STANDALONE_START_STATES = (JobState.CREATED, JobState.QUEUED)
+STANDALONE_RUN_PREFIX = "standalone-"
 
 
 class JobStepError(Exception):
@@ -211,26 +213,37 @@ class JobInstance:
             logger.info("job %s is a test job and skip_test is on: not run", self.job_id)
             return []
         queue = self._perfdb.queue
+        # A run id of its own, like a Dagster run's, so that steps it re-runs are told apart
+        # from steps an earlier run left Failed.
+        run_id = f"{STANDALONE_RUN_PREFIX}{uuid.uuid4().hex}"
+        actor = self._actor(run_id)
         self._job = queue.claim_job(
-            self.job_id, "", from_states=STANDALONE_START_STATES, actor=self._actor(None)
+            self.job_id, run_id, from_states=STANDALONE_START_STATES, actor=actor
         )
         try:
             self.create_steps()
         except InputError as error:
-            queue.fail_job(self.job_id, str(error), from_states=(JobState.RUNNING,))
+            queue.fail_job(self.job_id, str(error), from_states=(JobState.RUNNING,), actor=actor)
             raise
         failed: list[int] = []
-        for step in list(self.steps.values()):
-            if step.state == JobState.FINISHED:
-                continue
-            if self.execute_step(step.id).failed:
-                failed.append(step.id)
-        queue.finalise_job(self.job_id, actor=self._actor(None))
+        try:
+            for step in list(self.steps.values()):
+                if step.state == JobState.FINISHED:
+                    continue
+                if self.execute_step(step.id, run_id).failed:
+                    failed.append(step.id)
+        except BaseException as error:
+            # Nothing may stay Running: what this run started is failed with the reason.
+            queue.fail_running_steps_of_run(run_id, f"standalone run stopped: {error}", actor=actor)
+            raise
+        queue.finalise_job(self.job_id, actor=actor)
         self.refresh()
         return failed
 
     def _actor(self, run_id: str | None) -> str:
-        return f"run:{run_id}" if run_id else f"standalone:{self._name}"
+        if run_id and not run_id.startswith(STANDALONE_RUN_PREFIX):
+            return f"run:{run_id}"
+        return f"standalone:{self._name}"
 
 
 def is_test_job(description: str | None) -> bool:

@@ -119,7 +119,9 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: in
 def summarise_job(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_ids: list[int]):
     db = perfdb.get()
     job_id = job_id_of_run(context)
-    job = db.queue.get_job(job_id)
+    # The last step normally finalised the job already; a re-execution of only some of the
+    # failed steps leaves the others Failed, and the job is final now that the run is done.
+    job = db.queue.finalise_job(job_id, run_id=context.run_id, actor=f"run:{context.run_id}")
     states = Counter(step.state.label for step in db.queue.get_steps(job_id))
     table = db.occurrences.counts_by_job(job_id)
     lines = ["| object | alarm | occurrences |", "| --- | --- | ---: |"]

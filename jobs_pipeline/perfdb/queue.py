@@ -326,12 +326,15 @@ class JobQueue:
             )
             return self._get_job(connection, job_id)
 
-    def finalise_job(self, job_id: int, *, actor: str = DEFAULT_ACTOR) -> Job:
+    def finalise_job(
+        self, job_id: int, *, run_id: str | None = None, actor: str = DEFAULT_ACTOR
+    ) -> Job:
         """Writes a Running job's final state if none of its steps is left to run (a no-op
-        otherwise; the last `finish_step` normally does this already)."""
+        otherwise; the last `finish_step` normally does this already). With `run_id`, the run
+        that holds the job is over: steps it did not run count as they are."""
         with begin(self.engine) as connection:
             if self._lock_job(connection, job_id) == JobState.RUNNING:
-                self._finalise_job(connection, job_id, actor, utcnow())
+                self._finalise_job(connection, job_id, actor, utcnow(), run_id=run_id)
             return self._get_job(connection, job_id)
 
     def history(self, job_id: int) -> list[HistoryEntry]:
@@ -552,11 +555,23 @@ class JobQueue:
         unfinished = (
             (JobState.RUNNING,) if run_id is not None else (JobState.CREATED, JobState.RUNNING)
         )
+        left_to_run = STEP.c.state_id.in_(unfinished)
+        if run_id is None:
+            # A step that failed under an earlier run is re-run by the run now holding the job
+            # (requeue, re-execution): it is not final until that run has re-run it. (The
+            # standalone path holds the job with an empty run id and runs its steps itself.)
+            holder = sa.select(JOB.c.run_id).where(JOB.c.id == job_id).scalar_subquery()
+            left_to_run = sa.or_(
+                left_to_run,
+                sa.and_(
+                    STEP.c.state_id == JobState.FAILED,
+                    sa.func.coalesce(holder, "") != "",
+                    STEP.c.run_id.is_distinct_from(holder),
+                ),
+            )
         # Cheap check first: all but the last step of a job stop here without counting.
         left = connection.execute(
-            sa.select(STEP.c.id)
-            .where(STEP.c.job_id == job_id, STEP.c.state_id.in_(unfinished))
-            .limit(1)
+            sa.select(STEP.c.id).where(STEP.c.job_id == job_id, left_to_run).limit(1)
         ).first()
         if left is not None:
             return None, None

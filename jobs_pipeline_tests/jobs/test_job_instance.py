@@ -336,6 +336,29 @@ def test_requeued_failed_job_reruns_only_the_steps_not_finished(db: PerfDB) -> N
     assert (job.state, job.comment) == (JobState.FINISHED, None)
 
 
+def test_requeued_job_with_several_failed_steps_ends_finished_once_all_rerun(
+    db: PerfDB,
+) -> None:
+    # The first re-run step finishing must not finalise the job while the second failed step
+    # (still Failed from the earlier run) has yet to run.
+    job_id = create_echo_job(db, fail={"WT-01": "crash", "WT-03": "step_error"})
+    EchoJob(job_id, perfdb=db).run()
+    assert db.queue.get_job(job_id).comment == "2 (66.67%) steps failed"
+
+    db.queue.queue_job(job_id)
+    assert HealedEchoJob(job_id, perfdb=db).run() == []
+
+    job = db.queue.get_job(job_id)
+    assert (job.state, job.comment) == (JobState.FINISHED, None)
+    assert [step.state for step in db.queue.get_steps(job_id)] == [JobState.FINISHED] * 3
+    finals = [
+        entry.to_state
+        for entry in db.queue.history(job_id)
+        if entry.step_id is None and entry.from_state == JobState.RUNNING
+    ]
+    assert finals == [JobState.FAILED, JobState.FINISHED]
+
+
 def test_requeued_finished_job_reruns_every_step(db: PerfDB) -> None:
     job_id = create_echo_job(db, ("WT-01", "WT-02"))
     EchoJob(job_id, perfdb=db).run()
