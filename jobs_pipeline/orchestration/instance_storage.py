@@ -59,17 +59,29 @@ class PooledPostgresRunStorage(PostgresRunStorage):
         super().__init__(postgres_url, **kwargs)
         _pool(self, pool_size)
 
+    def dispose(self) -> None:
+        super().dispose()
+        self._engine.dispose()  # the stock engine holds no connections; the pool does
+
 
 class PooledPostgresEventLogStorage(PostgresEventLogStorage):
     def __init__(self, postgres_url: str, pool_size: int = 2, **kwargs: Any) -> None:
         super().__init__(postgres_url, **kwargs)
         _pool(self, pool_size)
 
+    def dispose(self) -> None:
+        super().dispose()
+        self._engine.dispose()  # the stock engine holds no connections; the pool does
+
 
 class PooledPostgresScheduleStorage(PostgresScheduleStorage):
     def __init__(self, postgres_url: str, pool_size: int = 2, **kwargs: Any) -> None:
         super().__init__(postgres_url, **kwargs)
         _pool(self, pool_size)
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._engine.dispose()  # the stock engine holds no connections; the pool does
 
 
 class EnvironmentStorage(DagsterStorage, ConfigurableClass):

@@ -3,6 +3,7 @@
 import json
 
 import dagster as dg
+import sqlalchemy as sa
 
 from jobs_pipeline.jobs.registry import check_queued_job
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
@@ -39,6 +40,18 @@ def run_request(job: Job) -> dg.RunRequest:
     )
 
 
+# Values a row can hold that its checks cannot represent (an alarm id beyond the column's
+# range, a date beyond year 9999 once in UTC): malformed rows too, not failures of the sensor.
+VALUE_ERRORS = (OverflowError, sa.exc.DataError)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _read_cursor(cursor: str | None) -> int:
     try:
         return int(json.loads(cursor)["after_id"]) if cursor else 0
@@ -70,8 +83,8 @@ def queue_sensor_factory(job_def: dg.JobDefinition, *, minimum_interval_seconds:
         for job in jobs:
             try:
                 check_queued_job(db, job)
-            except InputError as error:
-                comment = f"not launched: {error}"
+            except (InputError, *VALUE_ERRORS) as error:
+                comment = f"not launched: {_reason(error)}"
                 try:
                     db.queue.fail_job(job.id, comment, actor=SENSOR_ACTOR)
                     failed.append(f"job {job.id}: {error}")
@@ -97,8 +110,10 @@ def _reconcile(context: dg.RunStatusSensorContext, perfdb: PerfDBResource, what:
     if JOB_ID_TAG not in run.tags and run.parent_run_id is None:
         return
     message = f"run {run.run_id} {what}"
-    if context.failure_event is not None and context.failure_event.message:
-        message += f": {context.failure_event.message.splitlines()[0]}"
+    # Only a failure sensor's context has a failure event; a status sensor's has no such attribute.
+    failure = context.failure_event if isinstance(context, dg.RunFailureSensorContext) else None
+    if failure is not None and failure.message:
+        message += f": {failure.message.splitlines()[0]}"
     results = perfdb.get().queue.fail_running_steps_of_run(
         run.run_id, message, actor=f"sensor:{what}"
     )
@@ -128,4 +143,16 @@ def reconcile_sensors(job_def: dg.JobDefinition) -> list[dg.SensorDefinition]:
     def perfdb_canceled_run_sensor(context: dg.RunStatusSensorContext, perfdb: PerfDBResource):
         _reconcile(context, perfdb, "was canceled")
 
-    return [perfdb_failed_run_sensor, perfdb_canceled_run_sensor]
+    @dg.run_status_sensor(
+        name="perfdb_succeeded_run_sensor",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[job_def],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=5,
+        description="Finalises a job whose run succeeded without re-running all its failed steps "
+        "(a re-execution of selected steps).",
+    )
+    def perfdb_succeeded_run_sensor(context: dg.RunStatusSensorContext, perfdb: PerfDBResource):
+        _reconcile(context, perfdb, "succeeded without re-running every failed step")
+
+    return [perfdb_failed_run_sensor, perfdb_canceled_run_sensor, perfdb_succeeded_run_sensor]

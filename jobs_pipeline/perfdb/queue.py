@@ -555,11 +555,11 @@ class JobQueue:
         unfinished = (
             (JobState.RUNNING,) if run_id is not None else (JobState.CREATED, JobState.RUNNING)
         )
-        left_to_run = STEP.c.state_id.in_(unfinished)
+        left_to_run: sa.ColumnElement[bool] = STEP.c.state_id.in_(unfinished)
         if run_id is None:
             # A step that failed under an earlier run is re-run by the run now holding the job
-            # (requeue, re-execution): it is not final until that run has re-run it. (The
-            # standalone path holds the job with an empty run id and runs its steps itself.)
+            # (requeue, re-execution): it is not final until that run has re-run it. (A job
+            # held with no run id has no run to wait for.)
             holder = sa.select(JOB.c.run_id).where(JOB.c.id == job_id).scalar_subquery()
             left_to_run = sa.or_(
                 left_to_run,

@@ -1,0 +1,449 @@
+"""The queue sensor against a real performance database (SQLite and PostgreSQL): which queued rows
+become runs, with which keys, tags and config; malformed rows; paging; the cost of its query. And
+the reconcile sensors, fed the events of a run that died."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from jobs_pipeline.definitions import defs
+from jobs_pipeline.jobs import JobAlarmCalc, load_job
+from jobs_pipeline.orchestration import sensors
+from jobs_pipeline.orchestration.resources import PerfDBResource, shared_perfdb
+from jobs_pipeline.orchestration.sensors import (
+    JOB_ID_TAG,
+    JOB_TYPE_TAG,
+    QUEUE_COUNT_TAG,
+    SENSOR_ACTOR,
+    run_tags,
+)
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.records import Job
+from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline_tests.orchestration.conftest import (
+    ALARM_CALC,
+    ALARM_IDS,
+    PERIOD,
+    WITH_DATA,
+    alarm_job,
+    plan_config,
+)
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
+    pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
+    # Dagster's own use of a pydantic 1 attribute, on every run.
+    pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated"),
+]
+
+STATE_INDEX = "ix_job_instances_state_id_id"
+FINISHED_ROWS = 200_000
+
+
+def sensor_named(name: str) -> Any:
+    return next(sensor for sensor in defs.sensors or () if sensor.name == name)
+
+
+QUEUE_SENSOR = sensor_named("perfdb_queue_sensor")
+FAILED_RUN_SENSOR = sensor_named("perfdb_failed_run_sensor")
+CANCELED_RUN_SENSOR = sensor_named("perfdb_canceled_run_sensor")
+
+
+@dataclass(frozen=True)
+class Tick:
+    run_requests: list[dg.RunRequest]
+    skip_reason: str | None
+    cursor: str | None
+
+    @property
+    def run_keys(self) -> list[str | None]:
+        return [request.run_key for request in self.run_requests]
+
+
+def tick(resource: PerfDBResource, cursor: str | None = None) -> Tick:
+    """One evaluation of the queue sensor, as the daemon would run it."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(
+            resources={"perfdb": resource}, cursor=cursor, instance=instance
+        )
+        result = QUEUE_SENSOR(context)
+    if isinstance(result, dg.SkipReason):
+        return Tick([], result.skip_message, context.cursor)
+    assert isinstance(result, dg.SensorResult)
+    return Tick(list(result.run_requests or []), None, context.cursor)
+
+
+def keys(*jobs: Job) -> list[str]:
+    return [f"job-{job.id}-{job.queue_count}" for job in jobs]
+
+
+def cursor_after(job_id: int) -> str:
+    return json.dumps({"after_id": job_id})
+
+
+def set_parameters(perfdb: PerfDB, job_id: int, parameters: str) -> None:
+    """Writes the parameters JSON the way a frontend writing rows directly could."""
+    with perfdb.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE job_instances SET parameters = :parameters WHERE id = :id"),
+            {"parameters": parameters, "id": job_id},
+        )
+
+
+def raw_parameters(**changes: Any) -> dict[str, Any]:
+    return {"object_names": list(WITH_DATA), "alarm_ids": list(ALARM_IDS), **PERIOD, **changes}
+
+
+# --- queued jobs become runs -------------------------------------------------------------------
+
+
+def test_each_queued_job_becomes_one_run_request(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource
+) -> None:
+    first = alarm_job(seeded_db)
+    alarm_job(seeded_db, queue=False)  # Created: not yet submitted
+    running = alarm_job(seeded_db)
+    seeded_db.queue.claim_job(running.id, "run-elsewhere")
+    second = alarm_job(seeded_db, WITH_DATA)
+
+    result = tick(perfdb_resource)
+
+    assert result.skip_reason is None
+    assert result.run_keys == keys(first, second)
+    job_def = defs.get_job_def("perfdb_job")
+    for request, job in zip(result.run_requests, (first, second), strict=True):
+        assert request.tags == {
+            JOB_ID_TAG: str(job.id),
+            JOB_TYPE_TAG: ALARM_CALC,
+            QUEUE_COUNT_TAG: "1",
+        }
+        run_config = request.run_config
+        assert run_config["ops"] == plan_config(job.id)["ops"]
+        assert not any(run_config.get(key) for key in ("resources", "execution", "loggers"))
+        assert dg.validate_run_config(job_def, run_config)
+    # Launching is the run's business: the sensor leaves the rows Queued.
+    assert [seeded_db.queue.get_job(job.id).state for job in (first, second)] == [
+        JobState.QUEUED,
+        JobState.QUEUED,
+    ]
+    assert result.cursor == cursor_after(0)
+
+
+def test_test_jobs_are_left_alone_unless_configured(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, perfdb_url: str
+) -> None:
+    test_job = alarm_job(seeded_db, description="TEST of the new thresholds")
+    real_job = alarm_job(seeded_db, description="nightly alarms")
+
+    assert tick(perfdb_resource).run_keys == keys(real_job)
+    assert seeded_db.queue.get_job(test_job.id).state == JobState.QUEUED
+
+    launch_all = PerfDBResource(url=perfdb_url, skip_test_jobs=False)
+    assert tick(launch_all).run_keys == keys(test_job, real_job)
+
+
+def test_malformed_rows_fail_with_a_comment_and_the_others_still_launch(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource
+) -> None:
+    queue = seeded_db.queue
+    # `queue.create_job` checks only the JSON Schema, like a frontend writing rows directly.
+    bad_date = queue.create_job(ALARM_CALC, raw_parameters(start="2024-02-30 00:00:00"), queue=True)
+    good = alarm_job(seeded_db)
+    unknown_object = queue.create_job(
+        ALARM_CALC, raw_parameters(object_names=["LAN-01", "LAN-99"]), queue=True
+    )
+    bad_type = alarm_job(seeded_db)
+    set_parameters(seeded_db, bad_type.id, json.dumps(raw_parameters(alarm_ids="1001")))
+    out_of_range = alarm_job(seeded_db)
+    set_parameters(seeded_db, out_of_range.id, json.dumps(raw_parameters(alarm_ids=[10**20])))
+    with seeded_db.engine.begin() as connection:
+        # A type the database knows but this code location does not (retired, or not deployed).
+        connection.execute(
+            sa.text(
+                "INSERT INTO job_types (name, description, parameters_schema) "
+                "VALUES ('Retired Type', '', '{\"type\": \"object\"}')"
+            )
+        )
+    unregistered = queue.create_job("Retired Type", {}, queue=True)
+    last = alarm_job(seeded_db, WITH_DATA)
+    history = {job.id: queue.history(job.id) for job in (good, last)}
+
+    result = tick(perfdb_resource)
+
+    assert result.run_keys == keys(good, last)
+    expected = {
+        bad_date.id: "not launched: parameter 'start': malformed date '2024-02-30 00:00:00'",
+        unknown_object.id: "not launched: ",
+        bad_type.id: "not launched: invalid parameters for 'Alarm Calculation': "
+        "parameter 'alarm_ids': '1001' is not of type 'array'",
+        out_of_range.id: "not launched: ",
+        unregistered.id: "not launched: unknown job type 'Retired Type'",
+    }
+    for job_id, prefix in expected.items():
+        job = queue.get_job(job_id)
+        assert job.state == JobState.FAILED, job
+        assert job.comment is not None and job.comment.startswith(prefix), job.comment
+        assert job.finished is not None
+        entry = queue.history(job_id)[-1]
+        assert (entry.from_state, entry.to_state, entry.actor, entry.comment) == (
+            JobState.QUEUED,
+            JobState.FAILED,
+            SENSOR_ACTOR,
+            job.comment,
+        )
+        assert queue.get_steps(job_id) == []
+    assert "LAN-99" in (queue.get_job(unknown_object.id).comment or "")
+    assert "\n" not in (queue.get_job(out_of_range.id).comment or "")
+    # The well-formed jobs are untouched, and a failed row is not looked at again.
+    assert {job.id: queue.history(job.id) for job in (good, last)} == history
+    assert tick(perfdb_resource).run_keys == keys(good, last)
+
+
+def test_a_requeued_job_gets_a_new_run_key(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource
+) -> None:
+    failed = alarm_job(seeded_db)
+    finished = alarm_job(seeded_db, WITH_DATA)
+    assert tick(perfdb_resource).run_keys == keys(failed, finished)
+    seeded_db.queue.claim_job(failed.id, "run-1")
+    seeded_db.queue.fail_job(failed.id, "run-1 died", from_states=(JobState.RUNNING,))
+    assert JobAlarmCalc(finished.id, perfdb=seeded_db).run() == []
+    assert tick(perfdb_resource).skip_reason == "no queued jobs"
+
+    requeued = [seeded_db.queue.queue_job(job.id) for job in (failed, finished)]
+
+    result = tick(perfdb_resource)
+    assert result.run_keys == [f"job-{failed.id}-2", f"job-{finished.id}-2"]
+    assert [request.tags[QUEUE_COUNT_TAG] for request in result.run_requests] == ["2", "2"]
+    assert [request.tags for request in result.run_requests] == [run_tags(j) for j in requeued]
+
+
+def test_skip_reason_says_what_the_sensor_saw(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource
+) -> None:
+    assert tick(perfdb_resource) == Tick([], "no queued jobs", cursor_after(0))
+
+    alarm_job(seeded_db, queue=False)
+    alarm_job(seeded_db, description="test run")
+    assert tick(perfdb_resource).skip_reason == "no queued jobs"
+
+    malformed = seeded_db.queue.create_job(
+        ALARM_CALC, raw_parameters(object_names=["LAN-99"]), queue=True
+    )
+    result = tick(perfdb_resource)
+    assert result.skip_reason == "1 queued jobs after id 0; failed 1 malformed"
+    assert seeded_db.queue.get_job(malformed.id).state == JobState.FAILED
+
+
+def test_the_cursor_pages_through_the_queue_in_batches(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sensors, "SENSOR_BATCH_SIZE", 2)
+    jobs = [alarm_job(seeded_db, WITH_DATA) for _ in range(5)]
+    # A malformed row inside a batch still moves the cursor on.
+    set_parameters(seeded_db, jobs[1].id, json.dumps(raw_parameters(start="yesterday")))
+
+    first = tick(perfdb_resource)
+    assert (first.run_keys, first.cursor) == (keys(jobs[0]), cursor_after(jobs[1].id))
+    second = tick(perfdb_resource, first.cursor)
+    assert (second.run_keys, second.cursor) == (keys(*jobs[2:4]), cursor_after(jobs[3].id))
+    third = tick(perfdb_resource, second.cursor)
+    # A short batch is the end of the queue: the next tick starts again from the front, where
+    # jobs whose runs have not claimed them yet are asked for again (Dagster drops repeated keys).
+    assert (third.run_keys, third.cursor) == (keys(jobs[4]), cursor_after(0))
+    again = tick(perfdb_resource, third.cursor)
+    assert (again.run_keys, again.cursor) == (keys(jobs[0], jobs[2]), cursor_after(jobs[2].id))
+    assert seeded_db.queue.get_job(jobs[1].id).state == JobState.FAILED
+
+    # A cursor the sensor cannot read starts from the front.
+    assert tick(perfdb_resource, "not json").run_keys == keys(jobs[0], jobs[2])
+
+
+# --- the cost of the sensor's query --------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_db(pg_perfdb_url: str) -> Iterator[PerfDB]:
+    perfdb = PerfDB.connect(pg_perfdb_url)
+    yield perfdb
+    perfdb.dispose()
+    shared_perfdb(pg_perfdb_url).dispose()
+
+
+def test_the_queue_query_uses_the_state_index_whatever_the_history(
+    pg_db: PerfDB, pg_perfdb_url: str
+) -> None:
+    pg_db.catalog.ensure_objects(WITH_DATA)
+    pg_db.catalog.ensure_feature("temperature")
+    for alarm_id in ALARM_IDS:
+        pg_db.catalog.define_alarm(
+            alarm_id=alarm_id, name=str(alarm_id), feature="temperature", operator=">", threshold=1
+        )
+    with pg_db.engine.begin() as connection:
+        type_id = connection.execute(
+            sa.text("SELECT id FROM job_types WHERE name = :name"), {"name": ALARM_CALC}
+        ).scalar_one()
+        connection.execute(
+            sa.text(
+                "INSERT INTO job_instances (type_id, state_id, parameters, description, created, "
+                "finished, last_state_change, queue_count) "
+                "SELECT :type_id, :state, CAST(:parameters AS jsonb), 'nightly alarms', now(), "
+                "now(), now(), 1 FROM generate_series(1, :rows)"
+            ),
+            {
+                "type_id": type_id,
+                "state": int(JobState.FINISHED),
+                "parameters": json.dumps(raw_parameters()),
+                "rows": FINISHED_ROWS,
+            },
+        )
+    queued = [alarm_job(pg_db, WITH_DATA) for _ in range(3)]
+    with pg_db.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "ANALYZE job_instances"
+        )
+
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM job_instances" in statement and "LIMIT" in statement:
+            statements.append((statement, parameters))
+
+    engine = shared_perfdb(pg_perfdb_url).engine
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        result = tick(PerfDBResource(url=pg_perfdb_url))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+
+    assert result.run_keys == keys(*queued)
+    assert len(statements) == 1
+    statement, parameters = statements[0]
+    with pg_db.engine.connect() as connection:
+        plan = "\n".join(
+            connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars().all()
+        )
+    assert STATE_INDEX in plan, plan
+    assert any(
+        f"{scan} using {STATE_INDEX}" in plan or f"{scan} on {STATE_INDEX}" in plan
+        for scan in ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
+    ), plan
+    assert "Seq Scan on job_instances" not in plan, plan
+
+
+# --- reconciliation of runs that died ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadRun:
+    job_id: int
+    run: dg.DagsterRun
+    busy_step: int
+
+
+def run_dying_in_its_first_step(
+    perfdb: PerfDB, instance: dg.DagsterInstance, *, tags: dict[str, str] | None = None
+) -> DeadRun:
+    """A run of `perfdb_job` that claimed its job and was executing the first step."""
+    job = alarm_job(perfdb, WITH_DATA)
+    run = instance.create_run_for_job(
+        job_def=defs.get_job_def("perfdb_job"),
+        run_config=plan_config(job.id),
+        tags=run_tags(job) if tags is None else tags,
+    )
+    perfdb.queue.claim_job(job.id, run.run_id)
+    steps = load_job(perfdb, job.id).create_steps()
+    perfdb.queue.start_step(steps[0].id, run.run_id)
+    return DeadRun(job_id=job.id, run=run, busy_step=steps[0].id)
+
+
+def stored_run(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    return run
+
+
+def snapshot(perfdb: PerfDB, job_id: int) -> tuple[Any, ...]:
+    return (
+        perfdb.queue.get_job(job_id),
+        perfdb.queue.get_steps(job_id),
+        perfdb.queue.history(job_id),
+    )
+
+
+def test_failed_run_sensor_fails_what_its_run_left_running(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, dagster_instance: dg.DagsterInstance
+) -> None:
+    dead = run_dying_in_its_first_step(seeded_db, dagster_instance)
+    event = dagster_instance.report_run_failed(dead.run, "run worker was killed")
+
+    def evaluate() -> None:
+        context = dg.build_run_status_sensor_context(
+            sensor_name=FAILED_RUN_SENSOR.name,
+            dagster_event=event,
+            dagster_instance=dagster_instance,
+            dagster_run=stored_run(dagster_instance, dead.run.run_id),
+            resources={"perfdb": perfdb_resource},
+        ).for_run_failure()
+        FAILED_RUN_SENSOR(context)
+
+    evaluate()
+
+    reason = f"run {dead.run.run_id} failed: run worker was killed"
+    step = seeded_db.queue.get_step(dead.busy_step)
+    assert (step.state, step.comment) == (JobState.FAILED, reason)
+    job = seeded_db.queue.get_job(dead.job_id)
+    assert (job.state, job.comment) == (JobState.FAILED, f"{reason}; 4 (100.00%) steps failed")
+    # Idempotent: the same event again changes nothing.
+    before = snapshot(seeded_db, dead.job_id)
+    evaluate()
+    assert snapshot(seeded_db, dead.job_id) == before
+
+
+def test_canceled_run_sensor_fails_what_its_run_left_running(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, dagster_instance: dg.DagsterInstance
+) -> None:
+    dead = run_dying_in_its_first_step(seeded_db, dagster_instance)
+    event = dagster_instance.report_run_canceled(dead.run, "canceled from the UI")
+    context = dg.build_run_status_sensor_context(
+        sensor_name=CANCELED_RUN_SENSOR.name,
+        dagster_event=event,
+        dagster_instance=dagster_instance,
+        dagster_run=stored_run(dagster_instance, dead.run.run_id),
+        resources={"perfdb": perfdb_resource},
+    )
+
+    CANCELED_RUN_SENSOR(context)
+
+    reason = f"run {dead.run.run_id} was canceled"
+    assert seeded_db.queue.get_step(dead.busy_step).comment == reason
+    job = seeded_db.queue.get_job(dead.job_id)
+    assert (job.state, job.comment) == (JobState.FAILED, f"{reason}; 4 (100.00%) steps failed")
+
+
+def test_reconcile_sensor_ignores_runs_that_are_not_a_jobs(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, dagster_instance: dg.DagsterInstance
+) -> None:
+    # A run launched by hand without the job's tags (and not a re-execution) is not ours.
+    dead = run_dying_in_its_first_step(seeded_db, dagster_instance, tags={})
+    event = dagster_instance.report_run_failed(dead.run, "boom")
+    before = snapshot(seeded_db, dead.job_id)
+
+    FAILED_RUN_SENSOR(
+        dg.build_run_status_sensor_context(
+            sensor_name=FAILED_RUN_SENSOR.name,
+            dagster_event=event,
+            dagster_instance=dagster_instance,
+            dagster_run=stored_run(dagster_instance, dead.run.run_id),
+            resources={"perfdb": perfdb_resource},
+        ).for_run_failure()
+    )
+
+    assert snapshot(seeded_db, dead.job_id) == before
