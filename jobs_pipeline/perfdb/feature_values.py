@@ -173,12 +173,12 @@ def read_values(
     dialect = connection.dialect.name
     bind = UTCDateTime().process_bind_param
     params = (object_id, feature_id, bind(start, connection.dialect), bind(end, connection.dialect))
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    result = connection.exec_driver_sql(_READ_SQL[dialect], params)
     try:
-        cursor.execute(_READ_SQL[dialect], params)
-        rows = cursor.fetchall()
+        # Plain tuples from the driver's cursor: no Row object per sample.
+        rows = result.cursor.fetchall()  # type: ignore[union-attr]
     finally:
-        cursor.close()
+        result.close()
     # float64 holds microsecond epochs exactly (< 2**53) and turns NULL values into NaN.
     table = np.array(rows, dtype="float64").reshape(-1, 2)
     index = pd.DatetimeIndex(table[:, 0].astype("int64").astype("datetime64[us]"), tz="UTC")
