@@ -1,0 +1,644 @@
+"""What Dagster costs per step: one 200-step `JobAlarmCalc` run standalone and through Dagster.
+
+The job covers the synthetic fleet's 50 objects x 4 alarms over 30 days, in a scratch PostgreSQL
+performance database. It runs, requeued in between (requeueing a Finished job resets its steps):
+
+  (a)  standalone, `JobInstance.run()`;
+  (b)  through Dagster in this process: the code location's `perfdb_job` (in-process executor)
+       with `execute_job`, on the production instance configuration (`dagster.yaml`:
+       `EnvironmentStorage`, pooled connections to a scratch PostgreSQL database via
+       `DAGSTER_PG_URL`);
+  (b') the same on dagster-postgres's stock storage (`storage: postgres`), to show what the
+       pooled storage saves;
+  (b") the same as (b) with `synchronous_commit = off` on the Dagster database (an experiment:
+       Dagster commits every event on its own, and each commit waits for a WAL flush);
+  (c)  the same graph with the multiprocess executor (one process per step), pooled storage.
+
+Then a one-step job goes through a real `dagster-daemon run -w workspace.yaml`: the median over
+five requeues of queued -> job started (its run claimed it), queued -> the run's RUN_START, and
+queued -> job Finished.
+
+    .venv/bin/python benchmarks/orchestration.py [--objects N] [--days D] [--repeat R]
+        [--no-multiprocess] [--no-daemon] [--profile] [--workspace FILE]
+
+Dagster logs every event to stderr (`2>/dev/null` keeps just the tables); (c) starts a process per
+step and takes minutes (`--no-multiprocess` skips it). `--profile` runs (b) once more with the
+event storage's statements timed, and once under cProfile, and prints where the time goes.
+`--workspace` gives the daemon another code location, e.g. to try other sensor settings.
+`JOBS_PIPELINE_BENCH_PG_URL` is an admin URL of a PostgreSQL server on which the benchmark
+creates and drops its scratch databases (default: the local server as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import itertools
+import os
+import pstats
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+import yaml
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from sqlalchemy.engine import make_url
+
+from jobs_pipeline.calc.synthetic_fleet import generate_fleet
+from jobs_pipeline.jobs import JobAlarmCalc, create_job, upgrade_database
+from jobs_pipeline.orchestration.instance_storage import dagster_postgres_url
+from jobs_pipeline.orchestration.io_manager import StepIdIOManager
+from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, STEP_IO_MANAGER_KEY, perfdb_job_graph
+from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.sensors import run_tags
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.demo import store_fleet
+from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
+from jobs_pipeline.perfdb.states import JobState
+
+PG_ADMIN_URL = os.environ.get(
+    "JOBS_PIPELINE_BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres"
+)
+INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
+WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
+DAGSTER_DAEMON = PROJECT_ROOT / ".venv" / "bin" / "dagster-daemon"
+DAGSTER_PG_URL_ENV = "DAGSTER_PG_URL"
+ALARM_CALC = "Alarm Calculation"
+OVERHEAD_TARGET_MS = 20.0
+LAUNCH_TARGET_SECONDS = 4.0
+DAEMON_SAMPLES = 5
+DAEMON_TIMEOUT = 120.0
+
+
+def multiprocess_perfdb_job() -> dg.JobDefinition:
+    """(c): the production graph and resources with the multiprocess executor; a module-level
+    function, so that `reconstructable` can build it again in each step's process."""
+    return perfdb_job_graph.to_job(
+        name="perfdb_job_multiprocess",
+        resource_defs={"perfdb": PerfDBResource(), STEP_IO_MANAGER_KEY: StepIdIOManager()},
+        executor_def=dg.multiprocess_executor,
+    )
+
+
+@dataclass
+class Variant:
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    events: list[int] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+# --- scratch databases and Dagster homes -------------------------------------------------------
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def without_synchronous_commit(url: str) -> None:
+    """Commits on this database stop waiting for their WAL flush (a crash may lose the last
+    fraction of a second of commits, never consistency)."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(
+            f"ALTER DATABASE {make_url(url).database} SET synchronous_commit = off"
+        )
+    admin.dispose()
+
+
+def production_home(directory: Path) -> Path:
+    """A Dagster home with the repository's `dagster.yaml` (storage from `DAGSTER_PG_URL`)."""
+    directory.mkdir(parents=True)
+    shutil.copyfile(INSTANCE_CONFIG, directory / "dagster.yaml")
+    return directory
+
+
+def stock_postgres_home(directory: Path, url: str) -> Path:
+    """The repository's `dagster.yaml` with dagster-postgres's own storage instead."""
+    directory.mkdir(parents=True)
+    config = yaml.safe_load(INSTANCE_CONFIG.read_text())
+    config["storage"] = {"postgres": {"postgres_url": dagster_postgres_url(url)}}
+    (directory / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return directory
+
+
+# --- the job -----------------------------------------------------------------------------------
+
+
+def prepare(perfdb: PerfDB, objects: int, days: int) -> int:
+    started = time.perf_counter()
+    fleet = generate_fleet(objects=objects, days=days)
+    upgrade_database(perfdb)
+    summary = store_fleet(perfdb, fleet)
+    job = create_job(
+        perfdb,
+        ALARM_CALC,
+        {
+            "object_names": fleet.object_names,
+            "alarm_ids": [alarm.alarm_id for alarm in fleet.alarms],
+            "start": fleet.start.isoformat(),
+            "end": fleet.end.isoformat(),
+        },
+        description="orchestration benchmark",
+    )
+    print(
+        f"setup: {summary.objects} objects x {summary.alarms} alarms over {days} days, "
+        f"{summary.values:,} values, in {time.perf_counter() - started:.1f} s"
+    )
+    return job.id
+
+
+def check_finished(perfdb: PerfDB, job_id: int, steps: int | None = None) -> int:
+    job = perfdb.queue.get_job(job_id)
+    states = [step.state for step in perfdb.queue.get_steps(job_id)]
+    if job.state != JobState.FINISHED or set(states) != {JobState.FINISHED}:
+        raise RuntimeError(f"job {job_id} ended {job.state.label}: {job.comment}")
+    if steps is not None and len(states) != steps:
+        raise RuntimeError(f"job {job_id} has {len(states)} steps, expected {steps}")
+    return len(states)
+
+
+def run_config(job_id: int) -> dict[str, Any]:
+    return {"ops": {PLAN_OP_NAME: {"config": {"job_id": job_id}}}}
+
+
+def run_standalone(perfdb: PerfDB, job_id: int) -> tuple[float, int]:
+    perfdb.queue.queue_job(job_id, actor="benchmark")
+    started = time.perf_counter()
+    failed = JobAlarmCalc(job_id, perfdb=perfdb).run()
+    seconds = time.perf_counter() - started
+    if failed:
+        raise RuntimeError(f"{len(failed)} steps failed")
+    return seconds, 0
+
+
+def run_dagster(
+    perfdb: PerfDB,
+    job_id: int,
+    instance: dg.DagsterInstance,
+    job: dg.ReconstructableJob,
+    profiler: cProfile.Profile | None = None,
+) -> tuple[float, int]:
+    queued = perfdb.queue.queue_job(job_id, actor="benchmark")
+    started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    result = dg.execute_job(job, instance, run_config=run_config(job_id), tags=run_tags(queued))
+    if profiler is not None:
+        profiler.disable()
+    seconds = time.perf_counter() - started
+    if not result.success:
+        raise RuntimeError(f"run {result.run_id} failed")
+    return seconds, len(instance.all_logs(result.run_id))
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def bench_runs(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> None:
+    perf_url = stack.enter_context(scratch_database("jp_bench_perf"))
+    pooled_url = stack.enter_context(scratch_database("jp_bench_dagster"))
+    stock_url = stack.enter_context(scratch_database("jp_bench_dagster_stock"))
+    async_url = stack.enter_context(scratch_database("jp_bench_dagster_async"))
+    without_synchronous_commit(async_url)
+    perfdb = PerfDB.connect(perf_url)
+    stack.callback(perfdb.dispose)
+    # The ops' PerfDBResource reads PERFDB_URL, `EnvironmentStorage` DAGSTER_PG_URL; the step
+    # processes of the multiprocess executor inherit both.
+    stack.enter_context(environment(**{PERFDB_URL_ENV: perf_url, DAGSTER_PG_URL_ENV: pooled_url}))
+    job_id = prepare(perfdb, args.objects, args.days)
+
+    production_job = ReconstructableRepository.for_module(
+        "jobs_pipeline.definitions", "defs", str(PROJECT_ROOT)
+    ).get_reconstructable_job("perfdb_job")
+    pooled = stack.enter_context(
+        dg.DagsterInstance.from_config(str(production_home(scratch / "pooled")))
+    )
+    stock = stack.enter_context(
+        dg.DagsterInstance.from_config(str(stock_postgres_home(scratch / "stock", stock_url)))
+    )
+    with environment(**{DAGSTER_PG_URL_ENV: async_url}):  # read once, when the storage is built
+        unsynced = stack.enter_context(
+            dg.DagsterInstance.from_config(str(production_home(scratch / "async")))
+        )
+
+    runners: dict[str, Callable[[], tuple[float, int]]] = {
+        "a": lambda: run_standalone(perfdb, job_id),
+        "b": lambda: run_dagster(perfdb, job_id, pooled, production_job),
+        "b'": lambda: run_dagster(perfdb, job_id, stock, production_job),
+        'b"': lambda: run_dagster(perfdb, job_id, unsynced, production_job),
+    }
+    variants = {
+        "a": Variant("(a)  JobInstance.run(), standalone"),
+        "b": Variant("(b)  Dagster in-process, pooled PostgreSQL storage"),
+        "b'": Variant("(b') Dagster in-process, stock dagster-postgres storage"),
+        'b"': Variant('(b") as (b), Dagster database synchronous_commit=off'),
+        "c": Variant("(c)  Dagster multiprocess executor, pooled storage"),
+    }
+    # One unmeasured run of each: creates the steps, warms caches, imports and the storages.
+    for runner in runners.values():
+        runner()
+    steps = check_finished(perfdb, job_id)
+    print(f"job {job_id}: {steps} steps; timing {args.repeat} runs of each, interleaved")
+    for _ in range(args.repeat):
+        for key, runner in runners.items():
+            seconds, events = runner()
+            check_finished(perfdb, job_id, steps)
+            variants[key].seconds.append(seconds)
+            variants[key].events.append(events)
+    if args.multiprocess:
+        print("multiprocess executor: one run (a process per step)...")
+        seconds, events = run_dagster(
+            perfdb, job_id, pooled, dg.reconstructable(multiprocess_perfdb_job)
+        )
+        check_finished(perfdb, job_id, steps)
+        variants["c"].seconds.append(seconds)
+        variants["c"].events.append(events)
+
+    report_runs(variants, steps)
+    if args.profile:
+        profile_in_process(perfdb, job_id, pooled, production_job, variants["a"].median)
+
+
+def report_runs(variants: dict[str, Variant], steps: int) -> None:
+    base = variants["a"].median
+    print()
+    print(f"{steps} steps; median wall time over the timed runs")
+    header = (
+        f"{'variant':<56}{'runs':>5}{'wall s':>9}{'ms/step':>9}{'x (a)':>8}"
+        f"{'overhead ms/step':>18}{'events/step':>13}"
+    )
+    print(header)
+    print("-" * len(header))
+    for key, variant in variants.items():
+        if not variant.seconds:
+            continue
+        wall = variant.median
+        overhead = "" if key == "a" else f"{1000 * (wall - base) / steps:.1f}"
+        events = "" if key == "a" else f"{statistics.median(variant.events) / steps:.1f}"
+        print(
+            f"{variant.label:<56}{len(variant.seconds):>5}{wall:>9.2f}"
+            f"{1000 * wall / steps:>9.1f}{wall / base:>7.2f}x{overhead:>18}{events:>13}"
+        )
+    in_process = 1000 * (variants["b"].median - base) / steps
+    stock = 1000 * (variants["b'"].median - base) / steps
+    verdict = "met" if in_process <= OVERHEAD_TARGET_MS else "MISSED"
+    print(
+        f"Dagster overhead in-process on pooled PostgreSQL storage: {in_process:.1f} ms/step "
+        f"(target <= {OVERHEAD_TARGET_MS:.0f} ms: {verdict}); on stock dagster-postgres storage: "
+        f"{stock:.1f} ms/step; pooling saves {stock - in_process:.1f} ms/step"
+    )
+
+
+class StorageMeter:
+    """Times what the Dagster event log storage does: `store_event` calls, the statements they
+    send by first keyword, and the pool's pre-ping on each connection checkout."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        storage: Any = instance.event_log_storage
+        engine = storage._engine  # the same private attribute `instance_storage` relies on
+        self.events = 0
+        self.event_seconds = 0.0
+        self.statements: Counter[str] = Counter()
+        self.statement_seconds: defaultdict[str, float] = defaultdict(float)
+        self._started: list[float] = []
+        original_store = storage.store_event
+        original_ping = engine.dialect.do_ping
+
+        def store_event(event: Any) -> None:
+            started = time.perf_counter()
+            try:
+                original_store(event)
+            finally:
+                self.events += 1
+                self.event_seconds += time.perf_counter() - started
+
+        def do_ping(dbapi_connection: Any) -> bool:
+            started = time.perf_counter()
+            try:
+                return original_ping(dbapi_connection)
+            finally:
+                self.statements["(pre-ping)"] += 1
+                self.statement_seconds["(pre-ping)"] += time.perf_counter() - started
+
+        def before(*_args: Any) -> None:
+            self._started.append(time.perf_counter())
+
+        def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            keyword = statement.split(None, 1)[0].upper()
+            self.statements[keyword] += 1
+            self.statement_seconds[keyword] += time.perf_counter() - self._started.pop()
+
+        storage.store_event = store_event  # type: ignore[method-assign]
+        engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
+        sa.event.listen(engine, "before_cursor_execute", before)
+        sa.event.listen(engine, "after_cursor_execute", after)
+
+
+# Where cProfile's own time goes, by the file (or C function) that spent it.
+COMPONENTS = (
+    ("psycopg2", "psycopg2: Dagster storage round trips"),
+    ("/psycopg/", "psycopg: performance database driver"),
+    ("/sqlalchemy/", "SQLAlchemy"),
+    ("/dagster_postgres/", "dagster framework"),
+    ("/dagster_shared/", "dagster framework"),
+    ("/dagster/", "dagster framework"),
+    ("/jobs_pipeline/", "jobs_pipeline"),
+    ("/pandas/", "pandas and numpy"),
+    ("/numpy/", "pandas and numpy"),
+    ("numpy", "pandas and numpy"),
+)
+
+
+def component(filename: str, function: str) -> str:
+    where = f"{filename} {function}"
+    return next((name for key, name in COMPONENTS if key in where), "Python and other libraries")
+
+
+def profile_in_process(
+    perfdb: PerfDB,
+    job_id: int,
+    instance: dg.DagsterInstance,
+    job: dg.ReconstructableJob,
+    standalone_seconds: float,
+) -> None:
+    meter = StorageMeter(instance)
+    seconds, _ = run_dagster(perfdb, job_id, instance, job)
+    steps = len(perfdb.queue.get_steps(job_id))
+    overhead = seconds - standalone_seconds
+    print(
+        f"\none in-process run, not profiled: {seconds:.2f} s, "
+        f"{overhead * 1000 / steps:.1f} ms/step over (a); {meter.events} events "
+        f"({meter.events / steps:.1f}/step) stored in "
+        f"{meter.event_seconds:.2f} s = {1000 * meter.event_seconds / steps:.1f} ms/step "
+        f"({meter.event_seconds / overhead:.0%} of the overhead)"
+    )
+    print(f"  {'Dagster storage statement':<28}{'per event':>10}{'ms each':>9}{'ms/step':>9}")
+    for keyword, count in meter.statements.most_common():
+        spent = meter.statement_seconds[keyword]
+        print(
+            f"  {keyword:<28}{count / meter.events:>10.2f}{1000 * spent / count:>9.3f}"
+            f"{1000 * spent / steps:>9.2f}"
+        )
+
+    profiler = cProfile.Profile()
+    seconds, _ = run_dagster(perfdb, job_id, instance, job, profiler)
+    stats = pstats.Stats(profiler)
+    own: defaultdict[str, float] = defaultdict(float)
+    for (filename, _line, function), row in stats.stats.items():  # type: ignore[attr-defined]
+        own[component(filename, function)] += row[2]
+    total = sum(own.values())
+    print(f"\none run under cProfile ({seconds:.2f} s; profiling inflates Python-heavy parts)")
+    print(f"  {'own time by component':<44}{'s':>7}{'share':>7}{'ms/step':>9}")
+    for name, spent in sorted(own.items(), key=lambda item: -item[1]):
+        print(f"  {name:<44}{spent:>7.2f}{spent / total:>7.0%}{1000 * spent / steps:>9.1f}")
+    print("  top 15 functions by own time:")
+    stats.sort_stats("tottime").print_stats(15)
+
+
+# --- latency through the daemon ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Latency:
+    created: float  # queued -> the sensor's run exists
+    claimed: float  # queued -> job started (the run's plan op claimed it)
+    run_started: float  # queued -> the run's RUN_START event
+    finished: float  # queued -> job Finished
+
+
+@contextmanager
+def daemon_process(
+    workspace: Path, env: dict[str, str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(DAGSTER_DAEMON), "run", "-w", str(workspace)],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        # The daemon, its code server and any run worker share the process group.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_until(condition: Callable[[], Any], what: str, process: subprocess.Popen[bytes]) -> Any:
+    deadline = time.monotonic() + DAEMON_TIMEOUT
+    while True:
+        value = condition()
+        if value:
+            return value
+        if process.poll() is not None:
+            raise RuntimeError(f"the daemon exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def run_through_daemon(
+    perfdb: PerfDB,
+    job_id: int,
+    instance: dg.DagsterInstance,
+    process: subprocess.Popen[bytes],
+    rng: random.Random,
+) -> Latency:
+    # Queue at a random moment of the sensor's 5 s cycle, as a user would.
+    time.sleep(rng.uniform(0, 5))
+    queued = perfdb.queue.queue_job(job_id, actor="benchmark")
+    queued_at = queued.last_state_change
+
+    def ended() -> Any:
+        job = perfdb.queue.get_job(job_id)
+        return job if job.queue_count == queued.queue_count and job.finished else None
+
+    job = wait_until(ended, f"job {job_id} to end", process)
+    if job.state != JobState.FINISHED:
+        raise RuntimeError(f"job {job_id} ended {job.state.label}: {job.comment}")
+    record = wait_until(
+        lambda: _finished_record(instance, job.run_id), f"run {job.run_id} to end", process
+    )
+    return Latency(
+        created=_since(queued_at, record.create_timestamp.timestamp()),
+        claimed=_since(queued_at, job.started.timestamp()),
+        run_started=_since(queued_at, record.start_time),
+        finished=_since(queued_at, job.finished.timestamp()),
+    )
+
+
+def _finished_record(instance: dg.DagsterInstance, run_id: str) -> Any:
+    record = instance.get_run_record_by_id(run_id)
+    return record if record is not None and record.dagster_run.is_finished else None
+
+
+def _since(queued_at: datetime, timestamp: float) -> float:
+    return timestamp - queued_at.timestamp()
+
+
+def bench_daemon(workspace: Path, scratch: Path, stack: ExitStack) -> None:
+    perf_url = stack.enter_context(scratch_database("jp_bench_daemon_perf"))
+    dagster_url = stack.enter_context(scratch_database("jp_bench_daemon_dagster"))
+    perfdb = PerfDB.connect(perf_url)
+    stack.callback(perfdb.dispose)
+    fleet = generate_fleet(objects=1, days=7)
+    upgrade_database(perfdb)
+    store_fleet(perfdb, fleet)
+    job_id = create_job(
+        perfdb,
+        ALARM_CALC,
+        {
+            "object_names": fleet.object_names,
+            "alarm_ids": [fleet.alarms[0].alarm_id],
+            "start": fleet.start.isoformat(),
+            "end": fleet.end.isoformat(),
+        },
+        description="orchestration benchmark, one step",
+    ).id
+    home = production_home(scratch / "daemon_home")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        DAGSTER_PG_URL_ENV: dagster_url,
+        PERFDB_URL_ENV: perf_url,
+    }
+    with environment(**{DAGSTER_PG_URL_ENV: dagster_url}):
+        instance = stack.enter_context(dg.DagsterInstance.from_config(str(home)))
+    log_path = scratch / "daemon.log"
+    process = stack.enter_context(daemon_process(workspace, env, log_path))
+    rng = random.Random(0)
+    started = time.perf_counter()
+    # The first run is not timed: it waits for the daemon and its code server to start.
+    perfdb.queue.queue_job(job_id, actor="benchmark")
+    wait_until(
+        lambda: perfdb.queue.get_job(job_id).state == JobState.FINISHED,
+        "the first run through the daemon",
+        process,
+    )
+    print(
+        f"\ndaemon up and first one-step job Finished after {time.perf_counter() - started:.1f} s"
+    )
+    samples = [
+        run_through_daemon(perfdb, job_id, instance, process, rng) for _ in range(DAEMON_SAMPLES)
+    ]
+    report_latency(samples, queue_sensor_period(log_path))
+
+
+QUEUE_SENSOR_TICK = re.compile(
+    r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000"
+    r".*Checking for new runs for sensor: perfdb_queue_sensor"
+)
+
+
+def queue_sensor_period(log_path: Path) -> float | None:
+    """The median time between two evaluations of the queue sensor, from the daemon's log."""
+    ticks = [
+        datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+        for match in QUEUE_SENSOR_TICK.finditer(log_path.read_text(errors="replace"))
+    ]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ticks)]
+    return statistics.median(gaps) if gaps else None
+
+
+def report_latency(samples: list[Latency], sensor_period: float | None) -> None:
+    rows = [
+        ("queued -> run created by the sensor", [s.created for s in samples]),
+        ("queued -> RUN_START", [s.run_started for s in samples]),
+        ("queued -> job started (run claimed it)", [s.claimed for s in samples]),
+        ("queued -> job Finished", [s.finished for s in samples]),
+    ]
+    period = "?" if sensor_period is None else f"{sensor_period:.0f} s"
+    print(
+        f"one-step job through dagster-daemon, {len(samples)} requeues (seconds); the queue "
+        f"sensor was evaluated every {period} (median, from the daemon's log)"
+    )
+    header = f"{'interval':<42}{'median':>8}{'min':>8}{'max':>8}   samples"
+    print(header)
+    print("-" * (len(header) + 30))
+    for label, values in rows:
+        print(
+            f"{label:<42}{statistics.median(values):>8.2f}{min(values):>8.2f}{max(values):>8.2f}"
+            f"   {' '.join(f'{value:.2f}' for value in values)}"
+        )
+    claimed = statistics.median(sample.claimed for sample in samples)
+    verdict = "met" if claimed <= LAUNCH_TARGET_SECONDS else "MISSED"
+    print(
+        f"queued -> run started (job claimed): median {claimed:.2f} s "
+        f"(target <= {LAUNCH_TARGET_SECONDS:.0f} s: {verdict})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=50)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of (a) and (b)s")
+    parser.add_argument("--no-multiprocess", dest="multiprocess", action="store_false")
+    parser.add_argument("--no-daemon", dest="daemon", action="store_false")
+    parser.add_argument("--profile", action="store_true", help="cProfile one run of (b)")
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=WORKSPACE_FILE,
+        help="workspace file of the daemon (default: the repository's)",
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="jp_bench_orchestration_") as directory:
+        scratch = Path(directory)
+        with ExitStack() as stack:
+            bench_runs(args, scratch, stack)
+        if args.daemon:
+            with ExitStack() as stack:
+                bench_daemon(args.workspace, scratch, stack)
+
+
+if __name__ == "__main__":
+    main()
