@@ -39,9 +39,12 @@ def dagster_postgres_url(url: str) -> str:
     return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
 
 
-def _pool(storage: Any, pool_size: int) -> None:
+def _pool(storage: Any, pool_size: int, synchronous_commit: bool) -> None:
     """Replaces the storage's per-statement engine with a pooled one."""
     storage._engine.dispose()
+    # Without synchronous commit an event insert does not wait for its WAL flush; a server
+    # crash can lose the last fraction of a second of run events, never corrupt them.
+    options = {} if synchronous_commit else {"options": "-c synchronous_commit=off"}
     storage._engine = create_pg_engine(
         storage.postgres_url,
         getattr(storage, "_token_provider", None),
@@ -51,13 +54,20 @@ def _pool(storage: Any, pool_size: int) -> None:
         max_overflow=pool_size * 2,
         pool_pre_ping=True,
         pool_recycle=3600,
+        connect_args=options,
     )
 
 
 class PooledPostgresRunStorage(PostgresRunStorage):
-    def __init__(self, postgres_url: str, pool_size: int = 2, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        postgres_url: str,
+        pool_size: int = 2,
+        synchronous_commit: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(postgres_url, **kwargs)
-        _pool(self, pool_size)
+        _pool(self, pool_size, synchronous_commit)
 
     def dispose(self) -> None:
         super().dispose()
@@ -65,9 +75,15 @@ class PooledPostgresRunStorage(PostgresRunStorage):
 
 
 class PooledPostgresEventLogStorage(PostgresEventLogStorage):
-    def __init__(self, postgres_url: str, pool_size: int = 2, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        postgres_url: str,
+        pool_size: int = 2,
+        synchronous_commit: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(postgres_url, **kwargs)
-        _pool(self, pool_size)
+        _pool(self, pool_size, synchronous_commit)
 
     def dispose(self) -> None:
         super().dispose()
@@ -75,9 +91,15 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
 
 
 class PooledPostgresScheduleStorage(PostgresScheduleStorage):
-    def __init__(self, postgres_url: str, pool_size: int = 2, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        postgres_url: str,
+        pool_size: int = 2,
+        synchronous_commit: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(postgres_url, **kwargs)
-        _pool(self, pool_size)
+        _pool(self, pool_size, synchronous_commit)
 
     def dispose(self) -> None:
         super().dispose()
@@ -92,6 +114,7 @@ class EnvironmentStorage(DagsterStorage, ConfigurableClass):
         postgres_url_env: str = DEFAULT_URL_ENV,
         sqlite_base_dir: str | None = None,
         pool_size: int = 2,
+        synchronous_commit: bool = True,
         inst_data: ConfigurableClassData | None = None,
     ) -> None:
         self._inst_data = inst_data
@@ -99,9 +122,10 @@ class EnvironmentStorage(DagsterStorage, ConfigurableClass):
         if url:
             url = dagster_postgres_url(url)
             self.backend = "postgresql"
-            self._run_storage: RunStorage = PooledPostgresRunStorage(url, pool_size)
-            self._event_log_storage: EventLogStorage = PooledPostgresEventLogStorage(url, pool_size)
-            self._schedule_storage: ScheduleStorage = PooledPostgresScheduleStorage(url, pool_size)
+            pooled = {"pool_size": pool_size, "synchronous_commit": synchronous_commit}
+            self._run_storage: RunStorage = PooledPostgresRunStorage(url, **pooled)
+            self._event_log_storage: EventLogStorage = PooledPostgresEventLogStorage(url, **pooled)
+            self._schedule_storage: ScheduleStorage = PooledPostgresScheduleStorage(url, **pooled)
         else:
             base_dir = sqlite_base_dir or os.path.join(_dagster_home(), "storage")
             sqlite = DagsterSqliteStorage.from_local(base_dir)
@@ -121,6 +145,7 @@ class EnvironmentStorage(DagsterStorage, ConfigurableClass):
             "postgres_url_env": Field(str, is_required=False, default_value=DEFAULT_URL_ENV),
             "sqlite_base_dir": Field(StringSource, is_required=False),
             "pool_size": Field(IntSource, is_required=False, default_value=2),
+            "synchronous_commit": Field(bool, is_required=False, default_value=True),
         }
 
     @classmethod

@@ -139,6 +139,9 @@ def test_with_a_postgres_url_the_instance_uses_pooled_postgres_storages(
         # Pooled: the run's events went through connections that stay open for the next ones.
         event_engine = instance.event_log_storage._engine  # type: ignore[attr-defined]
         assert event_engine.pool.checkedin() >= 1
+        # dagster.yaml turns synchronous commit off for Dagster's own connections only.
+        with event_engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
     finally:
         instance.dispose()
     assert instance.run_storage._engine.pool.checkedin() == 0  # type: ignore[attr-defined]
