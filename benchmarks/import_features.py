@@ -15,7 +15,6 @@ creates and drops a scratch database (default: the local server as root).
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import uuid
@@ -25,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from scratch import scratch_postgresql  # benchmarks/scratch.py
 
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
@@ -36,9 +34,6 @@ FEATURES = 5
 SAMPLES = 10_000
 ROWS = OBJECTS * FEATURES * SAMPLES
 TARGET_PG_ROWS_PER_SECOND = 100_000
-PG_ADMIN_URL = os.environ.get(
-    "JOBS_PIPELINE_BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres"
-)
 
 
 def generate_values(seed: int = 0) -> pd.DataFrame:
@@ -67,20 +62,6 @@ def sqlite_database(directory: Path) -> Iterator[str]:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-@contextmanager
-def postgresql_database() -> Iterator[str]:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    name = f"jp_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
 def timed(load: Callable[[PerfDB], object], perfdb: PerfDB) -> float:
     started = time.perf_counter()
     load(perfdb)
@@ -102,7 +83,7 @@ def bench_backend(
         ("import_frame", lambda perfdb: perfdb.values.import_frame(frame)),
         ("import_csv", lambda perfdb: perfdb.values.import_csv(csv_path)),
     ):
-        database = sqlite_database(scratch) if backend == "sqlite" else postgresql_database()
+        database = sqlite_database(scratch) if backend == "sqlite" else scratch_postgresql()
         with database as url:
             perfdb = PerfDB.connect(url)
             try:

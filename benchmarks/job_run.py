@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import tempfile
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from scratch import scratch_postgresql  # benchmarks/scratch.py
 
 from jobs_pipeline.calc.synthetic_fleet import AlarmSpec, SyntheticFleet, generate_fleet
 from jobs_pipeline.jobs import JobAlarmCalc, StepOutcome, create_job, upgrade_database
@@ -43,9 +41,6 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.demo import store_fleet
 from jobs_pipeline.perfdb.states import JobState
 
-PG_ADMIN_URL = os.environ.get(
-    "JOBS_PIPELINE_BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres"
-)
 EXTRA_ALARM = AlarmSpec(
     alarm_id=1005,
     name="Ambient temperature low (icing risk)",
@@ -125,20 +120,6 @@ class Meter:
         if self.dialect != "postgresql":
             return None  # SQLite runs in-process: there is no network to cross
         return self.statements[phase] + 2 * self.transactions[phase] + self.checkouts[phase]
-
-
-@contextmanager
-def postgresql_database() -> Iterator[str]:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    name = f"jp_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 @contextmanager
@@ -290,7 +271,7 @@ def main() -> None:
         f"fleet: {len(fleet.object_names)} objects x {args.days} days, {len(fleet.values):,} "
         f"values, generated in {time.perf_counter() - started:.1f} s"
     )
-    with postgresql_database() as url:
+    with scratch_postgresql() as url:
         bench("postgresql", url, fleet, args.profile)
     if args.sqlite:
         with sqlite_database() as url:

@@ -44,7 +44,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -57,6 +56,7 @@ import dagster as dg
 import sqlalchemy as sa
 import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
+from scratch import admin_engine, scratch_postgresql  # benchmarks/scratch.py
 from sqlalchemy.engine import make_url
 
 from jobs_pipeline.calc.synthetic_fleet import generate_fleet
@@ -71,9 +71,6 @@ from jobs_pipeline.perfdb.demo import store_fleet
 from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
 from jobs_pipeline.perfdb.states import JobState
 
-PG_ADMIN_URL = os.environ.get(
-    "JOBS_PIPELINE_BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres"
-)
 INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
 WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
 DAGSTER_DAEMON = PROJECT_ROOT / ".venv" / "bin" / "dagster-daemon"
@@ -109,24 +106,10 @@ class Variant:
 # --- scratch databases and Dagster homes -------------------------------------------------------
 
 
-@contextmanager
-def scratch_database(prefix: str) -> Iterator[str]:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
 def without_synchronous_commit(url: str) -> None:
     """Commits on this database stop waiting for their WAL flush (a crash may lose the last
     fraction of a second of commits, never consistency)."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    admin = admin_engine()
     with admin.connect() as connection:
         connection.exec_driver_sql(
             f"ALTER DATABASE {make_url(url).database} SET synchronous_commit = off"
@@ -235,10 +218,10 @@ def environment(**values: str) -> Iterator[None]:
 
 
 def bench_runs(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> None:
-    perf_url = stack.enter_context(scratch_database("jp_bench_perf"))
-    pooled_url = stack.enter_context(scratch_database("jp_bench_dagster"))
-    stock_url = stack.enter_context(scratch_database("jp_bench_dagster_stock"))
-    async_url = stack.enter_context(scratch_database("jp_bench_dagster_async"))
+    perf_url = stack.enter_context(scratch_postgresql("jp_bench_perf"))
+    pooled_url = stack.enter_context(scratch_postgresql("jp_bench_dagster"))
+    stock_url = stack.enter_context(scratch_postgresql("jp_bench_dagster_stock"))
+    async_url = stack.enter_context(scratch_postgresql("jp_bench_dagster_async"))
     without_synchronous_commit(async_url)
     perfdb = PerfDB.connect(perf_url)
     stack.callback(perfdb.dispose)
@@ -524,8 +507,8 @@ def _since(queued_at: datetime, timestamp: float) -> float:
 
 
 def bench_daemon(workspace: Path, scratch: Path, stack: ExitStack) -> None:
-    perf_url = stack.enter_context(scratch_database("jp_bench_daemon_perf"))
-    dagster_url = stack.enter_context(scratch_database("jp_bench_daemon_dagster"))
+    perf_url = stack.enter_context(scratch_postgresql("jp_bench_daemon_perf"))
+    dagster_url = stack.enter_context(scratch_postgresql("jp_bench_daemon_dagster"))
     perfdb = PerfDB.connect(perf_url)
     stack.callback(perfdb.dispose)
     fleet = generate_fleet(objects=1, days=7)

@@ -58,7 +58,11 @@ def _pool(storage: Any, pool_size: int, synchronous_commit: bool) -> None:
     )
 
 
-class PooledPostgresRunStorage(PostgresRunStorage):
+class _PooledEngine:
+    """Mixin for a dagster-postgres storage: same tables and queries, pooled connections."""
+
+    _engine: Any
+
     def __init__(
         self,
         postgres_url: str,
@@ -66,44 +70,24 @@ class PooledPostgresRunStorage(PostgresRunStorage):
         synchronous_commit: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(postgres_url, **kwargs)
+        super().__init__(postgres_url, **kwargs)  # type: ignore[call-arg]
         _pool(self, pool_size, synchronous_commit)
 
     def dispose(self) -> None:
-        super().dispose()
+        super().dispose()  # type: ignore[misc]
         self._engine.dispose()  # the stock engine holds no connections; the pool does
 
 
-class PooledPostgresEventLogStorage(PostgresEventLogStorage):
-    def __init__(
-        self,
-        postgres_url: str,
-        pool_size: int = 2,
-        synchronous_commit: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(postgres_url, **kwargs)
-        _pool(self, pool_size, synchronous_commit)
-
-    def dispose(self) -> None:
-        super().dispose()
-        self._engine.dispose()  # the stock engine holds no connections; the pool does
+class PooledPostgresRunStorage(_PooledEngine, PostgresRunStorage):
+    pass
 
 
-class PooledPostgresScheduleStorage(PostgresScheduleStorage):
-    def __init__(
-        self,
-        postgres_url: str,
-        pool_size: int = 2,
-        synchronous_commit: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(postgres_url, **kwargs)
-        _pool(self, pool_size, synchronous_commit)
+class PooledPostgresEventLogStorage(_PooledEngine, PostgresEventLogStorage):
+    pass
 
-    def dispose(self) -> None:
-        super().dispose()
-        self._engine.dispose()  # the stock engine holds no connections; the pool does
+
+class PooledPostgresScheduleStorage(_PooledEngine, PostgresScheduleStorage):
+    pass
 
 
 class EnvironmentStorage(DagsterStorage, ConfigurableClass):
