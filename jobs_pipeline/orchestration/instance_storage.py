@@ -12,6 +12,7 @@ private `_engine` attribute of dagster-postgres 0.29.27 (dagster 1.13.27); the t
 """
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,7 +107,10 @@ class EnvironmentStorage(DagsterStorage, ConfigurableClass):
         if url:
             url = dagster_postgres_url(url)
             self.backend = "postgresql"
-            pooled = {"pool_size": pool_size, "synchronous_commit": synchronous_commit}
+            pooled: dict[str, Any] = {
+                "pool_size": pool_size,
+                "synchronous_commit": synchronous_commit,
+            }
             self._run_storage: RunStorage = PooledPostgresRunStorage(url, **pooled)
             self._event_log_storage: EventLogStorage = PooledPostgresEventLogStorage(url, **pooled)
             self._schedule_storage: ScheduleStorage = PooledPostgresScheduleStorage(url, **pooled)
@@ -134,7 +138,7 @@ class EnvironmentStorage(DagsterStorage, ConfigurableClass):
 
     @classmethod
     def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> "EnvironmentStorage":
         return cls(inst_data=inst_data, **config_value)
 

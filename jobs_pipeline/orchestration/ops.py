@@ -52,7 +52,8 @@ def _bound_job(perfdb_resource: PerfDBResource, run_id: str, job_id: int) -> Job
 
 def job_id_of_run(context: dg.OpExecutionContext) -> int:
     """The job id from the run config of the plan op (re-executions carry the same config)."""
-    return int(context.run_config["ops"][PLAN_OP_NAME]["config"]["job_id"])
+    run_config: dict[str, Any] = dict(context.run_config)
+    return int(run_config["ops"][PLAN_OP_NAME]["config"]["job_id"])
 
 
 @dg.op(

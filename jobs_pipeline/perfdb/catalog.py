@@ -16,12 +16,13 @@ from jobs_pipeline.perfdb.models import (
     AlarmDefinitionRow,
     FeatureRow,
     ObjectRow,
+    table_of,
 )
 from jobs_pipeline.perfdb.records import AlarmDefinition, Feature
 
-OBJECTS = ObjectRow.__table__
-FEATURES = FeatureRow.__table__
-ALARMS = AlarmDefinitionRow.__table__
+OBJECTS = table_of(ObjectRow)
+FEATURES = table_of(FeatureRow)
+ALARMS = table_of(AlarmDefinitionRow)
 
 DEFAULT_SAMPLING_PERIOD = timedelta(minutes=10)
 

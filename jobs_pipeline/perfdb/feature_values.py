@@ -15,11 +15,11 @@ from sqlalchemy.engine import Connection, Engine
 from jobs_pipeline.perfdb.catalog import FEATURES, OBJECTS, ensure_named
 from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.errors import ImportFailed
-from jobs_pipeline.perfdb.models import FeatureValueRow
+from jobs_pipeline.perfdb.models import FeatureValueRow, table_of
 from jobs_pipeline.perfdb.records import ImportSummary
 from jobs_pipeline.perfdb.types import UTCDateTime
 
-VALUES = FeatureValueRow.__table__
+VALUES = table_of(FeatureValueRow)
 CSV_COLUMNS = ("object", "feature", "timestamp", "value")
 _MISSING_VALUE_TEXT = frozenset({"", "nan"})
 

@@ -187,3 +187,10 @@ class AlarmOccurrenceRow(Base):
     step_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("job_steps.id", ondelete="SET NULL"), index=True
     )
+
+
+def table_of(model: type[Base]) -> sa.Table:
+    """The model's Core table, typed as one (Core statements are the hot path here)."""
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    return table

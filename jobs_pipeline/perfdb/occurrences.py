@@ -10,11 +10,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from jobs_pipeline.perfdb.catalog import OBJECTS
 from jobs_pipeline.perfdb.engine import begin
-from jobs_pipeline.perfdb.models import AlarmOccurrenceRow, JobStepRow
+from jobs_pipeline.perfdb.models import AlarmOccurrenceRow, JobStepRow, table_of
 from jobs_pipeline.perfdb.records import AlarmOccurrence
 from jobs_pipeline.perfdb.types import to_utc
 
-OCCURRENCES = AlarmOccurrenceRow.__table__
+OCCURRENCES = table_of(AlarmOccurrenceRow)
 
 
 class Occurrences:
@@ -121,7 +121,7 @@ def replace_occurrences(
 
 
 def _counts_query(job_id: int) -> sa.Select:  # type: ignore[type-arg]
-    steps = JobStepRow.__table__
+    steps = table_of(JobStepRow)
     return (
         sa.select(OBJECTS.c.name, steps.c.alarm_id, sa.func.count(OCCURRENCES.c.id))
         .select_from(steps)

@@ -28,15 +28,16 @@ from jobs_pipeline.perfdb.models import (
     JobStepRow,
     JobType,
     ObjectRow,
+    table_of,
 )
 from jobs_pipeline.perfdb.records import HistoryEntry, Job, JobTypeSpec, NewStep, Step, StepResult
 from jobs_pipeline.perfdb.states import QUEUEABLE_STATES, JobState
 
-JOB = JobInstanceRow.__table__
-STEP = JobStepRow.__table__
-HISTORY = JobStateHistoryRow.__table__
-TYPES = JobType.__table__
-OBJECTS = ObjectRow.__table__
+JOB = table_of(JobInstanceRow)
+STEP = table_of(JobStepRow)
+HISTORY = table_of(JobStateHistoryRow)
+TYPES = table_of(JobType)
+OBJECTS = table_of(ObjectRow)
 
 DEFAULT_ACTOR = "api"
 
@@ -89,13 +90,13 @@ _SELECT_STEPS = sa.select(
 ).join_from(STEP, OBJECTS, STEP.c.object_id == OBJECTS.c.id)
 
 
-def _job(row: sa.Row[Any]) -> Job:
+def _job(row: Any) -> Job:
     values = row._asdict()
     values["state"] = JobState(values.pop("state_id"))
     return Job(**values)
 
 
-def _step(row: sa.Row[Any]) -> Step:
+def _step(row: Any) -> Step:
     values = row._asdict()
     values["state"] = JobState(values.pop("state_id"))
     return Step(**values)
