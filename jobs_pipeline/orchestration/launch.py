@@ -8,7 +8,10 @@ queue), so no daemon is needed.
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +80,7 @@ def run_queued_job(
 
     started = time.monotonic()
     with (
+        _subprocess_output_to_stderr(),
         DagsterInstance.get() as instance,
         WorkspaceProcessContext(
             instance, WorkspaceFileTarget(paths=[str(WORKSPACE_FILE)])
@@ -94,6 +98,21 @@ def run_queued_job(
         run_status=status,
         seconds=time.monotonic() - started,
     )
+
+
+@contextmanager
+def _subprocess_output_to_stderr() -> Iterator[None]:
+    """The code server and run worker inherit this process's stdout and log to it; while they
+    run, file descriptor 1 points at stderr, so that stdout carries only the outcome."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _create_run(instance, workspace, request):  # type: ignore[no-untyped-def]
