@@ -42,6 +42,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -56,7 +57,6 @@ import dagster as dg
 import sqlalchemy as sa
 import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
-from scratch import admin_engine, scratch_postgresql  # benchmarks/scratch.py
 from sqlalchemy.engine import make_url
 
 from jobs_pipeline.calc.synthetic_fleet import generate_fleet
@@ -70,6 +70,11 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.demo import store_fleet
 from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
 from jobs_pipeline.perfdb.states import JobState
+
+# Dagster's multiprocess executor loads this file by path in each step process: make the
+# sibling helper importable there too.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import admin_engine, scratch_postgresql
 
 INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
 WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
