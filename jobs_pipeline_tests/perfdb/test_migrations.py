@@ -34,9 +34,7 @@ def test_upgrade_seeds_states_and_job_types_and_is_repeatable(empty_perfdb_url: 
     assert current_revision(perfdb.engine) == head_revision()
     with perfdb.engine.connect() as connection:
         states = dict(connection.execute(sa.text("SELECT id, name FROM job_states")).all())
-        types = connection.execute(
-            sa.text("SELECT name, parameters_schema FROM job_types")
-        ).all()
+        types = connection.execute(sa.text("SELECT name, parameters_schema FROM job_types")).all()
     perfdb.dispose()
     assert states == {state.value: state.label for state in JobState}
     assert [row.name for row in types] == [spec.name for spec in job_type_specs()]

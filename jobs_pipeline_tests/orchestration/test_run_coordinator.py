@@ -1,0 +1,69 @@
+"""The run coordinator of `dagster.yaml` shortens the sensor daemon's loop.
+
+It sets a module constant of Dagster's sensor daemon; these tests fail when an upgrade moves it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._daemon import sensor as sensor_daemon
+
+from jobs_pipeline.orchestration.run_coordinator import (
+    DAGSTER_SENSOR_LOOP_SECONDS,
+    QueueRunCoordinator,
+    set_sensor_loop_seconds,
+)
+from jobs_pipeline.perfdb.engine import PROJECT_ROOT
+
+
+@pytest.fixture(autouse=True)
+def restore_sensor_loop() -> Iterator[None]:
+    before = sensor_daemon.MIN_INTERVAL_LOOP_TIME
+    yield
+    sensor_daemon.MIN_INTERVAL_LOOP_TIME = before
+
+
+def test_dagster_still_has_the_sensor_loop_constant_with_its_default() -> None:
+    # In a fresh interpreter: other tests of this process may have loaded the config already.
+    probe = "import dagster._daemon.sensor as s; print(repr(s.MIN_INTERVAL_LOOP_TIME))"
+    printed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert printed == str(DAGSTER_SENSOR_LOOP_SECONDS)
+
+
+def test_the_repository_instance_config_loads_it_with_a_one_second_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
+    sensor_daemon.MIN_INTERVAL_LOOP_TIME = DAGSTER_SENSOR_LOOP_SECONDS
+
+    instance = dg.DagsterInstance.get()
+    try:
+        coordinator = instance.run_coordinator
+        assert isinstance(coordinator, QueueRunCoordinator)
+        assert coordinator.sensor_loop_seconds == 1
+        assert coordinator.get_run_queue_config().max_concurrent_runs == 4
+        assert sensor_daemon.MIN_INTERVAL_LOOP_TIME == 1
+    finally:
+        instance.dispose()
+
+
+def test_a_loop_shorter_than_a_second_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        set_sensor_loop_seconds(0)
+
+
+def test_without_the_setting_dagsters_loop_is_kept() -> None:
+    sensor_daemon.MIN_INTERVAL_LOOP_TIME = 3
+    QueueRunCoordinator(max_concurrent_runs=1)
+    assert sensor_daemon.MIN_INTERVAL_LOOP_TIME == DAGSTER_SENSOR_LOOP_SECONDS
