@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jobs_pipeline.calc import AlarmCalcThreshold, DateTimeRange
+from jobs_pipeline.calc import AlarmCalcThreshold, DateTimeRange, parse_timestamp
 from jobs_pipeline.jobs.base import JobInstance, JobStepError
 from jobs_pipeline.jobs.registry import register
 from jobs_pipeline.perfdb import PerfDB
@@ -51,13 +51,14 @@ def parse_period(parameters: dict[str, Any]) -> DateTimeRange:
         start_text, end_text = parameters["start"], parameters["end"]
     except KeyError as missing:
         raise InvalidParameters(f"parameter {missing.args[0]!r} is missing") from None
+    bounds = {}
     for name, text in (("start", start_text), ("end", end_text)):
         try:
-            DateTimeRange.parse(text, "9999-12-31 00:00:00")
+            bounds[name] = parse_timestamp(text)
         except ValueError as error:
             raise InvalidParameters(f"parameter '{name}': {error}") from None
     try:
-        return DateTimeRange.parse(start_text, end_text)
+        return DateTimeRange(bounds["start"], bounds["end"])
     except ValueError as error:
         raise InvalidParameters(f"parameters 'start'/'end': {error}") from None
 

@@ -81,11 +81,12 @@ class JobInstance:
             self.create_steps()
 
     @classmethod
-    def load(cls, job_id: int, *, perfdb: PerfDB) -> JobInstance:
-        """Binds to the job whatever its state; the state machine guards what happens next."""
+    def load(cls, job_id: int, *, perfdb: PerfDB, job: Job | None = None) -> JobInstance:
+        """Binds to the job whatever its state; the state machine guards what happens next.
+        `job` is its record when the caller has just read it."""
         instance = cls.__new__(cls)
         instance._perfdb = perfdb
-        instance._job = perfdb.queue.get_job(job_id)
+        instance._job = job if job is not None else perfdb.queue.get_job(job_id)
         instance.skip_test = False
         instance._steps = None
         instance._check_type()

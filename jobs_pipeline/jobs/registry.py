@@ -35,10 +35,6 @@ def job_type(name: str) -> type[JobInstance]:
         raise NotFound(f"unknown job type {name!r} (known: {known or 'none'})") from None
 
 
-def job_type_names() -> list[str]:
-    return sorted(_JOB_TYPES)
-
-
 def job_type_specs() -> list[JobTypeSpec]:
     """What `db upgrade` writes into `job_types`."""
     return [
@@ -54,7 +50,7 @@ def job_type_specs() -> list[JobTypeSpec]:
 def load_job(perfdb: PerfDB, job_id: int) -> JobInstance:
     """The job bound to the class of its type, in whatever state it is."""
     job = perfdb.queue.get_job(job_id)
-    return job_type(job.type_name).load(job_id, perfdb=perfdb)
+    return job_type(job.type_name).load(job_id, perfdb=perfdb, job=job)
 
 
 def check_job_parameters(perfdb: PerfDB, type_name: str, parameters: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from jobs_pipeline.jobs import JobInstance, load_job
+from jobs_pipeline.jobs import JobInstance
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InvalidTransition
 from jobs_pipeline.perfdb.records import Job, Step
@@ -43,11 +43,7 @@ def take_job(perfdb: PerfDB, job_id: int, run_id: str, *, is_reexecution: bool) 
         return perfdb.queue.claim_job(job_id, run_id)
     if is_reexecution and job.state in (JobState.FAILED, JobState.FINISHED):
         return perfdb.queue.reopen_job(job_id, run_id)
-    raise InvalidTransition(
-        f"job {job_id} is {job.state.label}"
-        + (f" (run {job.run_id})" if job.run_id else "")
-        + ": this run cannot take it"
-    )
+    raise _refusal(job, "this run cannot take it")
 
 
 def hold_job_for_steps(perfdb: PerfDB, job_id: int, run_id: str) -> None:
@@ -64,19 +60,15 @@ def hold_job_for_steps(perfdb: PerfDB, job_id: int, run_id: str) -> None:
             job = perfdb.queue.get_job(job_id)  # another step op of this run was first
             if job.state == JobState.RUNNING and job.run_id == run_id:
                 return
-    raise InvalidTransition(
-        f"job {job_id} is {job.state.label}"
-        + (f" (run {job.run_id})" if job.run_id else "")
-        + f": run {run_id} cannot run its steps"
-    )
+    raise _refusal(job, f"run {run_id} cannot run its steps")
 
 
 def steps_to_run(job: JobInstance) -> list[Step]:
-    """Creates the job's steps if needed and returns those not Finished, in order."""
-    job.create_steps()
-    job.refresh()
-    return [step for step in job.steps.values() if step.state != JobState.FINISHED]
+    """Creates the job's steps if needed and returns those not Finished, in order. `job` must
+    be freshly loaded (after the run took it), so that its steps' states are current."""
+    return [step for step in job.create_steps() if step.state != JobState.FINISHED]
 
 
-def bind_job(perfdb: PerfDB, job_id: int) -> JobInstance:
-    return load_job(perfdb, job_id)
+def _refusal(job: Job, what: str) -> InvalidTransition:
+    held = f" (run {job.run_id})" if job.run_id else ""
+    return InvalidTransition(f"job {job.id} is {job.state.label}{held}: {what}")

@@ -123,10 +123,6 @@ class JobQueue:
                 if not changed:
                     connection.execute(TYPES.insert().values(name=spec.name, **values))
 
-    def job_type_names(self) -> list[str]:
-        with begin(self.engine) as connection:
-            return list(connection.scalars(sa.select(TYPES.c.name).order_by(TYPES.c.name)))
-
     def validate_parameters(self, type_name: str, parameters: Any) -> None:
         """Checks parameters against the type's JSON Schema; the error names the field."""
         with begin(self.engine) as connection:
