@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from jobs_pipeline.calc import AlarmCalcThreshold, DateTimeRange, parse_timestamp
-from jobs_pipeline.jobs.base import JobInstance, JobStepError
+from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput
 from jobs_pipeline.jobs.registry import register
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InvalidParameters
+from jobs_pipeline.perfdb.occurrences import replace_occurrences
 from jobs_pipeline.perfdb.records import AlarmDefinition
 
 PARAMETERS_SCHEMA: dict[str, Any] = {
@@ -109,7 +112,7 @@ class JobAlarmCalc(JobInstance):
             for alarm_id in self.parameters["alarm_ids"]
         ]
 
-    def _run_step(self, step_id: int) -> dict[str, Any]:
+    def _run_step(self, step_id: int) -> StepOutput:
         step = self.steps[step_id]
         if step.alarm_id is None:
             raise JobStepError(f"step {step_id} has no alarm")
@@ -133,25 +136,34 @@ class JobAlarmCalc(JobInstance):
             min_duration=alarm.min_duration,
             sampling_period=alarm.feature.sampling_period,
         )
-        spans = rule.find_occurrences(values, period)
-        write_started = time.perf_counter()
-        written = self.perfdb.occurrences.replace(
-            object_id=step.object_id,
-            alarm_id=alarm.id,
-            start=period.start,
-            end=period.end,
-            spans=[(span.start, span.end, span.peak_value) for span in spans],
-            step_id=step_id,
+        spans = [
+            (span.start, span.end, span.peak_value)
+            for span in rule.find_occurrences(values, period)
+        ]
+        computed = time.perf_counter()
+
+        def write(connection: Connection) -> None:
+            # Runs in the transaction that marks the step Finished (see `StepOutput`).
+            replace_occurrences(
+                connection,
+                object_id=step.object_id,
+                alarm_id=alarm.id,
+                start=period.start,
+                end=period.end,
+                spans=spans,
+                step_id=step_id,
+            )
+
+        return StepOutput(
+            details={
+                "object": step.object_name,
+                "alarm_id": alarm.id,
+                "alarm": alarm.name,
+                "feature": alarm.feature.name,
+                "samples_read": len(values),
+                "occurrences_written": len(spans),
+                "read_seconds": compute_started - read_started,
+                "compute_seconds": computed - compute_started,
+            },
+            write=write,
         )
-        finished = time.perf_counter()
-        return {
-            "object": step.object_name,
-            "alarm_id": alarm.id,
-            "alarm": alarm.name,
-            "feature": alarm.feature.name,
-            "samples_read": len(values),
-            "occurrences_written": written,
-            "read_seconds": compute_started - read_started,
-            "compute_seconds": write_started - compute_started,
-            "write_seconds": finished - write_started,
-        }

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from sqlalchemy.engine import Connection
+
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.errors import InputError, InvalidTransition
+from jobs_pipeline.perfdb.errors import InputError, InvalidTransition, is_transient
 from jobs_pipeline.perfdb.records import Job, NewStep, Step
 from jobs_pipeline.perfdb.states import JobState
 
@@ -27,6 +30,21 @@ STANDALONE_RUN_PREFIX = "standalone-"
 class JobStepError(Exception):
     """A step failed for a reason worth telling the user; the message goes into the step's
     `comment` column."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepOutput:
+    """What `_run_step` may return instead of a plain details dict.
+
+    `write` stores the step's results; it runs in the transaction that marks the step Finished,
+    after the check that this run still holds the job, so results and state commit together or
+    not at all. `note` becomes the comment of a step that Finished with something to say (e.g.
+    low data coverage).
+    """
+
+    details: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    write: Callable[[Connection], None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,9 +177,10 @@ class JobInstance:
         feature_id)."""
         raise NotImplementedError
 
-    def _run_step(self, step_id: int) -> dict[str, Any] | None:
+    def _run_step(self, step_id: int) -> StepOutput | dict[str, Any] | None:
         """Runs one step; raises `JobStepError` with a message for the step's comment. May
-        return details worth showing (counts, timings)."""
+        return details worth showing (counts, timings), or a `StepOutput` whose `write` stores
+        the results in the transaction that finishes the step."""
         raise NotImplementedError
 
     # --- running -----------------------------------------------------------------------------
@@ -185,9 +204,13 @@ class JobInstance:
         queue.start_step(step_id, run_id, actor=actor)
         started = time.perf_counter()
         error: str | None = None
-        details: dict[str, Any] = {}
+        output = StepOutput()
         try:
-            details = self._run_step(step_id) or {}
+            returned = self._run_step(step_id)
+            if isinstance(returned, StepOutput):
+                output = returned
+            elif returned:
+                output = StepOutput(details=dict(returned))
         except JobStepError as failure:
             error = str(failure) or type(failure).__name__
         except Exception as failure:
@@ -195,12 +218,34 @@ class JobInstance:
             error = f"Unknown error, please check the logs: {failure}"
         seconds = time.perf_counter() - started
         state_started = time.perf_counter()
-        result = queue.finish_step(step_id, error, run_id=run_id, actor=actor)
+        details = dict(output.details)
+        try:
+            result = queue.finish_step(
+                step_id,
+                error,
+                run_id=run_id,
+                actor=actor,
+                note=None if error else output.note,
+                details=details or None,
+                write=None if error else output.write,
+            )
+        except Exception as failure:
+            # Storing the results failed (a bug or a constraint, not a lost connection or a
+            # lost job, which the caller handles): the step fails and nothing of it is kept.
+            if error is not None or output.write is None or is_transient(failure):
+                raise
+            if isinstance(failure, InputError):
+                raise
+            logger.exception("results of step %s of job %s not stored", step_id, self.job_id)
+            error = f"Unknown error, please check the logs: results not stored: {failure}"
+            result = queue.finish_step(
+                step_id, error, run_id=run_id, actor=actor, details=details or None
+            )
         details.setdefault("state_update_seconds", time.perf_counter() - state_started)
         return StepOutcome(
             step_id=step_id,
             state=result.state,
-            comment=error,
+            comment=error or output.note,
             job_state=result.job_state,
             job_comment=result.job_comment,
             seconds=seconds,

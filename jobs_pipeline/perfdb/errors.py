@@ -36,3 +36,23 @@ class ImportFailed(InputError):
 
 class ConnectionFailed(PerfDBError):
     """The performance database cannot be reached."""
+
+
+class Busy(PerfDBError):
+    """The performance database stayed locked by another writer past the busy timeout."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """A failure of the connection (dropped, refused, server restarting) rather than of the
+    statement: worth retrying once the database is back."""
+    import sqlalchemy as sa  # here, so that importing the errors stays cheap
+
+    if isinstance(error, ConnectionFailed):
+        return True
+    if isinstance(error, sa.exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        return isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError)) and not (
+            isinstance(error.orig, Exception) and "locked" in str(error.orig)
+        )
+    return False

@@ -28,7 +28,10 @@ JSONDocument = sa.JSON().with_variant(JSONB(), "postgresql")
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONDocument,
+    }
 
 
 # --- job queue -------------------------------------------------------------------------------
@@ -70,6 +73,11 @@ class JobInstanceRow(Base):
     last_state_change: Mapped[datetime]
     queue_count: Mapped[int] = mapped_column(server_default="0")
     run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # Written by the holding run every few seconds; a silent holder is presumed dead.
+    heartbeat: Mapped[datetime | None]
+    # A frontend cancels a job by setting these; the reconciler acts on them and clears them.
+    cancel_requested: Mapped[datetime | None] = mapped_column(index=True)
+    cancel_requested_by: Mapped[str | None] = mapped_column(sa.String(200))
 
 
 class JobStepRow(Base):
@@ -94,6 +102,8 @@ class JobStepRow(Base):
     last_state_change: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(server_default="0")
     run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # What the step reported (data quality, counts), as JSON for people and tools.
+    details: Mapped[dict[str, Any] | None]
 
 
 class JobStateHistoryRow(Base):
@@ -174,8 +184,9 @@ class AlarmOccurrenceRow(Base):
     __tablename__ = "alarm_occurrences"
     __table_args__ = (
         sa.CheckConstraint("end_time > start_time", name="end_after_start"),
-        # Replacing a period's occurrences looks them up by (object, alarm, start).
-        sa.Index("ix_alarm_occurrences_object_alarm_start", "object_id", "alarm_id", "start_time"),
+        # One occurrence per (object, alarm, start), whoever computed it; replacing a period's
+        # occurrences looks them up by this key too.
+        sa.UniqueConstraint("object_id", "alarm_id", "start_time"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

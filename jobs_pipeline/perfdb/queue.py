@@ -7,7 +7,7 @@ transition also writes a `job_state_history` row in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +68,9 @@ _JOB_COLUMNS = (
     JOB.c.last_state_change,
     JOB.c.queue_count,
     JOB.c.run_id,
+    JOB.c.heartbeat,
+    JOB.c.cancel_requested,
+    JOB.c.cancel_requested_by,
 )
 _SELECT_JOBS = sa.select(*_JOB_COLUMNS).join_from(JOB, TYPES, JOB.c.type_id == TYPES.c.id)
 
@@ -87,6 +90,7 @@ _SELECT_STEPS = sa.select(
     STEP.c.last_state_change,
     STEP.c.attempts,
     STEP.c.run_id,
+    STEP.c.details,
 ).join_from(STEP, OBJECTS, STEP.c.object_id == OBJECTS.c.id)
 
 
@@ -443,9 +447,14 @@ class JobQueue:
         *,
         run_id: str | None = None,
         actor: str | None = None,
+        note: str | None = None,
+        details: dict[str, Any] | None = None,
+        write: Callable[[Connection], None] | None = None,
     ) -> StepResult:
-        """Running -> Finished, or Failed with `error` as its comment. When no step of the job
-        is left to run, the job's final state is written in this same transaction."""
+        """Running -> Finished, or Failed with `error` as its comment. A Finished step's
+        comment is `note`; `details` (JSON) is stored either way, and `write` stores the step's
+        results in this same transaction. When no step of the job is left to run, the job's
+        final state is written in this same transaction too."""
         now = utcnow()
         state = JobState.FINISHED if error is None else JobState.FAILED
         actor = actor or _run_actor(run_id)
@@ -457,10 +466,12 @@ class JobQueue:
                 (JobState.RUNNING,),
                 state,
                 actor,
-                values={"finished": now, "comment": error},
-                comment=error,
+                values={"finished": now, "comment": error or note, "details": details},
+                comment=error or note,
                 now=now,
             )
+            if write is not None and error is None:
+                write(connection)
             job_state, job_comment = self._finalise_job(connection, job_id, actor, now)
             return StepResult(
                 step_id=step_id,

@@ -32,6 +32,9 @@ class Job:
     last_state_change: datetime
     queue_count: int
     run_id: str | None
+    heartbeat: datetime | None = None
+    cancel_requested: datetime | None = None
+    cancel_requested_by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +54,7 @@ class Step:
     last_state_change: datetime
     attempts: int
     run_id: str | None
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
