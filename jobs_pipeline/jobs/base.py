@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError, InvalidTransition, is_transient
 from jobs_pipeline.perfdb.records import Job, NewStep, Step
-from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.perfdb.heartbeat import Heartbeat
+from jobs_pipeline.perfdb.states import Actor, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -269,20 +270,30 @@ class JobInstance:
         try:
             self.create_steps()
         except InputError as error:
-            queue.fail_job(self.job_id, str(error), from_states=(JobState.RUNNING,), actor=actor)
+            queue.fail_job(
+                self.job_id,
+                str(error),
+                from_states=(JobState.RUNNING,),
+                who=Actor.RUN,
+                run_id=run_id,
+                actor=actor,
+            )
             raise
         failed: list[int] = []
-        try:
-            for step in list(self.steps.values()):
-                if step.state == JobState.FINISHED:
-                    continue
-                if self.execute_step(step.id, run_id).failed:
-                    failed.append(step.id)
-        except BaseException as error:
-            # Nothing may stay Running: what this run started is failed with the reason.
-            queue.fail_running_steps_of_run(run_id, f"standalone run stopped: {error}", actor=actor)
-            raise
-        queue.finalise_job(self.job_id, actor=actor)
+        with Heartbeat(queue, self.job_id, run_id):
+            try:
+                for step in list(self.steps.values()):
+                    if step.state == JobState.FINISHED:
+                        continue
+                    if self.execute_step(step.id, run_id).failed:
+                        failed.append(step.id)
+            except BaseException as error:
+                # Nothing may stay Running: what this run started is failed with the reason.
+                queue.fail_running_steps_of_run(
+                    run_id, f"standalone run stopped: {error}", actor=actor
+                )
+                raise
+        queue.finalise_job(self.job_id, run_id=run_id, actor=actor)
         self.refresh()
         return failed
 

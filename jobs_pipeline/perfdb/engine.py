@@ -11,11 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from jobs_pipeline.perfdb.errors import ConnectionFailed
+from jobs_pipeline.perfdb.errors import Busy, ConnectionFailed
 
 PERFDB_URL_ENV = "PERFDB_URL"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "perfdb.sqlite"
+# How long a SQLite writer waits for another writer's lock before giving up with `Busy`.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+_READ_ONLY_OPTION = "perfdb_read_only"
 
 
 def default_url() -> str:
@@ -48,7 +51,7 @@ def create_perfdb_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
 def _create_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs.setdefault("connect_args", {"timeout": 30})
+    kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
     engine = sa.create_engine(url, **kwargs)
 
     @sa.event.listens_for(engine, "connect")
@@ -59,21 +62,27 @@ def _create_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Connection) -> None:
+    def _begin(connection: Connection) -> None:
         # A deferred transaction that later writes can fail with "database is locked" without
-        # waiting; taking the write lock up front makes concurrent processes queue instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # waiting; taking the write lock up front makes concurrent writers queue instead.
+        # Readers (WAL) need no lock at all and must not wait behind a long import.
+        if connection.get_execution_options().get(_READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
 @contextmanager
-def begin(engine: Engine) -> Iterator[Connection]:
-    """A transaction; a database that cannot be reached raises `ConnectionFailed`."""
+def begin(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
+    """A transaction; `write=False` for one that only reads (on SQLite it then takes no write
+    lock). A database that cannot be reached raises `ConnectionFailed`; one that another writer
+    keeps locked past the busy timeout raises `Busy`."""
     try:
         connection = engine.connect()
     except sa.exc.OperationalError as error:
@@ -81,8 +90,18 @@ def begin(engine: Engine) -> Iterator[Connection]:
             f"cannot connect to the performance database {redact(engine.url)}: "
             f"{_first_line(error.orig)}"
         ) from error
-    with connection, connection.begin():
-        yield connection
+    if not write:
+        connection.execution_options(**{_READ_ONLY_OPTION: True})
+    try:
+        with connection, connection.begin():
+            yield connection
+    except sa.exc.OperationalError as error:
+        if "database is locked" in str(error.orig):
+            raise Busy(
+                f"the performance database {redact(engine.url)} stayed locked by another "
+                f"writer for {SQLITE_BUSY_TIMEOUT_SECONDS} s: try again later"
+            ) from error
+        raise
 
 
 def _first_line(error: BaseException | None) -> str:

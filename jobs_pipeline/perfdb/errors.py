@@ -30,6 +30,14 @@ class InvalidTransition(InputError):
     """The record is not in a state that allows this transition."""
 
 
+class LostOwnership(InvalidTransition):
+    """The run no longer holds the job: another run took it over, or it was finalised."""
+
+
+class JobCanceled(InvalidTransition):
+    """The job was canceled: no more of its steps start."""
+
+
 class ImportFailed(InputError):
     """The file could not be imported; nothing was written."""
 

@@ -48,7 +48,7 @@ class Occurrences:
 
     def counts_by_job(self, job_id: int) -> list[tuple[str, int | None, int]]:
         """(object, alarm, occurrences written by that step) for each step of a job."""
-        with begin(self.engine) as connection:
+        with begin(self.engine, write=False) as connection:
             return [tuple(row) for row in connection.execute(_counts_query(job_id))]
 
     def list(
@@ -70,7 +70,7 @@ class Occurrences:
             query = query.where(OBJECTS.c.name == object_name)
         if alarm_id is not None:
             query = query.where(OCCURRENCES.c.alarm_id == alarm_id)
-        with begin(self.engine) as connection:
+        with begin(self.engine, write=False) as connection:
             return [
                 AlarmOccurrence(
                     object_name=row.name,
@@ -94,6 +94,15 @@ def replace_occurrences(
     spans: Sequence[tuple[datetime, datetime, float | None]],
     step_id: int | None,
 ) -> int:
+    """Replaces the occurrences of (object, alarm) that start inside [start, end) within the
+    caller's transaction. Writers of the same (object, alarm) take turns: on PostgreSQL a
+    transaction-scoped advisory lock on the pair, on SQLite the database's write lock that every
+    writing transaction holds. Without it, two deletes could both see the old rows gone and
+    both insert; the unique key on (object, alarm, start) would then fail one of them."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(sa.literal(object_id), sa.literal(alarm_id)))
+        )
     connection.execute(
         OCCURRENCES.delete().where(
             OCCURRENCES.c.object_id == object_id,

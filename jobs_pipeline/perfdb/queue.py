@@ -7,9 +7,9 @@ transition also writes a `job_state_history` row in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, overload
 
 import jsonschema
 import sqlalchemy as sa
@@ -20,6 +20,8 @@ from jobs_pipeline.perfdb.errors import (
     InputError,
     InvalidParameters,
     InvalidTransition,
+    JobCanceled,
+    LostOwnership,
     NotFound,
 )
 from jobs_pipeline.perfdb.models import (
@@ -31,7 +33,14 @@ from jobs_pipeline.perfdb.models import (
     table_of,
 )
 from jobs_pipeline.perfdb.records import HistoryEntry, Job, JobTypeSpec, NewStep, Step, StepResult
-from jobs_pipeline.perfdb.states import QUEUEABLE_STATES, JobState
+from jobs_pipeline.perfdb.states import (
+    JOB_TRANSITIONS,
+    QUEUEABLE_STATES,
+    STEP_TRANSITIONS,
+    Actor,
+    JobState,
+    check_transitions,
+)
 
 JOB = table_of(JobInstanceRow)
 STEP = table_of(JobStepRow)
@@ -49,6 +58,47 @@ def utcnow() -> datetime:
 def failed_steps_comment(failed: int, total: int) -> str:
     """The seed's wording for a job with failed steps."""
     return f"{failed} ({failed / total:.2%}) steps failed"
+
+
+def job_outcome(counts: Mapping[JobState, int]) -> tuple[JobState, str | None]:
+    """A job's final state and comment from its steps' states: Finished when every step
+    finished; else Failed, telling steps that failed from steps that never ran
+    (`1 (1.79%) steps failed, 55 not run`)."""
+    total = sum(counts.values())
+    if not total:
+        return JobState.FAILED, "no steps were created"
+    failed = counts.get(JobState.FAILED, 0) + counts.get(JobState.RUNNING, 0)
+    not_run = counts.get(JobState.CREATED, 0)
+    if not failed and not not_run:
+        return JobState.FINISHED, None
+    if not failed:
+        return JobState.FAILED, f"{not_run} of {total} steps not run"
+    comment = failed_steps_comment(failed, total)
+    return JobState.FAILED, f"{comment}, {not_run} not run" if not_run else comment
+
+
+MAX_COMMENT_CHARS = 2000
+
+
+@overload
+def bounded(comment: str, limit: int = ...) -> str: ...
+@overload
+def bounded(comment: None, limit: int = ...) -> None: ...
+@overload
+def bounded(comment: str | None, limit: int = ...) -> str | None: ...
+def bounded(comment: str | None, limit: int = MAX_COMMENT_CHARS) -> str | None:
+    """Comments are for people: a few kB at most, however long the reason."""
+    if comment is None or len(comment) <= limit:
+        return comment
+    cut = len(comment) - limit
+    return f"{comment[:limit]}... ({cut} more characters)"
+
+
+# A cancel request is done with once the job is final or queued again.
+_NO_CANCEL_REQUEST = {"cancel_requested": None, "cancel_requested_by": None}
+
+# `_step_transition`'s default: the caller does not restrict which run a Running step is in.
+ANY_RUN: Final = object()
 
 
 def _labels(states: Iterable[JobState]) -> str:
@@ -129,7 +179,7 @@ class JobQueue:
 
     def validate_parameters(self, type_name: str, parameters: Any) -> None:
         """Checks parameters against the type's JSON Schema; the error names the field."""
-        with begin(self.engine) as connection:
+        with begin(self.engine, write=False) as connection:
             _, schema = self._job_type(connection, type_name)
         validate_against_schema(type_name, schema, parameters)
 
@@ -178,7 +228,7 @@ class JobQueue:
             return self._get_job(connection, job_id)
 
     def get_job(self, job_id: int) -> Job:
-        with begin(self.engine) as connection:
+        with begin(self.engine, write=False) as connection:
             return self._get_job(connection, job_id)
 
     def _get_job(self, connection: Connection, job_id: int) -> Job:
@@ -206,7 +256,7 @@ class JobQueue:
         if exclude_test_jobs:
             # The seed's rule: a description containing "test" marks a test job.
             query = query.where(sa.func.lower(JOB.c.description).not_like("%test%"))
-        with begin(self.engine) as connection:
+        with begin(self.engine, write=False) as connection:
             return [_job(row) for row in connection.execute(query)]
 
     def update_job(
@@ -230,7 +280,13 @@ class JobQueue:
             if not values:
                 raise InputError("nothing to update: give parameters or a description")
             self._transition(
-                connection, job_id, (JobState.CREATED,), JobState.CREATED, actor, values=values
+                connection,
+                job_id,
+                (JobState.CREATED,),
+                JobState.CREATED,
+                Actor.USER,
+                actor,
+                values=values,
             )
             return self._get_job(connection, job_id)
 
@@ -255,12 +311,18 @@ class JobQueue:
             job_id,
             QUEUEABLE_STATES,
             JobState.QUEUED,
+            Actor.USER,
             actor,
-            values={"queue_count": JOB.c.queue_count + 1, "comment": None, "finished": None},
+            values={
+                "queue_count": JOB.c.queue_count + 1,
+                "comment": None,
+                "finished": None,
+                **_NO_CANCEL_REQUEST,
+            },
             now=now,
         )
         if previous == JobState.FINISHED:
-            self._reset_steps(connection, job_id, (JobState.FINISHED,), actor, now)
+            self._reset_steps(connection, job_id, (JobState.FINISHED,), Actor.USER, actor, now)
 
     def claim_job(
         self,
@@ -270,8 +332,9 @@ class JobQueue:
         from_states: Sequence[JobState] = (JobState.QUEUED,),
         actor: str | None = None,
     ) -> Job:
-        """Queued -> Running for the run that will execute the job. Atomic: of several runs
-        racing for the same job exactly one wins, the others get `InvalidTransition`."""
+        """Queued -> Running for the run that will execute the job; from then on that run holds
+        it. Atomic: of several runs racing for the same job exactly one wins, the others get
+        `InvalidTransition`."""
         now = utcnow()
         with begin(self.engine) as connection:
             self._transition(
@@ -279,8 +342,15 @@ class JobQueue:
                 job_id,
                 from_states,
                 JobState.RUNNING,
+                Actor.RUN,
                 actor or _run_actor(run_id),
-                values={"run_id": run_id, "started": now, "finished": None, "comment": None},
+                values={
+                    "run_id": run_id,
+                    "started": now,
+                    "finished": None,
+                    "comment": None,
+                    "heartbeat": now,
+                },
                 now=now,
             )
             return self._get_job(connection, job_id)
@@ -296,12 +366,19 @@ class JobQueue:
                 job_id,
                 (JobState.FAILED, JobState.FINISHED),
                 JobState.RUNNING,
+                Actor.RUN,
                 actor,
-                values={"run_id": run_id, "finished": None, "comment": None},
+                values={
+                    "run_id": run_id,
+                    "finished": None,
+                    "comment": None,
+                    "heartbeat": now,
+                    **_NO_CANCEL_REQUEST,
+                },
                 now=now,
             )
             if previous == JobState.FINISHED:
-                self._reset_steps(connection, job_id, (JobState.FINISHED,), actor, now)
+                self._reset_steps(connection, job_id, (JobState.FINISHED,), Actor.RUN, actor, now)
             return self._get_job(connection, job_id)
 
     def fail_job(
@@ -310,37 +387,169 @@ class JobQueue:
         comment: str,
         *,
         from_states: Sequence[JobState] = (JobState.QUEUED,),
+        who: Actor = Actor.SENSOR,
+        run_id: str | None = None,
         actor: str = DEFAULT_ACTOR,
     ) -> Job:
-        """Marks a job Failed without running it, e.g. a queued row with bad parameters."""
+        """Marks a job Failed without running it, e.g. a queued row with bad parameters. From
+        Running, only the run holding the job (`run_id`) may do this."""
         now = utcnow()
+        comment = bounded(comment)
         with begin(self.engine) as connection:
+            if JobState.RUNNING in from_states:
+                self._check_holder(connection, job_id, run_id, lock=True)
             self._transition(
                 connection,
                 job_id,
                 from_states,
                 JobState.FAILED,
+                who,
                 actor,
-                values={"comment": comment, "finished": now},
+                values={"comment": comment, "finished": now, **_NO_CANCEL_REQUEST},
                 comment=comment,
                 now=now,
             )
             return self._get_job(connection, job_id)
 
     def finalise_job(
-        self, job_id: int, *, run_id: str | None = None, actor: str = DEFAULT_ACTOR
+        self,
+        job_id: int,
+        *,
+        run_id: str | None = None,
+        run_over: bool = False,
+        actor: str = DEFAULT_ACTOR,
     ) -> Job:
-        """Writes a Running job's final state if none of its steps is left to run (a no-op
-        otherwise; the last `finish_step` normally does this already). With `run_id`, the run
-        that holds the job is over: steps it did not run count as they are."""
+        """Writes the final state of a Running job that `run_id` holds once none of its steps is
+        left to run (a no-op otherwise; the last `finish_step` normally does this already).
+        With `run_over`, the run has ended: steps it did not run count as they are. A job held
+        by another run raises `LostOwnership`; a job already final is returned as it is."""
         with begin(self.engine) as connection:
             if self._lock_job(connection, job_id) == JobState.RUNNING:
-                self._finalise_job(connection, job_id, actor, utcnow(), run_id=run_id)
+                self._check_holder(connection, job_id, run_id)
+                self._finalise_job(
+                    connection, job_id, run_id, Actor.RUN, actor, utcnow(), run_over=run_over
+                )
             return self._get_job(connection, job_id)
+
+    # --- cancellation and liveness -----------------------------------------------------------
+
+    def cancel_job(self, job_id: int, *, actor: str = DEFAULT_ACTOR) -> Job:
+        """A person's cancel: a Created or Queued job fails now with `canceled by <actor>`; a
+        Running one gets a cancel request that its run and the reconciler act on. A job that has
+        ended has nothing to cancel (`InvalidTransition`)."""
+        now = utcnow()
+        with begin(self.engine) as connection:
+            state = self._lock_job(connection, job_id)
+            if state in (JobState.FINISHED, JobState.FAILED):
+                raise InvalidTransition(f"job {job_id} is {state.label}: nothing to cancel")
+            if state == JobState.RUNNING:
+                self._request_cancel(connection, job_id, actor, now)
+            else:
+                self._fail_canceled(connection, job_id, state, Actor.USER, actor, actor, now)
+            return self._get_job(connection, job_id)
+
+    def cancel_requests(self, *, limit: int) -> list[Job]:
+        """Jobs with a cancel request that has not been handled, oldest request first."""
+        query = (
+            _SELECT_JOBS.where(JOB.c.cancel_requested.is_not(None))
+            .order_by(JOB.c.cancel_requested, JOB.c.id)
+            .limit(limit)
+        )
+        with begin(self.engine, write=False) as connection:
+            return [_job(row) for row in connection.execute(query)]
+
+    def handle_cancel_request(self, job_id: int, *, actor: str = "reconciler") -> Job:
+        """Acts on a cancel request written by a frontend: Created or Queued -> Failed now;
+        Running stays Running (its run must be terminated, then the run's steps fail with
+        `canceled`); a job that already ended keeps its state and the request is cleared with a
+        comment in its history."""
+        now = utcnow()
+        with begin(self.engine) as connection:
+            state = self._lock_job(connection, job_id)
+            row = connection.execute(
+                sa.select(JOB.c.cancel_requested, JOB.c.cancel_requested_by).where(
+                    JOB.c.id == job_id
+                )
+            ).one()
+            if row.cancel_requested is not None:
+                who = row.cancel_requested_by or "frontend"
+                if state in (JobState.CREATED, JobState.QUEUED):
+                    self._fail_canceled(
+                        connection, job_id, state, Actor.RECONCILER, who, actor, now
+                    )
+                elif state in (JobState.FINISHED, JobState.FAILED):
+                    connection.execute(
+                        JOB.update().where(JOB.c.id == job_id).values(**_NO_CANCEL_REQUEST)
+                    )
+                    self._record(
+                        connection,
+                        job_id,
+                        None,
+                        state,
+                        state,
+                        actor,
+                        f"cancel request by {who} cleared: the job had already ended",
+                        now,
+                    )
+            return self._get_job(connection, job_id)
+
+    def _request_cancel(self, connection: Connection, job_id: int, who: str, now: datetime) -> None:
+        connection.execute(
+            JOB.update()
+            .where(JOB.c.id == job_id, JOB.c.cancel_requested.is_(None))
+            .values(cancel_requested=now, cancel_requested_by=who[:200])
+        )
+        self._record(
+            connection,
+            job_id,
+            None,
+            JobState.RUNNING,
+            JobState.RUNNING,
+            who,
+            f"cancel requested by {who}",
+            now,
+        )
+
+    def _fail_canceled(
+        self,
+        connection: Connection,
+        job_id: int,
+        state: JobState,
+        who: Actor,
+        requested_by: str,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        comment = bounded(f"canceled by {requested_by}")
+        self._transition(
+            connection,
+            job_id,
+            (state,),
+            JobState.FAILED,
+            who,
+            actor,
+            values={"comment": comment, "finished": now, **_NO_CANCEL_REQUEST},
+            comment=comment,
+            now=now,
+        )
+
+    def beat(self, job_id: int, run_id: str) -> bool:
+        """The holding run's heartbeat; False once the run no longer holds the job."""
+        with begin(self.engine) as connection:
+            changed = connection.execute(
+                JOB.update()
+                .where(
+                    JOB.c.id == job_id,
+                    JOB.c.state_id == JobState.RUNNING,
+                    JOB.c.run_id == run_id,
+                )
+                .values(heartbeat=utcnow())
+            ).rowcount
+        return bool(changed)
 
     def history(self, job_id: int) -> list[HistoryEntry]:
         query = sa.select(HISTORY).where(HISTORY.c.job_id == job_id).order_by(HISTORY.c.id)
-        with begin(self.engine) as connection:
+        with begin(self.engine, write=False) as connection:
             return [
                 HistoryEntry(
                     job_id=row.job_id,
@@ -404,7 +613,7 @@ class JobQueue:
             return self._get_steps(connection, job_id)
 
     def get_steps(self, job_id: int) -> list[Step]:
-        with begin(self.engine) as connection:
+        with begin(self.engine, write=False) as connection:
             return self._get_steps(connection, job_id)
 
     def _get_steps(self, connection: Connection, job_id: int) -> list[Step]:
@@ -412,33 +621,62 @@ class JobQueue:
         return [_step(row) for row in connection.execute(query)]
 
     def get_step(self, step_id: int) -> Step:
-        with begin(self.engine) as connection:
+        with begin(self.engine, write=False) as connection:
             row = connection.execute(_SELECT_STEPS.where(STEP.c.id == step_id)).first()
         if row is None:
             raise NotFound(f"step {step_id} does not exist")
         return _step(row)
 
     def start_step(self, step_id: int, run_id: str | None, *, actor: str | None = None) -> Step:
-        """Created or Failed -> Running (a failed step may be re-run)."""
+        """Created or Failed -> Running (a failed step may be re-run), for the run holding the
+        job; that run may also restart its own Running step (a retry, a redelivered task). A
+        job with a cancel request starts no more steps: the step fails with `canceled` and
+        `JobCanceled` is raised."""
         now = utcnow()
+        actor = actor or _run_actor(run_id)
         with begin(self.engine) as connection:
-            self._step_transition(
-                connection,
-                step_id,
-                (JobState.CREATED, JobState.FAILED),
-                JobState.RUNNING,
-                actor or _run_actor(run_id),
-                values={
-                    "run_id": run_id,
-                    "started": now,
-                    "finished": None,
-                    "comment": None,
-                    "attempts": STEP.c.attempts + 1,
-                },
-                now=now,
-            )
-            row = connection.execute(_SELECT_STEPS.where(STEP.c.id == step_id)).one()
-            return _step(row)
+            job_id = self._lock_job_of_step(connection, step_id)
+            holder = self._check_holder(connection, job_id, run_id)
+            if holder.cancel_requested is not None:
+                reason = f"canceled by {holder.cancel_requested_by or 'frontend'}"
+                self._step_transition(
+                    connection,
+                    step_id,
+                    (JobState.CREATED, JobState.FAILED, JobState.RUNNING),
+                    JobState.FAILED,
+                    Actor.RUN,
+                    actor,
+                    values={"finished": now, "comment": "canceled", "run_id": run_id},
+                    comment="canceled",
+                    now=now,
+                    run_id=run_id,
+                )
+                self._finalise_job(connection, job_id, run_id, Actor.RUN, actor, now)
+                # The failed step must be committed before the op hears of the cancel.
+                canceled = JobCanceled(f"job {job_id} was {reason}: step {step_id} not started")
+            else:
+                canceled = None
+                self._step_transition(
+                    connection,
+                    step_id,
+                    (JobState.CREATED, JobState.FAILED, JobState.RUNNING),
+                    JobState.RUNNING,
+                    Actor.RUN,
+                    actor,
+                    values={
+                        "run_id": run_id,
+                        "started": now,
+                        "finished": None,
+                        "comment": None,
+                        "attempts": STEP.c.attempts + 1,
+                    },
+                    now=now,
+                    run_id=run_id,
+                )
+                row = connection.execute(_SELECT_STEPS.where(STEP.c.id == step_id)).one()
+        if canceled is not None:
+            raise canceled
+        return _step(row)
 
     def finish_step(
         self,
@@ -451,28 +689,35 @@ class JobQueue:
         details: dict[str, Any] | None = None,
         write: Callable[[Connection], None] | None = None,
     ) -> StepResult:
-        """Running -> Finished, or Failed with `error` as its comment. A Finished step's
-        comment is `note`; `details` (JSON) is stored either way, and `write` stores the step's
-        results in this same transaction. When no step of the job is left to run, the job's
-        final state is written in this same transaction too."""
+        """Running -> Finished, or Failed with `error` as its comment, for the run holding the
+        job (`LostOwnership` otherwise, and nothing is written). A Finished step's comment is
+        `note`; `details` (JSON) is stored either way, and `write` stores the step's results in
+        this same transaction. When no step of the job is left to run, the job's final state is
+        written in this same transaction too."""
         now = utcnow()
         state = JobState.FINISHED if error is None else JobState.FAILED
         actor = actor or _run_actor(run_id)
+        comment = bounded(error or note)
         with begin(self.engine) as connection:
             job_id = self._lock_job_of_step(connection, step_id)
+            self._check_holder(connection, job_id, run_id)
             self._step_transition(
                 connection,
                 step_id,
                 (JobState.RUNNING,),
                 state,
+                Actor.RUN,
                 actor,
-                values={"finished": now, "comment": error or note, "details": details},
-                comment=error or note,
+                values={"finished": now, "comment": comment, "details": details},
+                comment=comment,
                 now=now,
+                run_id=run_id,
             )
             if write is not None and error is None:
                 write(connection)
-            job_state, job_comment = self._finalise_job(connection, job_id, actor, now)
+            job_state, job_comment = self._finalise_job(
+                connection, job_id, run_id, Actor.RUN, actor, now
+            )
             return StepResult(
                 step_id=step_id,
                 job_id=job_id,
@@ -482,14 +727,21 @@ class JobQueue:
             )
 
     def fail_running_steps_of_run(
-        self, run_id: str, reason: str, *, actor: str | None = None
+        self,
+        run_id: str,
+        reason: str,
+        *,
+        actor: str | None = None,
+        op_failures: Mapping[int, str] | None = None,
     ) -> list[StepResult]:
-        """Reconciles a run that died: its steps still Running become Failed with `reason`, and
-        its job, if still Running for this run, is finalised. Steps and jobs that a newer run
-        has taken over are left alone, so a late call is harmless and a repeated one changes
-        nothing."""
+        """Reconciles a run that ended or went silent: its steps still Running become Failed
+        with `reason`, steps whose op failed before they started become Failed with the op's
+        error (`op_failures`, by step id), and its job, if that run still holds it, is
+        finalised. Steps and jobs that a newer run has taken over are left alone, so a late
+        call is harmless and a repeated one changes nothing."""
         now = utcnow()
-        actor = actor or _run_actor(run_id)
+        actor = actor or "reconciler"
+        reason = bounded(reason)
         results: list[StepResult] = []
         with begin(self.engine) as connection:
             job_ids = connection.scalars(
@@ -503,27 +755,57 @@ class JobQueue:
             ).all()
             for job_id in sorted(job_ids):
                 self._lock_job(connection, job_id)
-                step_ids = connection.scalars(
-                    sa.select(STEP.c.id).where(
-                        STEP.c.job_id == job_id,
-                        STEP.c.run_id == run_id,
-                        STEP.c.state_id == JobState.RUNNING,
+                held = connection.execute(
+                    sa.select(JOB.c.id).where(
+                        JOB.c.id == job_id,
+                        JOB.c.state_id == JobState.RUNNING,
+                        JOB.c.run_id == run_id,
                     )
-                ).all()
-                for step_id in step_ids:
+                ).first()
+                failed: dict[int, str] = dict.fromkeys(
+                    connection.scalars(
+                        sa.select(STEP.c.id).where(
+                            STEP.c.job_id == job_id,
+                            STEP.c.run_id == run_id,
+                            STEP.c.state_id == JobState.RUNNING,
+                        )
+                    ).all(),
+                    reason,
+                )
+                if held is not None and op_failures:
+                    created = connection.scalars(
+                        sa.select(STEP.c.id).where(
+                            STEP.c.job_id == job_id,
+                            STEP.c.id.in_(list(op_failures)),
+                            STEP.c.state_id == JobState.CREATED,
+                        )
+                    ).all()
+                    for step_id in created:
+                        failed[step_id] = bounded(op_failures[step_id])
+                for step_id, comment in failed.items():
                     self._step_transition(
                         connection,
                         step_id,
-                        (JobState.RUNNING,),
+                        (JobState.RUNNING, JobState.CREATED),
                         JobState.FAILED,
+                        Actor.RECONCILER,
                         actor,
-                        values={"finished": now, "comment": reason},
-                        comment=reason,
+                        values={"finished": now, "comment": comment, "run_id": run_id},
+                        comment=comment,
                         now=now,
                     )
-                job_state, job_comment = self._finalise_job(
-                    connection, job_id, actor, now, run_id=run_id, reason=reason
-                )
+                job_state, job_comment = None, None
+                if held is not None:
+                    job_state, job_comment = self._finalise_job(
+                        connection,
+                        job_id,
+                        run_id,
+                        Actor.RECONCILER,
+                        actor,
+                        now,
+                        run_over=True,
+                        reason=reason,
+                    )
                 results.extend(
                     StepResult(
                         step_id=step_id,
@@ -532,9 +814,9 @@ class JobQueue:
                         job_state=job_state,
                         job_comment=job_comment,
                     )
-                    for step_id in step_ids
+                    for step_id in failed
                 )
-                if not step_ids and job_state is not None:
+                if not failed and job_state is not None:
                     results.append(
                         StepResult(
                             step_id=0,
@@ -548,33 +830,53 @@ class JobQueue:
 
     # --- internals ---------------------------------------------------------------------------
 
+    def _check_holder(
+        self, connection: Connection, job_id: int, run_id: str | None, *, lock: bool = False
+    ) -> Any:
+        """The fence of every write a run makes: the job must be Running and held by `run_id`.
+        Raises `LostOwnership` (naming both runs) otherwise. The caller has locked the job row
+        unless `lock`."""
+        if lock:
+            self._lock_job(connection, job_id)
+        row = connection.execute(
+            sa.select(
+                JOB.c.state_id, JOB.c.run_id, JOB.c.cancel_requested, JOB.c.cancel_requested_by
+            ).where(JOB.c.id == job_id)
+        ).one()
+        if row.state_id != JobState.RUNNING or row.run_id != run_id:
+            held = f"held by run {row.run_id}" if row.run_id else "held by no run"
+            state = JobState(row.state_id).label
+            raise LostOwnership(
+                f"job {job_id} is {state} and {held}: run {run_id} no longer holds it"
+            )
+        return row
+
     def _finalise_job(
         self,
         connection: Connection,
         job_id: int,
+        run_id: str | None,
+        who: Actor,
         actor: str,
         now: datetime,
         *,
-        run_id: str | None = None,
+        run_over: bool = False,
         reason: str | None = None,
     ) -> tuple[JobState | None, str | None]:
-        """Writes the job's final state once none of its steps is left to run (or, with
-        `run_id`, once that run is over). Needs the job row locked by the caller."""
-        unfinished = (
-            (JobState.RUNNING,) if run_id is not None else (JobState.CREATED, JobState.RUNNING)
-        )
-        left_to_run: sa.ColumnElement[bool] = STEP.c.state_id.in_(unfinished)
-        if run_id is None:
+        """Writes the final state of a job held by `run_id` once none of its steps is left to
+        run, or, with `run_over`, once that run has ended. Needs the job row locked and held
+        (`_check_holder`) by the caller."""
+        left_to_run: sa.ColumnElement[bool] = STEP.c.state_id == JobState.RUNNING
+        if not run_over:
             # A step that failed under an earlier run is re-run by the run now holding the job
             # (requeue, re-execution): it is not final until that run has re-run it. (A job
             # held with no run id has no run to wait for.)
-            holder = sa.select(JOB.c.run_id).where(JOB.c.id == job_id).scalar_subquery()
             left_to_run = sa.or_(
-                left_to_run,
+                STEP.c.state_id.in_((JobState.CREATED, JobState.RUNNING)),
                 sa.and_(
                     STEP.c.state_id == JobState.FAILED,
-                    sa.func.coalesce(holder, "") != "",
-                    STEP.c.run_id.is_distinct_from(holder),
+                    sa.literal(run_id or "") != "",
+                    STEP.c.run_id.is_distinct_from(run_id),
                 ),
             )
         # Cheap check first: all but the last step of a job stop here without counting.
@@ -591,26 +893,35 @@ class JobQueue:
                 .group_by(STEP.c.state_id)
             )
         }
-        total = sum(counts.values())
-        failed = total - counts.get(JobState.FINISHED, 0)
-        if total and not failed:
-            state, comment = JobState.FINISHED, None
-        elif total:
-            state, comment = JobState.FAILED, failed_steps_comment(failed, total)
-        else:
-            state, comment = JobState.FAILED, "no steps were created"
-        if reason is not None:
-            comment = f"{reason}; {comment}" if comment else reason
-        guard = [JOB.c.id == job_id, JOB.c.state_id == JobState.RUNNING]
-        if run_id is not None:
-            guard.append(JOB.c.run_id == run_id)
+        cancel = connection.execute(
+            sa.select(JOB.c.cancel_requested, JOB.c.cancel_requested_by).where(JOB.c.id == job_id)
+        ).one()
+        state, comment = job_outcome(counts)
+        prefixes = [reason] if reason else []
+        if cancel.cancel_requested is not None:
+            prefixes.insert(0, f"canceled by {cancel.cancel_requested_by or 'frontend'}")
+            state = JobState.FAILED
+        if prefixes:
+            comment = "; ".join([*prefixes, comment] if comment else prefixes)
+        comment = bounded(comment)
+        check_transitions(JOB_TRANSITIONS, (JobState.RUNNING,), state, who)
         changed = connection.execute(
             JOB.update()
-            .where(*guard)
-            .values(state_id=state, comment=comment, finished=now, last_state_change=now)
+            .where(
+                JOB.c.id == job_id,
+                JOB.c.state_id == JobState.RUNNING,
+                JOB.c.run_id.is_not_distinct_from(run_id),
+            )
+            .values(
+                state_id=state,
+                comment=comment,
+                finished=now,
+                last_state_change=now,
+                **_NO_CANCEL_REQUEST,
+            )
         ).rowcount
-        if not changed:
-            return None, None
+        if not changed:  # pragma: no cover - the caller's lock and check make this a bug
+            raise LostOwnership(f"job {job_id} changed hands while run {run_id} finalised it")
         self._record(connection, job_id, None, JobState.RUNNING, state, actor, comment, now)
         return state, comment
 
@@ -620,6 +931,7 @@ class JobQueue:
         job_id: int,
         expected: Sequence[JobState],
         target: JobState,
+        who: Actor,
         actor: str,
         *,
         values: dict[str, Any] | None = None,
@@ -627,6 +939,7 @@ class JobQueue:
         now: datetime | None = None,
     ) -> JobState:
         """Moves a job from one of `expected` to `target`; returns the state it was in."""
+        check_transitions(JOB_TRANSITIONS, tuple(expected), target, who)
         now = now or utcnow()
         previous = self._lock_job(connection, job_id)
         if previous not in expected:
@@ -650,19 +963,28 @@ class JobQueue:
         step_id: int,
         expected: Sequence[JobState],
         target: JobState,
+        who: Actor,
         actor: str,
         *,
         values: dict[str, Any],
         comment: str | None = None,
         now: datetime,
+        run_id: str | object | None = ANY_RUN,
     ) -> None:
+        """Moves a step from one of `expected` to `target`. A step Running moves only for the
+        run it is Running in (`run_id`), unless the caller acts for any run (the reconciler,
+        which has matched the run itself)."""
+        check_transitions(STEP_TRANSITIONS, tuple(expected), target, who)
         # One guarded UPDATE per allowed source state, the usual one first: the history then
         # names the real source state without reading it beforehand.
         row = None
         for source in expected:
+            guard = [STEP.c.id == step_id, STEP.c.state_id == source]
+            if source == JobState.RUNNING and run_id is not ANY_RUN:
+                guard.append(STEP.c.run_id.is_not_distinct_from(run_id))
             row = connection.execute(
                 STEP.update()
-                .where(STEP.c.id == step_id, STEP.c.state_id == source)
+                .where(*guard)
                 .values(state_id=target, last_state_change=now, **values)
                 .returning(STEP.c.job_id)
             ).first()
@@ -670,12 +992,17 @@ class JobQueue:
                 break
         if row is None:
             current = connection.execute(
-                sa.select(STEP.c.state_id).where(STEP.c.id == step_id)
-            ).scalar()
+                sa.select(STEP.c.state_id, STEP.c.run_id).where(STEP.c.id == step_id)
+            ).first()
             if current is None:
                 raise NotFound(f"step {step_id} does not exist")
+            current_state = JobState(current.state_id)
+            if current_state == JobState.RUNNING and current_state in expected:
+                raise LostOwnership(
+                    f"step {step_id} is Running in run {current.run_id}, not in run {run_id}"
+                )
             raise InvalidTransition(
-                f"step {step_id} is {JobState(current).label}, expected {_labels(expected)}"
+                f"step {step_id} is {current_state.label}, expected {_labels(expected)}"
             )
         self._record(connection, row.job_id, step_id, source, target, actor, comment, now)
 
@@ -684,9 +1011,11 @@ class JobQueue:
         connection: Connection,
         job_id: int,
         states: Sequence[JobState],
+        who: Actor,
         actor: str,
         now: datetime,
     ) -> None:
+        check_transitions(STEP_TRANSITIONS, tuple(states), JobState.CREATED, who)
         step_rows = connection.execute(
             sa.select(STEP.c.id, STEP.c.state_id).where(
                 STEP.c.job_id == job_id, STEP.c.state_id.in_(states)
@@ -753,8 +1082,8 @@ class JobQueue:
                 step_id=step_id,
                 from_state_id=from_state,
                 to_state_id=to_state,
-                actor=actor,
-                comment=comment,
+                actor=actor[:200],
+                comment=bounded(comment),
                 changed_at=now,
             )
         )

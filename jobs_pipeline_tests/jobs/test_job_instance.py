@@ -146,7 +146,7 @@ def _to_finished(db: PerfDB, job_id: int) -> None:
 
 
 def _to_failed(db: PerfDB, job_id: int) -> None:
-    db.queue.fail_job(job_id, "rejected", from_states=(JobState.CREATED,))
+    db.queue.cancel_job(job_id, actor="tester")
 
 
 @pytest.mark.parametrize(

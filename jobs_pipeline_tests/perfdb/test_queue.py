@@ -14,6 +14,7 @@ from jobs_pipeline.perfdb.errors import (
     InputError,
     InvalidParameters,
     InvalidTransition,
+    LostOwnership,
     NotFound,
 )
 from jobs_pipeline.perfdb.queue import JobQueue
@@ -86,7 +87,9 @@ def job_in_state(perfdb: PerfDB, object_ids: dict[str, int], state: JobState) ->
     job_id, [step_id] = running_job(perfdb, object_ids, count=1, run_id=f"run-{state.label}")
     if state != RUNNING:
         perfdb.queue.start_step(step_id, f"run-{state.label}")
-        perfdb.queue.finish_step(step_id, "boom" if state == FAILED else None)
+        perfdb.queue.finish_step(
+            step_id, "boom" if state == FAILED else None, run_id=f"run-{state.label}"
+        )
     assert perfdb.queue.get_job(job_id).state == state
     return job_id
 
@@ -450,13 +453,14 @@ def test_step_transitions_are_guarded_by_the_current_state(
     with pytest.raises(InvalidTransition, match=f"step {first} is Created, expected Running"):
         perfdb.queue.finish_step(first, run_id="run-a")
     perfdb.queue.start_step(first, "run-a")
-    with pytest.raises(
-        InvalidTransition, match=f"step {first} is Running, expected Created, Failed"
-    ):
+    # Another run cannot touch the steps of a job that run-a holds.
+    with pytest.raises(LostOwnership, match=f"job {job_id} is Running and held by run run-a"):
         perfdb.queue.start_step(first, "run-b")
+    with pytest.raises(LostOwnership, match="run run-b no longer holds it"):
+        perfdb.queue.finish_step(first, run_id="run-b")
     perfdb.queue.finish_step(first, run_id="run-a")
     with pytest.raises(
-        InvalidTransition, match=f"step {first} is Finished, expected Created, Failed"
+        InvalidTransition, match=f"step {first} is Finished, expected Created, Failed, Running"
     ):
         perfdb.queue.start_step(first, "run-a")
     with pytest.raises(InvalidTransition, match=f"step {first} is Finished, expected Running"):
@@ -464,7 +468,7 @@ def test_step_transitions_are_guarded_by_the_current_state(
     with pytest.raises(NotFound, match="step 98765 does not exist"):
         perfdb.queue.start_step(98765, "run-a")
     with pytest.raises(NotFound, match="step 98765 does not exist"):
-        perfdb.queue.finish_step(98765)
+        perfdb.queue.finish_step(98765, run_id="run-a")
 
     step = perfdb.queue.get_step(first)
     assert (step.state, step.comment, step.attempts, step.run_id) == (FINISHED, None, 1, "run-a")
@@ -557,7 +561,7 @@ def test_dead_run_fails_its_running_steps_and_finalises_the_job(
     results = perfdb.queue.fail_running_steps_of_run("run-a", "run run-a was killed")
 
     assert [(r.step_id, r.job_id, r.state) for r in results] == [(busy, job_id, FAILED)]
-    expected_comment = "run run-a was killed; 2 (66.67%) steps failed"
+    expected_comment = "run run-a was killed; 1 (33.33%) steps failed, 1 not run"
     assert (results[0].job_state, results[0].job_comment) == (FAILED, expected_comment)
     job = perfdb.queue.get_job(job_id)
     assert (job.state, job.comment) == (FAILED, expected_comment)
@@ -583,7 +587,7 @@ def test_dead_run_without_running_steps_still_fails_its_job(
 
     assert [(r.job_id, r.job_state) for r in results] == [(job_id, FAILED)]
     job = perfdb.queue.get_job(job_id)
-    assert (job.state, job.comment) == (FAILED, "cancelled; 2 (100.00%) steps failed")
+    assert (job.state, job.comment) == (FAILED, "cancelled; 2 of 2 steps not run")
     assert job_transitions(perfdb, job_id)[-1] == (RUNNING, FAILED)
 
 

@@ -1,0 +1,89 @@
+"""The heartbeat a run writes to the job it holds, so that a silent holder can be told dead.
+
+Liveness comes from the owner writing, not from an observer noticing a death: whatever kills a
+run (SIGKILL, a lost machine, a hung process), its heartbeat stops, and the reconciler fails
+the job once the silence is longer than the configured limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from jobs_pipeline.perfdb.queue import JobQueue
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS_ENV = "JOBS_PIPELINE_HEARTBEAT_SECONDS"
+HEARTBEAT_SILENCE_ENV = "JOBS_PIPELINE_HEARTBEAT_SILENCE_SECONDS"
+DEFAULT_HEARTBEAT_SECONDS = 10.0
+DEFAULT_HEARTBEAT_SILENCE_SECONDS = 60.0
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {text!r}")
+    return value
+
+
+def heartbeat_seconds() -> float:
+    """How often a holding run beats (`JOBS_PIPELINE_HEARTBEAT_SECONDS`, default 10 s)."""
+    return _seconds_from_env(HEARTBEAT_SECONDS_ENV, DEFAULT_HEARTBEAT_SECONDS)
+
+
+def heartbeat_silence_seconds() -> float:
+    """After how long without a beat a holder is presumed dead
+    (`JOBS_PIPELINE_HEARTBEAT_SILENCE_SECONDS`, default 60 s)."""
+    return _seconds_from_env(HEARTBEAT_SILENCE_ENV, DEFAULT_HEARTBEAT_SILENCE_SECONDS)
+
+
+class Heartbeat:
+    """Beats for (job, run) from a daemon thread until `stop()` or until the run no longer
+    holds the job. A failed beat (database restarting) is logged and tried again next time."""
+
+    def __init__(
+        self, queue: JobQueue, job_id: int, run_id: str, interval: float | None = None
+    ) -> None:
+        self.queue = queue
+        self.job_id = job_id
+        self.run_id = run_id
+        self.interval = interval if interval is not None else heartbeat_seconds()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat_until_stopped, name=f"heartbeat-job-{job_id}", daemon=True
+        )
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.interval + 5)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _beat_until_stopped(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                if not self.queue.beat(self.job_id, self.run_id):
+                    return  # the job is final or held by another run: nothing to keep alive
+            except Exception as error:
+                logger.warning("heartbeat of job %s failed: %s", self.job_id, error)
