@@ -353,10 +353,58 @@ def cmd_job_run(args: argparse.Namespace) -> None:
     from jobs_pipeline.orchestration.launch import RunFailed, run_queued_job
 
     perfdb = _perfdb(args)
-    outcome = run_queued_job(perfdb, args.id, timeout_seconds=args.timeout)
+
+    def launched(run_id: str) -> None:
+        print(
+            f"run {run_id} launched for job {args.id}; to cancel it: "
+            f"jobs-pipeline job cancel {args.id}",
+            file=sys.stderr,
+        )
+
+    try:
+        outcome = run_queued_job(perfdb, args.id, timeout_seconds=args.timeout, on_launch=launched)
+    except KeyboardInterrupt:
+        _interrupted_run(perfdb, args.id)
+        raise
     print(outcome)
     if outcome.job.state != JobState.FINISHED:
         raise RunFailed(f"job {args.id} ended {outcome.job.state.label}")
+
+
+def _interrupted_run(perfdb: Any, job_id: int) -> None:
+    """Ctrl-C while waiting: on a terminal, ask whether to cancel the job; otherwise leave the
+    run going and say so."""
+    job = perfdb.queue.get_job(job_id)
+    if job.state in (JobState.FINISHED, JobState.FAILED):
+        print(f"job {job_id} is {job.state.label}", file=sys.stderr)
+        return
+    answer = ""
+    if sys.stdin.isatty():
+        try:
+            answer = input(f"\ncancel job {job_id}? [y/N] ").strip().lower()
+        except (EOFError, KeyboardInterrupt):
+            answer = ""
+    if answer in ("y", "yes"):
+        job = perfdb.queue.cancel_job(job_id, actor=ACTOR)
+        print(f"job {job_id}: cancel requested ({job.state.label})", file=sys.stderr)
+    else:
+        print(
+            f"stopped waiting; job {job_id} goes on ({job.state.label}). "
+            f"Follow it with 'jobs-pipeline job show {job_id}', "
+            f"cancel it with 'jobs-pipeline job cancel {job_id}'",
+            file=sys.stderr,
+        )
+
+
+def cmd_job_cancel(args: argparse.Namespace) -> None:
+    job = _perfdb(args).queue.cancel_job(args.id, actor=args.actor or ACTOR)
+    if job.state == JobState.RUNNING:
+        print(
+            f"job {job.id}: cancel requested; its run is terminated within seconds "
+            f"and the steps not finished fail with 'canceled'"
+        )
+    else:
+        print(f"job {job.id} is {job.state.label} ({job.comment})")
 
 
 # --- parser ----------------------------------------------------------------------------------
@@ -445,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("id", type=job_id, metavar="ID")
     run.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS")
     run.set_defaults(handler=cmd_job_run)
+    cancel = job.add_parser(
+        "cancel", help="Created/Queued: Failed now; Running: its run is terminated"
+    )
+    cancel.add_argument("id", type=job_id, metavar="ID")
+    cancel.add_argument("--as", dest="actor", metavar="WHO", help="who cancels (default: cli)")
+    cancel.set_defaults(handler=cmd_job_cancel)
     return parser
 
 
@@ -470,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 1
+    except KeyboardInterrupt:
+        return 130
     except Exception as error:
         logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)

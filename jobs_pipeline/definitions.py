@@ -6,8 +6,9 @@ import dagster as dg
 
 from jobs_pipeline.orchestration.io_manager import StepIdIOManager
 from jobs_pipeline.orchestration.ops import STEP_IO_MANAGER_KEY, perfdb_job_graph
+from jobs_pipeline.orchestration.reconciler import perfdb_reconciler
 from jobs_pipeline.orchestration.resources import PerfDBResource
-from jobs_pipeline.orchestration.sensors import queue_sensor_factory, reconcile_sensors
+from jobs_pipeline.orchestration.sensors import queue_sensor_factory
 
 perfdb_job = perfdb_job_graph.to_job(
     name="perfdb_job",
@@ -17,6 +18,6 @@ perfdb_job = perfdb_job_graph.to_job(
 
 defs = dg.Definitions(
     jobs=[perfdb_job],
-    sensors=[queue_sensor_factory(perfdb_job), *reconcile_sensors(perfdb_job)],
+    sensors=[queue_sensor_factory(perfdb_job), perfdb_reconciler],
     resources={"perfdb": PerfDBResource(), STEP_IO_MANAGER_KEY: StepIdIOManager()},
 )

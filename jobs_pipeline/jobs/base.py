@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError, InvalidTransition, is_transient
-from jobs_pipeline.perfdb.records import Job, NewStep, Step
 from jobs_pipeline.perfdb.heartbeat import Heartbeat
+from jobs_pipeline.perfdb.records import Job, NewStep, Step
 from jobs_pipeline.perfdb.states import Actor, JobState
 
 logger = logging.getLogger(__name__)
@@ -196,6 +196,11 @@ class JobInstance:
         )
         self._steps = {step.id: step for step in created}
         return created
+
+    def steps_to_run(self) -> list[Step]:
+        """Creates the steps if needed and returns those not Finished, in order. The instance
+        must be freshly loaded (after the run took the job), so that step states are current."""
+        return [step for step in self.create_steps() if step.state != JobState.FINISHED]
 
     def execute_step(self, step_id: int, run_id: str | None = None) -> StepOutcome:
         """Runs one step through the state machine: Running, then Finished or Failed with its

@@ -10,7 +10,7 @@ import re
 
 import dagster as dg
 
-from jobs_pipeline.orchestration.run_state import step_id_from_mapping_key
+from jobs_pipeline.orchestration.mapping_keys import step_id_from_mapping_key
 
 _MAPPED_STEP_KEY = re.compile(r"^[^\[]+\[([A-Za-z0-9_]+)\]$")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +59,16 @@ def ensure_dagster_home() -> Path:
 
 
 def run_queued_job(
-    perfdb: PerfDB, job_id: int, *, timeout_seconds: float = 3600.0, poll_seconds: float = 0.5
+    perfdb: PerfDB,
+    job_id: int,
+    *,
+    timeout_seconds: float = 3600.0,
+    poll_seconds: float = 0.5,
+    on_launch: Callable[[str], None] | None = None,
 ) -> RunOutcome:
-    """Launches the Queued job's run now and waits for it to end."""
+    """Launches the Queued job's run now and waits for it to end. The run claims the job
+    itself (its plan op), as a sensor-launched run does: until then the job stays Queued, so an
+    interrupted launch leaves nothing Running. `on_launch(run_id)` is called once it started."""
     from dagster import DagsterInstance
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
@@ -88,9 +95,15 @@ def run_queued_job(
     ):
         workspace = workspace_process.create_request_context()
         run = _create_run(instance, workspace, request)
-        # Claim for this run before launching, so the queue sensor cannot launch it as well.
-        perfdb.queue.claim_job(job_id, run.run_id, actor="cli")
-        instance.launch_run(run.run_id, workspace)
+        launched = False
+        try:
+            instance.launch_run(run.run_id, workspace)
+            launched = True
+        finally:
+            if not launched:
+                _forget_unlaunched(instance, run.run_id)
+        if on_launch is not None:
+            on_launch(run.run_id)
         status = _wait(instance, run.run_id, started + timeout_seconds, poll_seconds)
     return RunOutcome(
         job=perfdb.queue.get_job(job_id),
@@ -98,6 +111,16 @@ def run_queued_job(
         run_status=status,
         seconds=time.monotonic() - started,
     )
+
+
+def _forget_unlaunched(instance, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    """A run whose launch failed or was interrupted before it started would stay NOT_STARTED
+    forever: it is deleted, and the job, still Queued, is left to the queue sensor."""
+    from dagster import DagsterRunStatus
+
+    run = instance.get_run_by_id(run_id)
+    if run is not None and run.status == DagsterRunStatus.NOT_STARTED:
+        instance.delete_run(run_id)
 
 
 @contextmanager

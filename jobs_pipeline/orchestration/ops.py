@@ -3,23 +3,31 @@
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 
 from jobs_pipeline.jobs import JobInstance, load_job
+from jobs_pipeline.orchestration.heartbeats import keep_alive
+from jobs_pipeline.orchestration.mapping_keys import mapping_key
 from jobs_pipeline.orchestration.resources import PerfDBResource
-from jobs_pipeline.orchestration.run_state import (
-    hold_job_for_steps,
-    mapping_key,
-    steps_to_run,
-    take_job,
-)
-from jobs_pipeline.perfdb.errors import InputError
-from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.perfdb.errors import InputError, JobCanceled, LostOwnership, is_transient
+from jobs_pipeline.perfdb.ownership import hold_job_for_steps, take_job
+from jobs_pipeline.perfdb.states import Actor, JobState
 
 STEP_IO_MANAGER_KEY = "step_io_manager"
 PLAN_OP_NAME = "plan_steps"
+
+# A database that restarts or drops connections: the op is tried again after 1, 2, 4, 8, 16 s
+# (about half a minute in all). Anything else, a termination included, fails the op at once:
+# a `RetryPolicy` would retry every exception, and re-run a step whose run was terminated.
+DATABASE_RETRIES = 5
+
+
+def _retry_delay(retry_number: int) -> float:
+    return float(min(2**retry_number, 16))
 
 
 class PlanConfig(dg.Config):
@@ -34,13 +42,16 @@ _BOUND: dict[tuple[str, str, int], JobInstance] = {}
 _BOUND_LOCK = threading.Lock()
 
 
-def _bound_job(perfdb_resource: PerfDBResource, run_id: str, job_id: int) -> JobInstance:
+def _bound_job(
+    perfdb_resource: PerfDBResource, run_id: str, job_id: int, instance: dg.DagsterInstance
+) -> JobInstance:
     key = (perfdb_resource.resolved_url, run_id, job_id)
     with _BOUND_LOCK:
         job = _BOUND.get(key)
     if job is None:
         perfdb = perfdb_resource.get()
-        hold_job_for_steps(perfdb, job_id, run_id)
+        hold_job_for_steps(perfdb.queue, job_id, run_id)
+        keep_alive(perfdb, run_id, job_id, instance)
         job = load_job(perfdb, job_id)
         with _BOUND_LOCK:
             # Keep only the current run's jobs: a long-lived process runs many runs.
@@ -56,6 +67,31 @@ def job_id_of_run(context: dg.OpExecutionContext) -> int:
     return int(run_config["ops"][PLAN_OP_NAME]["config"]["job_id"])
 
 
+@contextmanager
+def _op_errors(context: dg.OpExecutionContext, job_id: int) -> Iterator[None]:
+    """Lost connections are retried (`DATABASE_RETRY_POLICY`); everything else fails the op
+    for good, with a message that names the job (and both runs, when the job changed hands)."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except LostOwnership as error:
+        context.log.error(f"run {context.run_id} lost job {job_id}: {error}; nothing written")
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    except JobCanceled as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    except Exception as error:
+        if is_transient(error):
+            delay = _retry_delay(context.retry_number)
+            context.log.warning(
+                f"performance database unreachable, retry in {delay:.0f} s: {error}"
+            )
+            raise dg.RetryRequested(max_retries=DATABASE_RETRIES, seconds_to_wait=delay) from error
+        raise dg.Failure(
+            description=f"job {job_id}: {type(error).__name__}: {error}", allow_retries=False
+        ) from error
+
+
 @dg.op(
     name=PLAN_OP_NAME,
     out=dg.DynamicOut(int, io_manager_key=STEP_IO_MANAGER_KEY),
@@ -63,26 +99,33 @@ def job_id_of_run(context: dg.OpExecutionContext) -> int:
 )
 def plan_steps(context: dg.OpExecutionContext, config: PlanConfig, perfdb: PerfDBResource):
     db = perfdb.get()
-    is_reexecution = context.run.parent_run_id is not None
-    job_record = take_job(db, config.job_id, context.run_id, is_reexecution=is_reexecution)
-    try:
-        job = load_job(db, config.job_id)
-        steps = steps_to_run(job)
-    except InputError as error:
-        # Bad parameters or references found only now: the job fails here, with the reason.
-        db.queue.fail_job(
-            config.job_id,
-            f"not run: {error}",
-            from_states=(JobState.RUNNING,),
-            actor=f"run:{context.run_id}",
+    run_id = context.run_id
+    with _op_errors(context, config.job_id):
+        is_reexecution = context.run.parent_run_id is not None
+        job_record = take_job(db.queue, config.job_id, run_id, is_reexecution=is_reexecution)
+        keep_alive(db, run_id, config.job_id, context.instance)
+        try:
+            job = load_job(db, config.job_id)
+            steps = job.steps_to_run()
+        except InputError as error:
+            # Bad parameters or references found only now: the job fails here, with the reason.
+            db.queue.fail_job(
+                config.job_id,
+                f"not run: {error}",
+                from_states=(JobState.RUNNING,),
+                who=Actor.RUN,
+                run_id=run_id,
+                actor=f"run:{run_id}",
+            )
+            raise dg.Failure(
+                description=f"job {config.job_id} not run: {error}", allow_retries=False
+            ) from error
+        context.log.info(
+            f"job {job_record.id} ({job_record.type_name}): {len(steps)} of {len(job.steps)} "
+            f"steps to run"
         )
-        raise dg.Failure(description=f"job {config.job_id} not run: {error}") from error
-    context.log.info(
-        f"job {job_record.id} ({job_record.type_name}): {len(steps)} of {len(job.steps)} steps "
-        f"to run"
-    )
-    if not steps:
-        db.queue.finalise_job(config.job_id, actor=f"run:{context.run_id}")
+        if not steps:
+            db.queue.finalise_job(config.job_id, run_id=run_id, actor=f"run:{run_id}")
     for step in steps:
         yield dg.DynamicOutput(step.id, mapping_key=mapping_key(step))
 
@@ -92,8 +135,10 @@ def plan_steps(context: dg.OpExecutionContext, config: PlanConfig, perfdb: PerfD
     description="Runs one step and writes its state; fails (red) when the step failed.",
 )
 def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: int):
-    job = _bound_job(perfdb, context.run_id, job_id_of_run(context))
-    outcome = job.execute_step(step_id, run_id=context.run_id)
+    job_id = job_id_of_run(context)
+    with _op_errors(context, job_id):
+        job = _bound_job(perfdb, context.run_id, job_id, context.instance)
+        outcome = job.execute_step(step_id, run_id=context.run_id)
     step = job.steps[step_id]
     metadata: dict[str, Any] = {
         "step_id": step_id,
@@ -120,11 +165,14 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: in
 def summarise_job(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_ids: list[int]):
     db = perfdb.get()
     job_id = job_id_of_run(context)
-    # The last step normally finalised the job already; a re-execution of only some of the
-    # failed steps leaves the others Failed, and the job is final now that the run is done.
-    job = db.queue.finalise_job(job_id, run_id=context.run_id, actor=f"run:{context.run_id}")
-    states = Counter(step.state.label for step in db.queue.get_steps(job_id))
-    table = db.occurrences.counts_by_job(job_id)
+    with _op_errors(context, job_id):
+        # The last step normally finalised the job already; a re-execution of only some of the
+        # failed steps leaves the others Failed, and the job is final now that the run is done.
+        job = db.queue.finalise_job(
+            job_id, run_id=context.run_id, run_over=True, actor=f"run:{context.run_id}"
+        )
+        states = Counter(step.state.label for step in db.queue.get_steps(job_id))
+        table = db.occurrences.counts_by_job(job_id)
     lines = ["| object | alarm | occurrences |", "| --- | --- | ---: |"]
     lines += [f"| {obj} | {alarm} | {count} |" for obj, alarm, count in table]
     context.add_output_metadata(

@@ -5,9 +5,12 @@ Dagster's sensor daemon evaluates sensors in a loop that waits a fixed 5 s betwe
 `minimum_interval_seconds` says: a job queued by the frontend waits 2.5 s on average before the
 queue sensor even sees it. The daemon process loads the run coordinator from `dagster.yaml`, so
 this subclass is where the loop can be set; elsewhere (webserver, CLI) the setting is unused.
-`test_run_coordinator.py` fails if a Dagster upgrade moves the constant.
+`test_run_coordinator.py` fails if a Dagster upgrade moves the constant; the code itself fails
+open: without the constant it warns and the daemon keeps Dagster's own loop.
 """
 
+import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any, Self
 
@@ -17,17 +20,28 @@ from dagster._daemon import sensor as sensor_daemon
 from dagster._serdes import ConfigurableClassData
 
 DAGSTER_SENSOR_LOOP_SECONDS = 5
+logger = logging.getLogger(__name__)
 
 
-def set_sensor_loop_seconds(seconds: int) -> None:
-    if not isinstance(getattr(sensor_daemon, "MIN_INTERVAL_LOOP_TIME", None), int):
-        raise RuntimeError(
-            "dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME is gone: this Dagster release is not "
-            "the one jobs_pipeline's run coordinator was written for"
-        )
+class SensorLoopNotAdjusted(UserWarning):
+    """The sensor daemon's loop could not be shortened; Dagster's default is used."""
+
+
+def set_sensor_loop_seconds(seconds: int) -> bool:
+    """Shortens the sensor daemon's loop; returns False (with a warning, Dagster's own loop
+    staying in place) when this Dagster release no longer has the setting."""
     if seconds < 1:
         raise ValueError(f"sensor_loop_seconds must be at least 1, got {seconds}")
+    if not isinstance(getattr(sensor_daemon, "MIN_INTERVAL_LOOP_TIME", None), int):
+        message = (
+            "dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME is gone in this Dagster release: "
+            "sensor_loop_seconds is ignored and the daemon keeps Dagster's own loop"
+        )
+        logger.warning(message)
+        warnings.warn(message, SensorLoopNotAdjusted, stacklevel=2)
+        return False
     sensor_daemon.MIN_INTERVAL_LOOP_TIME = seconds
+    return True
 
 
 class QueueRunCoordinator(QueuedRunCoordinator):

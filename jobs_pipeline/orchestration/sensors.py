@@ -1,4 +1,4 @@
-"""Sensors: the queue sensor that launches runs, and the reconciler of runs that die."""
+"""The queue sensor: one run per Queued job (the reconciler lives in `reconciler.py`)."""
 
 import json
 
@@ -8,13 +8,13 @@ import sqlalchemy as sa
 from jobs_pipeline.jobs.registry import check_queued_job
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
 from jobs_pipeline.orchestration.resources import PerfDBResource
-from jobs_pipeline.perfdb.errors import InputError
+from jobs_pipeline.orchestration.tags import JOB_ID_TAG, JOB_TYPE_TAG, QUEUE_COUNT_TAG
+from jobs_pipeline.perfdb.errors import InputError, is_transient
 from jobs_pipeline.perfdb.records import Job
-from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.perfdb.states import Actor, JobState
 
-JOB_ID_TAG = "jobs_pipeline/job_id"
-JOB_TYPE_TAG = "jobs_pipeline/job_type"
-QUEUE_COUNT_TAG = "jobs_pipeline/queue_count"
+__all__ = ["JOB_ID_TAG", "JOB_TYPE_TAG", "QUEUE_COUNT_TAG", "queue_sensor_factory", "run_request"]
+
 SENSOR_BATCH_SIZE = 50
 SENSOR_ACTOR = "sensor"
 
@@ -79,12 +79,18 @@ def queue_sensor_factory(
         # Pages through the queue in id order; a job whose run is launched but not yet started
         # stays Queued, and Dagster drops its repeated run key, so the cursor moves on.
         after_id = _read_cursor(context.cursor)
-        jobs = db.queue.list_jobs(
-            state=JobState.QUEUED,
-            after_id=after_id,
-            limit=SENSOR_BATCH_SIZE,
-            exclude_test_jobs=perfdb.skip_test_jobs,
-        )
+        try:
+            jobs = db.queue.list_jobs(
+                state=JobState.QUEUED,
+                after_id=after_id,
+                limit=SENSOR_BATCH_SIZE,
+                exclude_test_jobs=perfdb.skip_test_jobs,
+            )
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            # The database is restarting: the next tick tries again, nothing is lost.
+            return dg.SkipReason(f"performance database unreachable: {error}")
         requests: list[dg.RunRequest] = []
         failed: list[str] = []
         for job in jobs:
@@ -93,7 +99,7 @@ def queue_sensor_factory(
             except (InputError, *VALUE_ERRORS) as error:
                 comment = f"not launched: {_reason(error)}"
                 try:
-                    db.queue.fail_job(job.id, comment, actor=SENSOR_ACTOR)
+                    db.queue.fail_job(job.id, comment, who=Actor.SENSOR, actor=SENSOR_ACTOR)
                     failed.append(f"job {job.id}: {error}")
                 except InputError:
                     pass  # someone else changed it meanwhile; the next tick sees the new state
@@ -110,56 +116,3 @@ def queue_sensor_factory(
         return dg.SensorResult(run_requests=requests)
 
     return perfdb_queue_sensor
-
-
-def _reconcile(context: dg.RunStatusSensorContext, perfdb: PerfDBResource, what: str) -> None:
-    run = context.dagster_run
-    if JOB_ID_TAG not in run.tags and run.parent_run_id is None:
-        return
-    message = f"run {run.run_id} {what}"
-    # Only a failure sensor's context has a failure event; a status sensor's has no such attribute.
-    failure = context.failure_event if isinstance(context, dg.RunFailureSensorContext) else None
-    if failure is not None and failure.message:
-        message += f": {failure.message.splitlines()[0]}"
-    results = perfdb.get().queue.fail_running_steps_of_run(
-        run.run_id, message, actor=f"sensor:{what}"
-    )
-    if results:
-        context.log.info(f"{message}; marked {len(results)} steps/jobs Failed")
-
-
-def reconcile_sensors(job_def: dg.JobDefinition) -> list[dg.SensorDefinition]:
-    @dg.run_failure_sensor(
-        name="perfdb_failed_run_sensor",
-        monitored_jobs=[job_def],
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=5,
-        description="Marks the steps a failed or crashed run left Running as Failed.",
-    )
-    def perfdb_failed_run_sensor(context: dg.RunFailureSensorContext, perfdb: PerfDBResource):
-        _reconcile(context, perfdb, "failed")
-
-    @dg.run_status_sensor(
-        name="perfdb_canceled_run_sensor",
-        run_status=dg.DagsterRunStatus.CANCELED,
-        monitored_jobs=[job_def],
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=5,
-        description="Marks the steps a canceled run left Running as Failed.",
-    )
-    def perfdb_canceled_run_sensor(context: dg.RunStatusSensorContext, perfdb: PerfDBResource):
-        _reconcile(context, perfdb, "was canceled")
-
-    @dg.run_status_sensor(
-        name="perfdb_succeeded_run_sensor",
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=[job_def],
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=5,
-        description="Finalises a job whose run succeeded without re-running all its failed steps "
-        "(a re-execution of selected steps).",
-    )
-    def perfdb_succeeded_run_sensor(context: dg.RunStatusSensorContext, perfdb: PerfDBResource):
-        _reconcile(context, perfdb, "succeeded without re-running every failed step")
-
-    return [perfdb_failed_run_sensor, perfdb_canceled_run_sensor, perfdb_succeeded_run_sensor]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 
 from jobs_pipeline.perfdb.queue import JobQueue
 
@@ -46,16 +48,27 @@ def heartbeat_silence_seconds() -> float:
 
 
 class Heartbeat:
-    """Beats for (job, run) from a daemon thread until `stop()` or until the run no longer
-    holds the job. A failed beat (database restarting) is logged and tried again next time."""
+    """Beats for (job, run) from a daemon thread until `stop()`, until the run no longer holds
+    the job, or until `run_alive()` says the run is over (a run executed inside a longer-lived
+    process). A failed beat (database restarting) is logged and tried again next time; after a
+    silence as long as the reconciler's limit the run has been declared dead anyway, and the
+    thread gives up."""
 
     def __init__(
-        self, queue: JobQueue, job_id: int, run_id: str, interval: float | None = None
+        self,
+        queue: JobQueue,
+        job_id: int,
+        run_id: str,
+        interval: float | None = None,
+        *,
+        run_alive: Callable[[], bool] | None = None,
     ) -> None:
         self.queue = queue
         self.job_id = job_id
         self.run_id = run_id
         self.interval = interval if interval is not None else heartbeat_seconds()
+        self.give_up_after = max(heartbeat_silence_seconds(), self.interval)
+        self.run_alive = run_alive
         self._stopped = threading.Event()
         self._thread = threading.Thread(
             target=self._beat_until_stopped, name=f"heartbeat-job-{job_id}", daemon=True
@@ -81,9 +94,16 @@ class Heartbeat:
         self.stop()
 
     def _beat_until_stopped(self) -> None:
+        last_beat = time.monotonic()
         while not self._stopped.wait(self.interval):
             try:
+                if self.run_alive is not None and not self.run_alive():
+                    return
                 if not self.queue.beat(self.job_id, self.run_id):
                     return  # the job is final or held by another run: nothing to keep alive
+                last_beat = time.monotonic()
             except Exception as error:
-                logger.warning("heartbeat of job %s failed: %s", self.job_id, error)
+                if time.monotonic() - last_beat > self.give_up_after:
+                    logger.warning("heartbeat of job %s stopped: %s", self.job_id, error)
+                    return
+                logger.info("heartbeat of job %s failed, trying again: %s", self.job_id, error)

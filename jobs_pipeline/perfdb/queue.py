@@ -733,15 +733,18 @@ class JobQueue:
         *,
         actor: str | None = None,
         op_failures: Mapping[int, str] | None = None,
+        step_comment: str | None = None,
     ) -> list[StepResult]:
         """Reconciles a run that ended or went silent: its steps still Running become Failed
-        with `reason`, steps whose op failed before they started become Failed with the op's
-        error (`op_failures`, by step id), and its job, if that run still holds it, is
-        finalised. Steps and jobs that a newer run has taken over are left alone, so a late
-        call is harmless and a repeated one changes nothing."""
+        with `step_comment` (default: `reason`), steps whose op failed before they started
+        become Failed with the op's error (`op_failures`, by step id), and its job, if that run
+        still holds it, is finalised with `reason`. A job with a cancel request also fails its
+        steps that never started, with `canceled`. Steps and jobs that a newer run has taken
+        over are left alone, so a late call is harmless and a repeated one changes nothing."""
         now = utcnow()
         actor = actor or "reconciler"
         reason = bounded(reason)
+        step_comment = bounded(step_comment or reason)
         results: list[StepResult] = []
         with begin(self.engine) as connection:
             job_ids = connection.scalars(
@@ -756,7 +759,7 @@ class JobQueue:
             for job_id in sorted(job_ids):
                 self._lock_job(connection, job_id)
                 held = connection.execute(
-                    sa.select(JOB.c.id).where(
+                    sa.select(JOB.c.cancel_requested).where(
                         JOB.c.id == job_id,
                         JOB.c.state_id == JobState.RUNNING,
                         JOB.c.run_id == run_id,
@@ -770,8 +773,15 @@ class JobQueue:
                             STEP.c.state_id == JobState.RUNNING,
                         )
                     ).all(),
-                    reason,
+                    step_comment,
                 )
+                if held is not None and held.cancel_requested is not None:
+                    not_started = connection.scalars(
+                        sa.select(STEP.c.id).where(
+                            STEP.c.job_id == job_id, STEP.c.state_id == JobState.CREATED
+                        )
+                    ).all()
+                    failed.update(dict.fromkeys(not_started, "canceled"))
                 if held is not None and op_failures:
                     created = connection.scalars(
                         sa.select(STEP.c.id).where(

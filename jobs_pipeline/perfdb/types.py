@@ -45,5 +45,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         if isinstance(value, str):
-            return datetime.strptime(value, SQLITE_TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+            try:
+                return datetime.strptime(value, SQLITE_TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+            except ValueError:
+                # Written by someone else (a frontend, `CURRENT_TIMESTAMP`): any ISO 8601 form,
+                # naive meaning UTC.
+                return to_utc(datetime.fromisoformat(value))
         return to_utc(value)

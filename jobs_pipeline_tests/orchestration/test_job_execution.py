@@ -10,8 +10,8 @@ import dagster as dg
 import pytest
 
 from jobs_pipeline.definitions import defs
+from jobs_pipeline.orchestration.mapping_keys import mapping_key
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME
-from jobs_pipeline.orchestration.run_state import mapping_key
 from jobs_pipeline.orchestration.sensors import JOB_ID_TAG, run_tags
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
@@ -254,8 +254,8 @@ def test_a_run_cannot_take_a_job_that_is_not_queued(
     error = failure.step_failure_data.error
     assert error is not None
     text = error.to_string()
-    state = "Created" if holder is None else f"Running (run {holder})"
-    assert f"InvalidTransition: job {job.id} is {state}: this run cannot take it" in text
+    state = "Created" if holder is None else f"Running (held by run {holder})"
+    assert f"job {job.id} is {state}: run {result.run_id} cannot take it" in text
     assert started_step_keys(result) == [PLAN_OP_NAME]
     assert (seeded_db.queue.get_job(job.id), seeded_db.queue.history(job.id)) == before
     assert seeded_db.queue.get_steps(job.id) == []

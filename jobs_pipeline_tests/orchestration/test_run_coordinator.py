@@ -18,6 +18,7 @@ from dagster._daemon import sensor as sensor_daemon
 from jobs_pipeline.orchestration.run_coordinator import (
     DAGSTER_SENSOR_LOOP_SECONDS,
     QueueRunCoordinator,
+    SensorLoopNotAdjusted,
     set_sensor_loop_seconds,
 )
 from jobs_pipeline.perfdb.engine import PROJECT_ROOT
@@ -27,7 +28,7 @@ from jobs_pipeline.perfdb.engine import PROJECT_ROOT
 def restore_sensor_loop() -> Iterator[None]:
     before = sensor_daemon.MIN_INTERVAL_LOOP_TIME
     yield
-    sensor_daemon.MIN_INTERVAL_LOOP_TIME = before
+    sensor_daemon.MIN_INTERVAL_LOOP_TIME = before  # type: ignore[attr-defined]
 
 
 def test_dagster_still_has_the_sensor_loop_constant_with_its_default() -> None:
@@ -67,3 +68,15 @@ def test_without_the_setting_dagsters_loop_is_kept() -> None:
     sensor_daemon.MIN_INTERVAL_LOOP_TIME = 3
     QueueRunCoordinator(max_concurrent_runs=1)
     assert sensor_daemon.MIN_INTERVAL_LOOP_TIME == DAGSTER_SENSOR_LOOP_SECONDS
+
+
+def test_a_dagster_without_the_constant_gets_a_warning_and_its_own_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fails open: a Dagster upgrade that drops the constant must not stop the daemon,
+    # the webserver or the CLI, all of which build the run coordinator from dagster.yaml.
+    monkeypatch.delattr(sensor_daemon, "MIN_INTERVAL_LOOP_TIME")
+    with pytest.warns(SensorLoopNotAdjusted, match="keeps Dagster's own loop"):
+        coordinator = QueueRunCoordinator(max_concurrent_runs=2, sensor_loop_seconds=1)
+    assert coordinator.get_run_queue_config().max_concurrent_runs == 2
+    assert not hasattr(sensor_daemon, "MIN_INTERVAL_LOOP_TIME")

@@ -1,6 +1,5 @@
 """The queue sensor against a real performance database (SQLite and PostgreSQL): which queued rows
-become runs, with which keys, tags and config; malformed rows; paging; the cost of its query. And
-the reconcile sensors, fed the events of a run that died."""
+become runs, with which keys, tags and config; malformed rows; paging; the cost of its query."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from jobs_pipeline.definitions import defs
-from jobs_pipeline.jobs import JobAlarmCalc, load_job
+from jobs_pipeline.jobs import JobAlarmCalc
 from jobs_pipeline.orchestration import sensors
 from jobs_pipeline.orchestration.resources import PerfDBResource, shared_perfdb
 from jobs_pipeline.orchestration.sensors import (
@@ -26,7 +25,7 @@ from jobs_pipeline.orchestration.sensors import (
 )
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import Job
-from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.perfdb.states import Actor, JobState
 from jobs_pipeline_tests.orchestration.conftest import (
     ALARM_CALC,
     ALARM_IDS,
@@ -52,8 +51,6 @@ def sensor_named(name: str) -> Any:
 
 
 QUEUE_SENSOR = sensor_named("perfdb_queue_sensor")
-FAILED_RUN_SENSOR = sensor_named("perfdb_failed_run_sensor")
-CANCELED_RUN_SENSOR = sensor_named("perfdb_canceled_run_sensor")
 
 
 @dataclass(frozen=True)
@@ -213,7 +210,9 @@ def test_a_requeued_job_gets_a_new_run_key(
     finished = alarm_job(seeded_db, WITH_DATA)
     assert tick(perfdb_resource).run_keys == keys(failed, finished)
     seeded_db.queue.claim_job(failed.id, "run-1")
-    seeded_db.queue.fail_job(failed.id, "run-1 died", from_states=(JobState.RUNNING,))
+    seeded_db.queue.fail_job(
+        failed.id, "run-1 died", from_states=(JobState.RUNNING,), who=Actor.RUN, run_id="run-1"
+    )
     assert JobAlarmCalc(finished.id, perfdb=seeded_db).run() == []
     assert tick(perfdb_resource).skip_reason == "no queued jobs"
 
@@ -336,114 +335,3 @@ def test_the_queue_query_uses_the_state_index_whatever_the_history(
         for scan in ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
     ), plan
     assert "Seq Scan on job_instances" not in plan, plan
-
-
-# --- reconciliation of runs that died ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeadRun:
-    job_id: int
-    run: dg.DagsterRun
-    busy_step: int
-
-
-def run_dying_in_its_first_step(
-    perfdb: PerfDB, instance: dg.DagsterInstance, *, tags: dict[str, str] | None = None
-) -> DeadRun:
-    """A run of `perfdb_job` that claimed its job and was executing the first step."""
-    job = alarm_job(perfdb, WITH_DATA)
-    run = instance.create_run_for_job(
-        job_def=defs.get_job_def("perfdb_job"),
-        run_config=plan_config(job.id),
-        tags=run_tags(job) if tags is None else tags,
-    )
-    perfdb.queue.claim_job(job.id, run.run_id)
-    steps = load_job(perfdb, job.id).create_steps()
-    perfdb.queue.start_step(steps[0].id, run.run_id)
-    return DeadRun(job_id=job.id, run=run, busy_step=steps[0].id)
-
-
-def stored_run(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
-    run = instance.get_run_by_id(run_id)
-    assert run is not None
-    return run
-
-
-def snapshot(perfdb: PerfDB, job_id: int) -> tuple[Any, ...]:
-    return (
-        perfdb.queue.get_job(job_id),
-        perfdb.queue.get_steps(job_id),
-        perfdb.queue.history(job_id),
-    )
-
-
-def test_failed_run_sensor_fails_what_its_run_left_running(
-    seeded_db: PerfDB, perfdb_resource: PerfDBResource, dagster_instance: dg.DagsterInstance
-) -> None:
-    dead = run_dying_in_its_first_step(seeded_db, dagster_instance)
-    event = dagster_instance.report_run_failed(dead.run, "run worker was killed")
-
-    def evaluate() -> None:
-        context = dg.build_run_status_sensor_context(
-            sensor_name=FAILED_RUN_SENSOR.name,
-            dagster_event=event,
-            dagster_instance=dagster_instance,
-            dagster_run=stored_run(dagster_instance, dead.run.run_id),
-            resources={"perfdb": perfdb_resource},
-        ).for_run_failure()
-        FAILED_RUN_SENSOR(context)
-
-    evaluate()
-
-    reason = f"run {dead.run.run_id} failed: run worker was killed"
-    step = seeded_db.queue.get_step(dead.busy_step)
-    assert (step.state, step.comment) == (JobState.FAILED, reason)
-    job = seeded_db.queue.get_job(dead.job_id)
-    assert (job.state, job.comment) == (JobState.FAILED, f"{reason}; 4 (100.00%) steps failed")
-    # Idempotent: the same event again changes nothing.
-    before = snapshot(seeded_db, dead.job_id)
-    evaluate()
-    assert snapshot(seeded_db, dead.job_id) == before
-
-
-def test_canceled_run_sensor_fails_what_its_run_left_running(
-    seeded_db: PerfDB, perfdb_resource: PerfDBResource, dagster_instance: dg.DagsterInstance
-) -> None:
-    dead = run_dying_in_its_first_step(seeded_db, dagster_instance)
-    event = dagster_instance.report_run_canceled(dead.run, "canceled from the UI")
-    context = dg.build_run_status_sensor_context(
-        sensor_name=CANCELED_RUN_SENSOR.name,
-        dagster_event=event,
-        dagster_instance=dagster_instance,
-        dagster_run=stored_run(dagster_instance, dead.run.run_id),
-        resources={"perfdb": perfdb_resource},
-    )
-
-    CANCELED_RUN_SENSOR(context)
-
-    reason = f"run {dead.run.run_id} was canceled"
-    assert seeded_db.queue.get_step(dead.busy_step).comment == reason
-    job = seeded_db.queue.get_job(dead.job_id)
-    assert (job.state, job.comment) == (JobState.FAILED, f"{reason}; 4 (100.00%) steps failed")
-
-
-def test_reconcile_sensor_ignores_runs_that_are_not_a_jobs(
-    seeded_db: PerfDB, perfdb_resource: PerfDBResource, dagster_instance: dg.DagsterInstance
-) -> None:
-    # A run launched by hand without the job's tags (and not a re-execution) is not ours.
-    dead = run_dying_in_its_first_step(seeded_db, dagster_instance, tags={})
-    event = dagster_instance.report_run_failed(dead.run, "boom")
-    before = snapshot(seeded_db, dead.job_id)
-
-    FAILED_RUN_SENSOR(
-        dg.build_run_status_sensor_context(
-            sensor_name=FAILED_RUN_SENSOR.name,
-            dagster_event=event,
-            dagster_instance=dagster_instance,
-            dagster_run=stored_run(dagster_instance, dead.run.run_id),
-            resources={"perfdb": perfdb_resource},
-        ).for_run_failure()
-    )
-
-    assert snapshot(seeded_db, dead.job_id) == before

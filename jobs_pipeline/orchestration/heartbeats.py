@@ -1,0 +1,44 @@
+"""One heartbeat per (database, run, job) in this process, started by whichever op of the run
+comes first (the plan op, or a step op of a re-execution from failure or in a step process)."""
+
+from __future__ import annotations
+
+import threading
+
+import dagster as dg
+
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.heartbeat import Heartbeat
+
+_BEATING: dict[tuple[str, str, int], Heartbeat] = {}
+_LOCK = threading.Lock()
+
+
+def keep_alive(
+    perfdb: PerfDB, run_id: str, job_id: int, instance: dg.DagsterInstance | None = None
+) -> None:
+    """Makes sure this process beats for the job while `run_id` holds it. The beat stops by
+    itself once the job is final or held by another run, or once Dagster says the run ended
+    (a run executed in a process that outlives it, such as `execute_in_process`)."""
+    key = (perfdb.url, run_id, job_id)
+    with _LOCK:
+        beating = _BEATING.get(key)
+        if beating is not None and beating.alive:
+            return
+        # Forget the beats of earlier runs: a long-lived process runs many runs.
+        for stale in [k for k, beat in _BEATING.items() if not beat.alive]:
+            del _BEATING[stale]
+        _BEATING[key] = Heartbeat(
+            perfdb.queue, job_id, run_id, run_alive=_run_alive(instance, run_id)
+        ).start()
+
+
+def _run_alive(instance: dg.DagsterInstance | None, run_id: str):  # type: ignore[no-untyped-def]
+    if instance is None:
+        return None
+
+    def alive() -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is not None and not run.is_finished
+
+    return alive

@@ -1,0 +1,389 @@
+"""The reconciler: a sweep that compares the job queue with Dagster every few seconds.
+
+Correctness does not depend on an event being seen. Whatever died (a run worker, the whole
+`dagster dev`, the machine), the sweep finds the rows that claim to be Running or Queued and
+judges them by their run's status in Dagster and by the run's heartbeat:
+
+- a Running job whose holding run has ended, is unknown to Dagster, or stopped sending
+  heartbeats: its Running steps fail with a comment naming the run and why, then the job is
+  finalised (a silent run still STARTED in Dagster is marked failed there, freeing its slot);
+- a Queued job whose run for its current queue count ended before claiming it: Failed, so that
+  it can be requeued; a Queued job that no run has picked up for long: a warning;
+- a cancel request: Created or Queued jobs fail at once, a Running job's run is terminated and
+  its unfinished steps fail with `canceled` once the run has ended, a job that already ended has
+  the request cleared with a comment.
+
+Every query is bounded (`RECONCILER_BATCH_SIZE` rows of one indexed state at a time, the cursor
+moving through the table), so a sweep costs the same however many jobs the table holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
+
+from jobs_pipeline.orchestration.mapping_keys import step_id_from_step_key
+from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.errors import InputError, is_transient
+from jobs_pipeline.perfdb.heartbeat import heartbeat_silence_seconds
+from jobs_pipeline.perfdb.queue import utcnow
+from jobs_pipeline.perfdb.records import Job
+from jobs_pipeline.perfdb.states import Actor, JobState
+
+RECONCILER_NAME = "perfdb_reconciler"
+RECONCILER_INTERVAL_SECONDS = 3
+RECONCILER_BATCH_SIZE = 100
+RECONCILER_ACTOR = "reconciler"
+QUEUED_WARNING_ENV = "JOBS_PIPELINE_QUEUED_WARNING_SECONDS"
+DEFAULT_QUEUED_WARNING_SECONDS = 300.0
+_MAX_WARNED = 500
+
+_STATUS_WORDS = {
+    DagsterRunStatus.SUCCESS: "succeeded",
+    DagsterRunStatus.FAILURE: "failed",
+    DagsterRunStatus.CANCELED: "was canceled",
+}
+
+
+def queued_warning_seconds() -> float:
+    """After how long a Queued job without a run is worth a warning."""
+    text = os.environ.get(QUEUED_WARNING_ENV, "").strip()
+    return float(text) if text else DEFAULT_QUEUED_WARNING_SECONDS
+
+
+@dataclass
+class Sweep:
+    """What one sweep did, for the sensor's skip reason and log."""
+
+    finalised: list[str] = field(default_factory=list)
+    canceled: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(items)} {what}"
+            for items, what in (
+                (self.finalised, "jobs reconciled"),
+                (self.canceled, "cancel requests handled"),
+                (self.warnings, "warnings"),
+            )
+            if items
+        ]
+        return "; ".join(parts) or "nothing to reconcile"
+
+
+@dataclass
+class Cursor:
+    running_after: int = 0
+    queued_after: int = 0
+    warned: list[int] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor:
+        try:
+            data = json.loads(text) if text else {}
+            return cls(
+                running_after=int(data.get("running_after", 0)),
+                queued_after=int(data.get("queued_after", 0)),
+                warned=[int(job_id) for job_id in data.get("warned", [])][-_MAX_WARNED:],
+            )
+        except (ValueError, TypeError, AttributeError):
+            return cls()
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "running_after": self.running_after,
+                "queued_after": self.queued_after,
+                "warned": self.warned[-_MAX_WARNED:],
+            }
+        )
+
+
+class Reconciler:
+    """One sweep over the job queue against one Dagster instance."""
+
+    def __init__(
+        self,
+        perfdb: PerfDB,
+        instance: dg.DagsterInstance,
+        *,
+        log: Any = None,
+        silence_seconds: float | None = None,
+        queued_warning: float | None = None,
+        batch_size: int = RECONCILER_BATCH_SIZE,
+        skip_test_jobs: bool = True,
+    ) -> None:
+        self.perfdb = perfdb
+        self.queue = perfdb.queue
+        self.instance = instance
+        self.log = log
+        self.silence = (
+            silence_seconds if silence_seconds is not None else (heartbeat_silence_seconds())
+        )
+        self.queued_warning = (
+            queued_warning if queued_warning is not None else queued_warning_seconds()
+        )
+        self.batch_size = batch_size
+        self.skip_test_jobs = skip_test_jobs
+
+    def sweep(self, cursor: Cursor) -> Sweep:
+        done = Sweep()
+        self.handle_cancel_requests(done)
+        cursor.running_after = self.sweep_running(cursor.running_after, done)
+        cursor.queued_after = self.sweep_queued(cursor.queued_after, cursor.warned, done)
+        return done
+
+    # --- cancel requests ---------------------------------------------------------------------
+
+    def handle_cancel_requests(self, done: Sweep) -> None:
+        for job in self.queue.cancel_requests(limit=self.batch_size):
+            if job.state == JobState.RUNNING:
+                self._terminate_for_cancel(job, done)
+                continue
+            if job.state == JobState.QUEUED:
+                self._cancel_dagster_runs_of(job)
+            after = self._guarded(job, self.queue.handle_cancel_request, job.id)
+            if after is not None:
+                done.canceled.append(f"job {job.id}: {after.state.label} ({after.comment})")
+
+    def _terminate_for_cancel(self, job: Job, done: Sweep) -> None:
+        run = self.instance.get_run_by_id(job.run_id) if job.run_id else None
+        if run is None or run.is_finished:
+            return  # the running-jobs sweep finalises it with `canceled`
+        if run.status != DagsterRunStatus.CANCELING:
+            self._info(f"job {job.id}: cancel requested, terminating run {run.run_id}")
+            self._stop_run(job, run)
+            done.canceled.append(f"job {job.id}: run {run.run_id} terminating")
+
+    def _stop_run(self, job: Job, run: dg.DagsterRun) -> None:
+        """Cancels a run that has not started and terminates one that has. If termination
+        fails, run monitoring's cancel timeout and the heartbeat still end the run."""
+        try:
+            if run.status in (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED):
+                self.instance.report_run_canceled(run, f"job {job.id} was canceled")
+            else:
+                self.instance.run_coordinator.cancel_run(run.run_id)
+        except Exception as error:
+            self._warn(f"job {job.id}: could not stop run {run.run_id}: {error}")
+
+    def _cancel_dagster_runs_of(self, job: Job) -> None:
+        """A Queued job's run may wait in Dagster's queue: it must not start after the cancel."""
+        for run in self._runs_of([job]).get(job.id, []):
+            if not run.is_finished and run.tags.get(QUEUE_COUNT_TAG) == str(job.queue_count):
+                self._stop_run(job, run)
+
+    # --- Running jobs ------------------------------------------------------------------------
+
+    def sweep_running(self, after_id: int, done: Sweep) -> int:
+        jobs = self.queue.list_jobs(
+            state=JobState.RUNNING, after_id=after_id, limit=self.batch_size
+        )
+        run_ids = [job.run_id for job in jobs if job.run_id]
+        runs = (
+            {run.run_id: run for run in self.instance.get_runs(RunsFilter(run_ids=run_ids))}
+            if run_ids
+            else {}
+        )
+        now = utcnow()
+        for job in jobs:
+            self._judge_running(job, runs.get(job.run_id or ""), now, done)
+        return jobs[-1].id if len(jobs) == self.batch_size else 0
+
+    def _judge_running(
+        self, job: Job, run: dg.DagsterRun | None, now: datetime, done: Sweep
+    ) -> None:
+        run_id = job.run_id or ""
+        silent_for = (now - (job.heartbeat or job.started or job.last_state_change)).total_seconds()
+        silent = silent_for > self.silence
+        canceled = job.cancel_requested is not None
+        if run is not None and run.is_finished:
+            status = _STATUS_WORDS.get(run.status, run.status.value.lower())
+            reason = f"run {run_id} {status}"
+            failure = self._failure_message(run) if run.status == DagsterRunStatus.FAILURE else ""
+            if failure:
+                reason += f": {failure}"
+            self._finalise(
+                job,
+                reason,
+                done,
+                op_failures=self._op_failures(run)
+                if run.status != DagsterRunStatus.SUCCESS
+                else {},
+                step_comment="canceled" if canceled else None,
+            )
+            return
+        if not silent:
+            return
+        reason = f"run {run_id} stopped sending heartbeats ({silent_for:.0f} s)"
+        if run is None and not run_id.startswith("standalone-"):
+            reason = f"run {run_id or '(none)'} is unknown to Dagster and sends no heartbeats"
+        elif run is not None:
+            # Still STARTED (or queued) in Dagster, but its worker is gone: free its run slot.
+            try:
+                self.instance.report_run_failed(run, message=reason)
+            except Exception as error:
+                self._warn(f"could not mark run {run_id} failed in Dagster: {error}")
+        self._finalise(job, reason, done, step_comment="canceled" if canceled else None)
+
+    def _finalise(
+        self,
+        job: Job,
+        reason: str,
+        done: Sweep,
+        *,
+        op_failures: Mapping[int, str] | None = None,
+        step_comment: str | None = None,
+    ) -> None:
+        results = self._guarded(
+            job,
+            self.queue.fail_running_steps_of_run,
+            job.run_id or "",
+            reason,
+            actor=RECONCILER_ACTOR,
+            op_failures=op_failures,
+            step_comment=step_comment,
+        )
+        if results:
+            final = next((r for r in results if r.job_state is not None), None)
+            outcome = (
+                f"{final.job_state.label}: {final.job_comment}" if final and final.job_state else ""
+            )
+            self._info(f"job {job.id}: {reason}; {outcome}")
+            done.finalised.append(f"job {job.id}")
+
+    def _failure_message(self, run: dg.DagsterRun) -> str:
+        records = self.instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1, ascending=False
+        ).records
+        for record in records:
+            message = record.event_log_entry.message or ""
+            if record.event_log_entry.dagster_event is not None:
+                message = record.event_log_entry.dagster_event.message or message
+            return message.strip().splitlines()[0] if message.strip() else ""
+        return ""
+
+    def _op_failures(self, run: dg.DagsterRun) -> dict[int, str]:
+        """Step ops of the run that failed, by job step: a step whose op failed before the step
+        could start (e.g. its start could not be written) fails with the op's error."""
+        failures: dict[int, str] = {}
+        records = self.instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=self.batch_size * 10
+        ).records
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            step_id = step_id_from_step_key(event.step_key)
+            if step_id is None:
+                continue
+            error = getattr(event.event_specific_data, "error", None)
+            message = getattr(error, "message", None) or event.message or "op failed"
+            failures[step_id] = f"op failed in run {run.run_id}: {message.strip().splitlines()[0]}"
+        return failures
+
+    # --- Queued jobs -------------------------------------------------------------------------
+
+    def sweep_queued(self, after_id: int, warned: list[int], done: Sweep) -> int:
+        jobs = self.queue.list_jobs(
+            state=JobState.QUEUED,
+            after_id=after_id,
+            limit=self.batch_size,
+            exclude_test_jobs=self.skip_test_jobs,
+        )
+        if not jobs:
+            return 0
+        runs_by_job = self._runs_of(jobs)
+        now = utcnow()
+        for job in jobs:
+            runs = [
+                run
+                for run in runs_by_job.get(job.id, [])
+                if run.tags.get(QUEUE_COUNT_TAG) == str(job.queue_count)
+            ]
+            if runs and all(run.is_finished for run in runs):
+                run = runs[0]
+                status = _STATUS_WORDS.get(run.status, run.status.value.lower())
+                comment = f"run {run.run_id} {status} before it claimed the job: queue it again"
+                after = self._guarded(
+                    job,
+                    self.queue.fail_job,
+                    job.id,
+                    comment,
+                    who=Actor.RECONCILER,
+                    actor=RECONCILER_ACTOR,
+                )
+                if after is not None:
+                    self._info(f"job {job.id}: {comment}")
+                    done.finalised.append(f"job {job.id}")
+            elif not runs and job.id not in warned:
+                waited = (now - job.last_state_change).total_seconds()
+                if waited > self.queued_warning:
+                    message = (
+                        f"job {job.id} has been Queued for {waited / 60:.0f} min and no run has "
+                        f"picked it up: is the queue sensor running?"
+                    )
+                    self._warn(message)
+                    warned.append(job.id)
+                    done.warnings.append(message)
+        return jobs[-1].id if len(jobs) == self.batch_size else 0
+
+    def _runs_of(self, jobs: Sequence[Job]) -> dict[int, list[dg.DagsterRun]]:
+        runs = self.instance.get_runs(RunsFilter(tags={JOB_ID_TAG: [str(job.id) for job in jobs]}))
+        by_job: dict[int, list[dg.DagsterRun]] = {}
+        for run in runs:
+            try:
+                by_job.setdefault(int(run.tags[JOB_ID_TAG]), []).append(run)
+            except (KeyError, ValueError):
+                continue
+        return by_job
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _guarded(self, job: Job, action, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Runs one job's action; a job that changed meanwhile is left for the next sweep."""
+        try:
+            return action(*args, **kwargs)
+        except InputError as error:
+            self._info(f"job {job.id} changed meanwhile, next sweep: {error}")
+            return None
+
+    def _info(self, message: str) -> None:
+        if self.log is not None:
+            self.log.info(message)
+
+    def _warn(self, message: str) -> None:
+        if self.log is not None:
+            self.log.warning(message)
+
+
+@dg.sensor(
+    name=RECONCILER_NAME,
+    minimum_interval_seconds=RECONCILER_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fails jobs whose run ended, vanished or went silent, and Queued jobs whose run "
+    "ended before claiming them; acts on cancel requests.",
+)
+def perfdb_reconciler(context: dg.SensorEvaluationContext, perfdb: PerfDBResource):
+    cursor = Cursor.parse(context.cursor)
+    reconciler = Reconciler(
+        perfdb.get(), context.instance, log=context.log, skip_test_jobs=perfdb.skip_test_jobs
+    )
+    try:
+        done = reconciler.sweep(cursor)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        # The database is restarting: the next sweep picks up where this one stopped.
+        return dg.SkipReason(f"performance database unreachable: {error}")
+    context.update_cursor(cursor.dump())
+    return dg.SkipReason(done.summary())
