@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
 
 PG_ADMIN_URL = make_url(
     os.environ.get("JOBS_PIPELINE_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
@@ -123,3 +124,11 @@ def empty_perfdb_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     url = create_pg_database(name)
     yield url.render_as_string(hide_password=False)
     drop_pg_database(name)
+
+
+@pytest.fixture
+def private_pg_cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
+    """A started PostgreSQL server of the test's own, for tests that stop, restart or kill one
+    (never the shared server). Stopped and removed afterwards, whatever the test did to it."""
+    with ThrowawayCluster(tmp_path / "pg") as cluster:
+        yield cluster
