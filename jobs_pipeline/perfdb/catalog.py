@@ -229,7 +229,7 @@ def lookup_object_ids(connection: Connection, names: Sequence[str]) -> dict[str,
         )
     unknown = [name for name in names if name not in ids]
     if unknown:
-        raise NotFound("unknown object names: " + ", ".join(repr(name) for name in unknown))
+        raise NotFound("unknown object names: " + listed(repr(name) for name in unknown))
     return ids
 
 
@@ -240,8 +240,18 @@ def lookup_alarms(connection: Connection, alarm_ids: Sequence[int]) -> dict[int,
     }
     unknown = [alarm_id for alarm_id in alarm_ids if alarm_id not in found]
     if unknown:
-        raise NotFound("unknown alarm ids: " + ", ".join(str(alarm_id) for alarm_id in unknown))
+        raise NotFound("unknown alarm ids: " + listed(str(alarm_id) for alarm_id in unknown))
     return found
+
+
+LISTED_NAMES = 10
+
+
+def listed(names: Iterable[str], limit: int = LISTED_NAMES) -> str:
+    """The first few names and how many more: an error about 180,000 names stays one line."""
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "perfdb.sqlite"
 # How long a SQLite writer waits for another writer's lock before giving up with `Busy`.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 _READ_ONLY_OPTION = "perfdb_read_only"
+_BUSY_TIMEOUTS: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 
 
 def default_url() -> str:
@@ -48,11 +50,14 @@ def create_perfdb_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
     return sa.create_engine(parsed, **kwargs)
 
 
-def _create_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+def _create_sqlite_engine(
+    url: URL, *, busy_timeout_seconds: float = SQLITE_BUSY_TIMEOUT_SECONDS, **kwargs: Any
+) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+    kwargs.setdefault("connect_args", {"timeout": busy_timeout_seconds})
     engine = sa.create_engine(url, **kwargs)
+    _BUSY_TIMEOUTS[engine] = busy_timeout_seconds
 
     @sa.event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -62,7 +67,7 @@ def _create_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -97,9 +102,10 @@ def begin(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
             yield connection
     except sa.exc.OperationalError as error:
         if "database is locked" in str(error.orig):
+            seconds = _BUSY_TIMEOUTS.get(engine, SQLITE_BUSY_TIMEOUT_SECONDS)
             raise Busy(
                 f"the performance database {redact(engine.url)} stayed locked by another "
-                f"writer for {SQLITE_BUSY_TIMEOUT_SECONDS} s: try again later"
+                f"writer for {seconds:g} s: try again later"
             ) from error
         raise
 

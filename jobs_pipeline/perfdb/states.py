@@ -77,6 +77,7 @@ STEP_TRANSITIONS: Transitions = {
     (_R, _D): frozenset({_RUN}),
     (_R, _F): frozenset({_RUN, _RECONCILER}),  # failed, or its run died
     (_C, _F): frozenset({_RUN, _RECONCILER}),  # its op failed before it started; canceled
+    (_F, _F): frozenset({_RUN}),  # failed under an earlier run, canceled before its re-run
     (_D, _C): frozenset({_USER, _RUN}),  # recompute all
 }
 
