@@ -126,6 +126,9 @@ def _job_json(job: Any, steps: Sequence[Any] | None = None) -> dict[str, Any]:
         "last_state_change": _iso(job.last_state_change),
         "queue_count": job.queue_count,
         "run_id": job.run_id,
+        "heartbeat": _iso(job.heartbeat),
+        "cancel_requested": _iso(job.cancel_requested),
+        "cancel_requested_by": job.cancel_requested_by,
     }
     if steps is not None:
         data["steps"] = [
@@ -328,6 +331,8 @@ def cmd_job_show(args: argparse.Namespace) -> None:
         f"  created {_short_time(job.created)}  started {_short_time(job.started)}  "
         f"finished {_short_time(job.finished)}  queued {job.queue_count}x  run {job.run_id or ''}"
     )
+    for line in _job_notes(job):
+        print(f"  {line}")
     _print_table(
         ("step", "object", "alarm", "state", "attempts", "comment"),
         [
@@ -342,6 +347,38 @@ def cmd_job_show(args: argparse.Namespace) -> None:
             for step in steps
         ],
     )
+
+
+def _job_notes(job: Any) -> list[str]:
+    """What a person should know beyond the columns: a pending cancel, a silent run, a job that
+    no run has picked up for long."""
+    from jobs_pipeline.perfdb.heartbeat import heartbeat_seconds, heartbeat_silence_seconds
+    from jobs_pipeline.perfdb.queue import utcnow
+
+    notes = []
+    now = utcnow()
+    if job.cancel_requested is not None:
+        notes.append(
+            f"cancel requested by {job.cancel_requested_by or 'frontend'} at "
+            f"{_short_time(job.cancel_requested)}: its run is being terminated"
+        )
+    if job.state == JobState.RUNNING and job.heartbeat is not None:
+        quiet = (now - job.heartbeat).total_seconds()
+        if quiet > 2 * heartbeat_seconds():
+            notes.append(
+                f"warning: no heartbeat from run {job.run_id} for {quiet:.0f} s "
+                f"(presumed dead after {heartbeat_silence_seconds():.0f} s)"
+            )
+    if job.state == JobState.QUEUED:
+        from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
+
+        waited = (now - job.last_state_change).total_seconds()
+        if waited > queued_warning_seconds():
+            notes.append(
+                f"warning: Queued for {waited / 60:.0f} min and no run has claimed it: "
+                f"is the Dagster daemon (queue sensor) running?"
+            )
+    return notes
 
 
 def cmd_job_delete(args: argparse.Namespace) -> None:

@@ -669,3 +669,75 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
         "",
         "error: job 1 does not exist\n",
     )
+
+
+# --- cancel ----------------------------------------------------------------------------------
+
+
+def test_job_cancel_fails_a_queued_job_at_once(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    queued = create_job(perfdb, ALARM_CALC, params(), queue=True)
+
+    result = cli.ok("job", "cancel", str(queued.id), "--as", "ana")
+
+    assert result.out == f"job {queued.id} is Failed (canceled by ana)\n"
+    job = perfdb.queue.get_job(queued.id)
+    assert (job.state, job.comment) == (JobState.FAILED, "canceled by ana")
+    cli.ok("job", "queue", str(queued.id))  # and it can be queued again
+
+
+def test_job_cancel_of_a_running_job_records_the_request(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    job_id = running_job(perfdb, fleet)
+
+    result = cli.ok("job", "cancel", str(job_id))
+
+    assert "cancel requested" in result.out
+    job = perfdb.queue.get_job(job_id)
+    assert (job.state, job.cancel_requested_by) == (JobState.RUNNING, "cli")
+    shown = cli.ok("job", "show", str(job_id))
+    assert "cancel requested by cli" in shown.out
+    data = cli.ok("job", "show", str(job_id), "--json").json
+    assert data["cancel_requested_by"] == "cli" and data["cancel_requested"] is not None
+
+
+def test_job_cancel_refuses_unknown_and_ended_jobs(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    ended = create_job(perfdb, ALARM_CALC, params(), queue=True)
+    perfdb.queue.cancel_job(ended.id)
+    before = snapshot(perfdb)
+
+    cli.rejects("job", "cancel", "4711", naming="job 4711 does not exist")
+    cli.rejects("job", "cancel", str(ended.id), naming=f"job {ended.id} is Failed: nothing to")
+    cli.rejects("job", "cancel", "x", naming="job id must be a positive integer, got 'x'")
+
+    assert snapshot(perfdb) == before
+
+
+def test_job_show_warns_about_a_job_no_run_has_claimed(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = create_job(perfdb, ALARM_CALC, params(), queue=True)
+    assert "warning" not in cli.ok("job", "show", str(queued.id)).out
+
+    monkeypatch.setenv("JOBS_PIPELINE_QUEUED_WARNING_SECONDS", "0.001")
+    shown = cli.ok("job", "show", str(queued.id)).out
+    assert "no run has claimed it: is the Dagster daemon (queue sensor) running?" in shown
+
+
+def test_interrupting_job_run_off_a_terminal_leaves_the_run_going_and_says_so(
+    perfdb: PerfDB, fleet: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobs_pipeline.cli import _interrupted_run
+
+    job_id = running_job(perfdb, fleet)
+
+    _interrupted_run(perfdb, job_id)
+
+    err = capsys.readouterr().err
+    assert f"stopped waiting; job {job_id} goes on (Running)" in err
+    assert f"jobs-pipeline job cancel {job_id}" in err
+    assert perfdb.queue.get_job(job_id).cancel_requested is None

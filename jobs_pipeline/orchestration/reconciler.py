@@ -20,7 +20,6 @@ moving through the table), so a sweep costs the same however many jobs the table
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +29,7 @@ import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
 from jobs_pipeline.orchestration.mapping_keys import step_id_from_step_key
+from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
@@ -43,8 +43,6 @@ RECONCILER_NAME = "perfdb_reconciler"
 RECONCILER_INTERVAL_SECONDS = 3
 RECONCILER_BATCH_SIZE = 100
 RECONCILER_ACTOR = "reconciler"
-QUEUED_WARNING_ENV = "JOBS_PIPELINE_QUEUED_WARNING_SECONDS"
-DEFAULT_QUEUED_WARNING_SECONDS = 300.0
 _MAX_WARNED = 500
 
 _STATUS_WORDS = {
@@ -52,12 +50,6 @@ _STATUS_WORDS = {
     DagsterRunStatus.FAILURE: "failed",
     DagsterRunStatus.CANCELED: "was canceled",
 }
-
-
-def queued_warning_seconds() -> float:
-    """After how long a Queued job without a run is worth a warning."""
-    text = os.environ.get(QUEUED_WARNING_ENV, "").strip()
-    return float(text) if text else DEFAULT_QUEUED_WARNING_SECONDS
 
 
 @dataclass

@@ -23,7 +23,7 @@ DEFAULT_HEARTBEAT_SECONDS = 10.0
 DEFAULT_HEARTBEAT_SILENCE_SECONDS = 60.0
 
 
-def _seconds_from_env(name: str, default: float) -> float:
+def seconds_from_env(name: str, default: float) -> float:
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -38,13 +38,13 @@ def _seconds_from_env(name: str, default: float) -> float:
 
 def heartbeat_seconds() -> float:
     """How often a holding run beats (`JOBS_PIPELINE_HEARTBEAT_SECONDS`, default 10 s)."""
-    return _seconds_from_env(HEARTBEAT_SECONDS_ENV, DEFAULT_HEARTBEAT_SECONDS)
+    return seconds_from_env(HEARTBEAT_SECONDS_ENV, DEFAULT_HEARTBEAT_SECONDS)
 
 
 def heartbeat_silence_seconds() -> float:
     """After how long without a beat a holder is presumed dead
     (`JOBS_PIPELINE_HEARTBEAT_SILENCE_SECONDS`, default 60 s)."""
-    return _seconds_from_env(HEARTBEAT_SILENCE_ENV, DEFAULT_HEARTBEAT_SILENCE_SECONDS)
+    return seconds_from_env(HEARTBEAT_SILENCE_ENV, DEFAULT_HEARTBEAT_SILENCE_SECONDS)
 
 
 class Heartbeat:
