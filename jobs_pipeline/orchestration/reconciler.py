@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 import dagster as dg
-from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterRunStatus, RunRecord, RunsFilter
 
 from jobs_pipeline.orchestration.mapping_keys import step_id_from_step_key
 from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
@@ -170,7 +170,8 @@ class Reconciler:
 
     def _cancel_dagster_runs_of(self, job: Job) -> None:
         """A Queued job's run may wait in Dagster's queue: it must not start after the cancel."""
-        for run in self._runs_of([job]).get(job.id, []):
+        for record in self._run_records_of([job]).get(job.id, []):
+            run = record.dagster_run
             if not run.is_finished and run.tags.get(QUEUE_COUNT_TAG) == str(job.queue_count):
                 self._stop_run(job, run)
 
@@ -294,30 +295,17 @@ class Reconciler:
         )
         if not jobs:
             return 0
-        runs_by_job = self._runs_of(jobs)
+        records_by_job = self._run_records_of(jobs)
         now = utcnow()
         for job in jobs:
-            runs = [
-                run
-                for run in runs_by_job.get(job.id, [])
-                if run.tags.get(QUEUE_COUNT_TAG) == str(job.queue_count)
+            records = [
+                record
+                for record in records_by_job.get(job.id, [])
+                if record.dagster_run.tags.get(QUEUE_COUNT_TAG) == str(job.queue_count)
             ]
-            if runs and all(run.is_finished for run in runs):
-                run = runs[0]
-                status = _STATUS_WORDS.get(run.status, run.status.value.lower())
-                comment = f"run {run.run_id} {status} before it claimed the job: queue it again"
-                after = self._guarded(
-                    job,
-                    self.queue.fail_job,
-                    job.id,
-                    comment,
-                    who=Actor.RECONCILER,
-                    actor=RECONCILER_ACTOR,
-                )
-                if after is not None:
-                    self._info(f"job {job.id}: {comment}")
-                    done.finalised.append(f"job {job.id}")
-            elif not runs and job.id not in warned:
+            if records:
+                self._judge_queued(job, records, now, done)
+            elif job.id not in warned:
                 waited = (now - job.last_state_change).total_seconds()
                 if waited > self.queued_warning:
                     message = (
@@ -329,12 +317,54 @@ class Reconciler:
                     done.warnings.append(message)
         return jobs[-1].id if len(jobs) == self.batch_size else 0
 
-    def _runs_of(self, jobs: Sequence[Job]) -> dict[int, list[dg.DagsterRun]]:
-        runs = self.instance.get_runs(RunsFilter(tags={JOB_ID_TAG: [str(job.id) for job in jobs]}))
-        by_job: dict[int, list[dg.DagsterRun]] = {}
-        for run in runs:
+    def _judge_queued(
+        self, job: Job, records: Sequence[RunRecord], now: datetime, done: Sweep
+    ) -> None:
+        """A Queued job's run for its current queue count: still waiting or working is fine;
+        ended without claiming the job, or started long ago without claiming it (its worker
+        died before the plan op), fails the job so that it can be queued again."""
+        comment = None
+        for record in records:
+            run = record.dagster_run
+            if not run.is_finished:
+                started = record.start_time
+                if run.status != DagsterRunStatus.STARTED or started is None:
+                    return  # queued in Dagster, or starting (run monitoring times that out)
+                if now.timestamp() - started <= self.silence:
+                    return
+                comment = (
+                    f"run {run.run_id} started {now.timestamp() - started:.0f} s ago but never "
+                    f"claimed the job: queue it again"
+                )
+                try:
+                    self.instance.report_run_failed(run, message=comment)
+                except Exception as error:
+                    self._warn(f"could not mark run {run.run_id} failed in Dagster: {error}")
+                break
+        if comment is None:
+            run = records[0].dagster_run
+            status = _STATUS_WORDS.get(run.status, run.status.value.lower())
+            comment = f"run {run.run_id} {status} before it claimed the job: queue it again"
+        after = self._guarded(
+            job,
+            self.queue.fail_job,
+            job.id,
+            comment,
+            who=Actor.RECONCILER,
+            actor=RECONCILER_ACTOR,
+        )
+        if after is not None:
+            self._info(f"job {job.id}: {comment}")
+            done.finalised.append(f"job {job.id}")
+
+    def _run_records_of(self, jobs: Sequence[Job]) -> dict[int, list[RunRecord]]:
+        records = self.instance.get_run_records(
+            RunsFilter(tags={JOB_ID_TAG: [str(job.id) for job in jobs]})
+        )
+        by_job: dict[int, list[RunRecord]] = {}
+        for record in records:
             try:
-                by_job.setdefault(int(run.tags[JOB_ID_TAG]), []).append(run)
+                by_job.setdefault(int(record.dagster_run.tags[JOB_ID_TAG]), []).append(record)
             except (KeyError, ValueError):
                 continue
         return by_job

@@ -426,3 +426,28 @@ def test_a_step_whose_op_failed_before_it_started_is_failed_with_the_ops_error(
     after = seeded_db.queue.get_job(job.id)
     assert after.state == FAILED
     assert after.comment is not None and after.comment.endswith("1 (25.00%) steps failed")
+
+
+def test_a_run_that_started_but_never_claimed_its_job_fails_it_once_silent(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, instance: dg.DagsterInstance
+) -> None:
+    # Its worker died between starting and the plan op: Dagster's default launcher would keep
+    # the run STARTED forever, and the job Queued with it.
+    job = alarm_job(seeded_db, WITH_DATA)
+    run = instance.create_run_for_job(
+        job_def=defs.get_job_def("perfdb_job"),
+        run_config=plan_config(job.id),
+        tags=run_tags(job),
+    )
+    mark_started(instance, run)
+    assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"  # just started
+
+    Reconciler(seeded_db, instance, silence_seconds=0.0).sweep(Cursor())
+
+    failed = seeded_db.queue.get_job(job.id)
+    assert failed.state == FAILED
+    assert failed.comment is not None
+    assert failed.comment.startswith(f"run {run.run_id} started ")
+    assert failed.comment.endswith(" s ago but never claimed the job: queue it again")
+    stored = instance.get_run_by_id(run.run_id)
+    assert stored is not None and stored.status == dg.DagsterRunStatus.FAILURE
