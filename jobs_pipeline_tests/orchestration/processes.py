@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
+from jobs_pipeline.jobs.alarm_calc import JobAlarmCalc
 from jobs_pipeline.jobs.base import JobInstance
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
@@ -83,13 +84,39 @@ def add_slow_steps_type(perfdb: PerfDB, object_name: str) -> None:
     perfdb.catalog.ensure_objects([object_name])
 
 
+class PacedAlarmCalc(JobAlarmCalc):
+    """The alarm calculation, each step first writing its process id to
+    `$JOBS_PIPELINE_TEST_PID_DIR/<job id>.pid` and then taking `PACED_STEP_SECONDS`, so that
+    faults injected by a test land in the middle of steps. Its results are `JobAlarmCalc`'s."""
+
+    _name = "Alarm Calculation (paced)"
+    _description = "The alarm calculation, slowed down; for the tests of faults"
+
+    def _run_step(self, step_id: int) -> Any:
+        pid_dir = os.environ.get(PID_DIR_ENV)
+        if pid_dir:
+            (Path(pid_dir) / f"{self.job_id}.pid").write_text(str(os.getpid()))
+        time.sleep(PACED_STEP_SECONDS)
+        return super()._run_step(step_id)
+
+
+PID_DIR_ENV = "JOBS_PIPELINE_TEST_PID_DIR"
+PACED_STEP_SECONDS = 0.4
+PACED_ALARM_CALC_SPEC = JobTypeSpec(
+    name=PacedAlarmCalc._name,
+    description=PacedAlarmCalc._description,
+    parameters_schema=PacedAlarmCalc._parameters_schema,
+)
+
+
 @dg.definitions
 def slow_steps_definitions() -> dg.Definitions:
-    """The production code location, in a process that also knows `SlowStepsJob`."""
+    """The production code location, in a process that also knows the test job types."""
     from jobs_pipeline.definitions import defs
     from jobs_pipeline.jobs.registry import register
 
     register(SlowStepsJob)
+    register(PacedAlarmCalc)
     return defs
 
 

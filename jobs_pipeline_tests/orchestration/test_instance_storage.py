@@ -31,6 +31,7 @@ from jobs_pipeline.orchestration.instance_storage import (
     dagster_postgres_url,
 )
 from jobs_pipeline_tests.conftest import create_pg_database, drop_pg_database
+from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
@@ -165,3 +166,30 @@ def test_dagster_postgres_url_speaks_psycopg2_and_refuses_other_databases() -> N
     )
     with pytest.raises(ValueError, match="must be a PostgreSQL URL, got sqlite"):
         dagster_postgres_url("sqlite:///dagster.sqlite")
+
+
+@pytest.mark.slow
+def test_the_pooled_storages_survive_a_postgres_restart(
+    dagster_home: Path, private_pg_cluster: ThrowawayCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The webserver and the daemon live for weeks: after the server restarts, their pooled
+    # connections are dead, and the next statement must reconnect instead of failing.
+    with sa.create_engine(
+        private_pg_cluster.url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+    ).connect() as admin:
+        admin.exec_driver_sql("CREATE DATABASE dagster")
+    monkeypatch.setenv(DEFAULT_URL_ENV, private_pg_cluster.url_for("dagster"))
+    instance = dg.DagsterInstance.get()
+    try:
+        run_and_read_back(instance)
+        # Every pool holds open connections now.
+        for storage in (instance.run_storage, instance.event_log_storage):
+            assert storage._engine.pool.checkedin() >= 1  # type: ignore[attr-defined]
+
+        private_pg_cluster.restart()
+
+        run_and_read_back(instance)
+        assert len(instance.get_runs()) == 2
+        assert instance.all_instigator_state() == []  # the schedule storage reconnects too
+    finally:
+        instance.dispose()
