@@ -10,6 +10,7 @@ from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, JOB_TYPE_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb.errors import InputError, is_transient
+from jobs_pipeline.perfdb.queue import bounded
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import Actor, JobState
 
@@ -97,10 +98,10 @@ def queue_sensor_factory(
             try:
                 check_queued_job(db, job)
             except (InputError, *VALUE_ERRORS) as error:
-                comment = f"not launched: {_reason(error)}"
+                comment = bounded(f"not launched: {_reason(error)}")
                 try:
                     db.queue.fail_job(job.id, comment, who=Actor.SENSOR, actor=SENSOR_ACTOR)
-                    failed.append(f"job {job.id}: {error}")
+                    failed.append(f"job {job.id}: {comment}")
                 except InputError:
                     pass  # someone else changed it meanwhile; the next tick sees the new state
                 continue

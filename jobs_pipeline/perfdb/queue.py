@@ -1113,4 +1113,6 @@ def validate_against_schema(type_name: str, schema: dict[str, Any], parameters: 
         f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
     ).lstrip(".")
     location = f"parameter '{where}': " if where else ""
-    raise InvalidParameters(f"invalid parameters for {type_name!r}: {location}{error.message}")
+    # jsonschema quotes the offending value, which may be megabytes of a frontend's JSON.
+    message = bounded(error.message, 300)
+    raise InvalidParameters(f"invalid parameters for {type_name!r}: {location}{message}")

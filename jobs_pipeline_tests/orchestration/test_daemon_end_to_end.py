@@ -298,3 +298,33 @@ def test_job_run_refuses_a_job_that_is_not_queued(
             assert instance.get_runs() == []
     finally:
         perfdb.dispose()
+
+
+def test_a_job_run_whose_launch_fails_leaves_the_job_queued_and_no_run_behind(
+    sqlite_perfdb_url: str, sqlite_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run claims the job itself: a launch that fails (or a Ctrl-C before it) strands
+    # nothing, and the queue sensor launches the job later.
+    from jobs_pipeline.orchestration.launch import run_queued_job
+
+    for name in ("DAGSTER_HOME", "PYTHONPATH"):
+        monkeypatch.setenv(name, sqlite_env[name])
+    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
+
+    def broken_launch(self: Any, run_id: str, workspace: Any = None) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dg.DagsterInstance, "launch_run", broken_launch)
+    perfdb = PerfDB.connect(sqlite_perfdb_url)
+    try:
+        store_samples(perfdb)
+        job = create_job(perfdb, ALARM_CALC, PARAMETERS, queue=True)
+
+        with pytest.raises(KeyboardInterrupt):
+            run_queued_job(perfdb, job.id)
+
+        assert perfdb.queue.get_job(job.id) == job
+        with instance_for_environment(sqlite_env) as instance:
+            assert instance.get_runs() == []
+    finally:
+        perfdb.dispose()

@@ -412,3 +412,42 @@ def test_reexecuting_all_steps_of_a_finished_job_recomputes_it_like_a_requeue(
     seeded_db.queue.queue_job(job.id)
     assert execute(job.id, perfdb_url, dagster_instance).success
     assert outcome(seeded_db, job.id) == first_outcome
+
+
+# --- a lost database connection --------------------------------------------------------------
+
+
+def test_a_step_op_retries_a_lost_connection_and_finishes(
+    seeded_db: PerfDB,
+    perfdb_url: str,
+    dagster_instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobs_pipeline.perfdb.errors import ConnectionFailed
+    from jobs_pipeline.perfdb.queue import JobQueue
+
+    job = alarm_job(seeded_db, WITH_DATA[:1])
+    original = JobQueue.finish_step
+    calls: list[int] = []
+
+    def flaky_finish_step(self: JobQueue, step_id: int, *args: Any, **kwargs: Any) -> Any:
+        calls.append(step_id)
+        if len(calls) == 1:  # the first step's first finish meets a restarting server
+            raise ConnectionFailed("cannot connect to the performance database: restarting")
+        return original(self, step_id, *args, **kwargs)
+
+    monkeypatch.setattr(JobQueue, "finish_step", flaky_finish_step)
+
+    result = execute(job.id, perfdb_url, dagster_instance)
+
+    assert result.success
+    retried = [
+        event.step_key
+        for event in result.all_events
+        if event.event_type_value == "STEP_UP_FOR_RETRY"
+    ]
+    assert len(retried) == 1
+    after = seeded_db.queue.get_job(job.id)
+    assert after.state == JobState.FINISHED
+    step = seeded_db.queue.get_step(calls[0])
+    assert (step.state, step.attempts) == (JobState.FINISHED, 2)  # restarted by its own run

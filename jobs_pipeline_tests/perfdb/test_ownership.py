@@ -396,3 +396,13 @@ def test_sqlite_readers_do_not_wait_for_a_writer_and_a_busy_writer_gets_a_clear_
     finally:
         writer.dispose()
         other.dispose()
+
+
+def test_a_huge_invalid_parameter_gives_a_short_error(perfdb: PerfDB) -> None:
+    from jobs_pipeline.perfdb.errors import InvalidParameters
+    from jobs_pipeline_tests.perfdb.test_queue import params
+
+    with pytest.raises(InvalidParameters) as raised:
+        perfdb.queue.validate_parameters("Alarm Calculation", params(start=["x"] * 500_000))
+    assert len(str(raised.value)) < 500
+    assert "parameter 'start'" in str(raised.value)
