@@ -1,51 +1,22 @@
-"""The performance database: schema, migrations, the job queue and the domain tables."""
+"""The performance database: schema, migrations, the job queue and the domain tables.
+
+`PerfDB` is loaded on first use, so that importing `jobs_pipeline.perfdb.errors` or `.states`
+(what the command line needs before it parses its arguments) imports no SQLAlchemy.
+"""
 
 from __future__ import annotations
 
-from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import URL, Engine
-
-from jobs_pipeline.perfdb.catalog import Catalog
-from jobs_pipeline.perfdb.engine import create_perfdb_engine, redact
-from jobs_pipeline.perfdb.feature_values import FeatureValues
-from jobs_pipeline.perfdb.occurrences import Occurrences
-from jobs_pipeline.perfdb.queue import JobQueue
-
-
-class PerfDB:
-    """One performance database: its engine and the API of each group of tables."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    @classmethod
-    def connect(cls, url: str | URL | None = None) -> PerfDB:
-        """`url`, else `PERFDB_URL`, else the embedded SQLite file."""
-        return cls(create_perfdb_engine(url))
-
-    @property
-    def url(self) -> str:
-        return redact(self.engine.url)
-
-    @cached_property
-    def queue(self) -> JobQueue:
-        return JobQueue(self.engine)
-
-    @cached_property
-    def catalog(self) -> Catalog:
-        return Catalog(self.engine)
-
-    @cached_property
-    def values(self) -> FeatureValues:
-        return FeatureValues(self.engine)
-
-    @cached_property
-    def occurrences(self) -> Occurrences:
-        return Occurrences(self.engine)
-
-    def dispose(self) -> None:
-        self.engine.dispose()
-
+if TYPE_CHECKING:
+    from jobs_pipeline.perfdb.database import PerfDB
 
 __all__ = ["PerfDB"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PerfDB":
+        from jobs_pipeline.perfdb.database import PerfDB
+
+        return PerfDB
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
