@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, overload
 
-import jsonschema
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -1105,6 +1104,8 @@ def _run_actor(run_id: str | None) -> str:
 
 def validate_against_schema(type_name: str, schema: dict[str, Any], parameters: Any) -> None:
     """Raises `InvalidParameters` naming the offending field."""
+    import jsonschema  # here: commands that only read the queue need not load it
+
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(parameters))
     if error is None:
