@@ -168,20 +168,38 @@ def _short_time(value: datetime | None) -> str:
 # --- commands --------------------------------------------------------------------------------
 
 
-def _perfdb(args: argparse.Namespace) -> Any:
+def _perfdb(args: argparse.Namespace, *, needs_schema: bool = True) -> Any:
+    """The database of `--db`; unless the command builds the schema itself, one without it is
+    refused with a pointer to `db upgrade` (and a SQLite file that does not exist is not
+    created)."""
     from jobs_pipeline.perfdb import PerfDB
+    from jobs_pipeline.perfdb.engine import default_url, missing_sqlite_file, redact
 
-    perfdb = PerfDB.connect(args.db)
+    url = args.db or default_url()
+    no_schema = f"database {redact(url)} has no schema: run 'jobs-pipeline db upgrade'"
+    if needs_schema and missing_sqlite_file(url):
+        raise PerfDBError(no_schema)
+    perfdb = PerfDB.connect(url)
     args.opened.append(perfdb)  # disposed by main(), which may run many times in one process
+    if needs_schema and not perfdb.has_schema():
+        raise PerfDBError(no_schema)
     return perfdb
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
     from jobs_pipeline.jobs import upgrade_database
+    from jobs_pipeline.perfdb.migrate import current_revision, head_revision
 
-    perfdb = _perfdb(args)
+    perfdb = _perfdb(args, needs_schema=False)
+    before = current_revision(perfdb.engine)
     upgrade_database(perfdb)
-    print(f"performance database {perfdb.url} is up to date")
+    head = head_revision()
+    if before is None:
+        print(f"performance database {perfdb.url}: created the schema (revision {head})")
+    elif before != head:
+        print(f"performance database {perfdb.url}: upgraded from revision {before} to {head}")
+    else:
+        print(f"performance database {perfdb.url}: already current (revision {head})")
 
 
 def cmd_demo_seed(args: argparse.Namespace) -> None:
@@ -193,7 +211,7 @@ def cmd_demo_seed(args: argparse.Namespace) -> None:
         fleet = generate_fleet(objects=args.objects, days=args.days, seed=args.seed)
     except ValueError as error:
         raise UsageError(f"demo seed: {error}") from None
-    perfdb = _perfdb(args)
+    perfdb = _perfdb(args, needs_schema=False)
     upgrade_database(perfdb)
     summary = store_fleet(perfdb, fleet)
     first, last = fleet.object_names[0], fleet.object_names[-1]
@@ -231,7 +249,13 @@ def cmd_alarms_define(args: argparse.Namespace) -> None:
 
 
 def cmd_alarms_list(args: argparse.Namespace) -> None:
-    occurrences = _perfdb(args).occurrences.list(object_name=args.object, alarm_id=args.alarm)
+    perfdb = _perfdb(args)
+    # A filter that names nothing is a typo, not "0 occurrences".
+    if args.object is not None:
+        perfdb.catalog.object_ids([args.object])
+    if args.alarm is not None:
+        perfdb.catalog.alarms([args.alarm])
+    occurrences = perfdb.occurrences.list(object_name=args.object, alarm_id=args.alarm)
     if args.json:
         _print_json(
             [
@@ -433,6 +457,31 @@ def _interrupted_run(perfdb: Any, job_id: int) -> None:
         )
 
 
+def cmd_job_types(args: argparse.Namespace) -> None:
+    types = _perfdb(args).queue.job_types()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "parameters_schema": spec.parameters_schema,
+                }
+                for spec in types
+            ]
+        )
+        return
+    for spec in types:
+        print(f"{spec.name}: {spec.description}")
+        properties = spec.parameters_schema.get("properties", {})
+        required = set(spec.parameters_schema.get("required", []))
+        for name, schema in properties.items():
+            need = "required" if name in required else "optional"
+            print(
+                f"  {name} ({schema.get('type', 'any')}, {need}): {schema.get('description', '')}"
+            )
+
+
 def cmd_job_cancel(args: argparse.Namespace) -> None:
     job = _perfdb(args).queue.cancel_job(args.id, actor=args.actor or ACTOR)
     if job.state == JobState.RUNNING:
@@ -447,7 +496,17 @@ def cmd_job_cancel(args: argparse.Namespace) -> None:
 # --- parser ----------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _job_type_names(argv: Sequence[str]) -> str:
+    """The registered job types, for `job create --help` only: listing them imports every job
+    type (and pandas), which no other command should pay for."""
+    if not ({"-h", "--help"} & set(argv) and "create" in argv):
+        return "see 'jobs-pipeline job types'"
+    from jobs_pipeline.jobs.registry import job_type_specs
+
+    return "one of " + ", ".join(repr(spec.name) for spec in job_type_specs())
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = _Parser(prog="jobs-pipeline", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--db", metavar="URL", help="performance database URL (default: $PERFDB_URL or SQLite)"
@@ -466,9 +525,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True
     )
     seed = demo.add_parser("seed", help="store a deterministic synthetic fleet")
-    seed.add_argument("--objects", type=_positive_int("--objects"), default=5)
-    seed.add_argument("--days", type=_positive_int("--days"), default=14)
-    seed.add_argument("--seed", type=_integer("--seed"), default=0)
+    seed.add_argument(
+        "--objects", type=_positive_int("--objects"), default=5, help="turbines (default: 5)"
+    )
+    seed.add_argument(
+        "--days", type=_positive_int("--days"), default=14, help="days of data (default: 14)"
+    )
+    seed.add_argument("--seed", type=_integer("--seed"), default=0, help="randomness (default: 0)")
     seed.set_defaults(handler=cmd_demo_seed)
 
     features = groups.add_parser("features", help="measured features").add_subparsers(
@@ -485,14 +548,31 @@ def build_parser() -> argparse.ArgumentParser:
     define.add_argument("--id", type=_integer("--id"), required=True)
     define.add_argument("--name", required=True)
     define.add_argument("--feature", required=True)
-    define.add_argument("--operator", required=True, choices=(">", ">=", "<", "<=", "==", "!="))
+    define.add_argument(
+        "--operator",
+        required=True,
+        choices=(">", ">=", "<", "<=", "==", "!="),
+        help="value <operator> threshold violates: one of > >= < <= == !=",
+    )
     define.add_argument("--threshold", type=_finite_float("--threshold"), required=True)
-    define.add_argument("--clear-threshold", type=_finite_float("--clear-threshold"))
-    define.add_argument("--min-duration", type=_seconds, default=timedelta(0), metavar="SECONDS")
+    define.add_argument(
+        "--clear-threshold",
+        type=_finite_float("--clear-threshold"),
+        help="hysteresis: active until the value passes this (default: none)",
+    )
+    define.add_argument(
+        "--min-duration",
+        type=_seconds,
+        default=timedelta(0),
+        metavar="SECONDS",
+        help="drop shorter occurrences (default: 0)",
+    )
     define.set_defaults(handler=cmd_alarms_define)
     alarm_list = alarms.add_parser("list", help="alarm occurrences")
-    alarm_list.add_argument("--object")
-    alarm_list.add_argument("--alarm", type=_integer("--alarm"))
+    alarm_list.add_argument("--object", help="only this object (exit 2 if unknown)")
+    alarm_list.add_argument(
+        "--alarm", type=_integer("--alarm"), help="only this alarm id (exit 2 if unknown)"
+    )
     alarm_list.add_argument("--json", action="store_true")
     alarm_list.set_defaults(handler=cmd_alarms_list)
 
@@ -501,9 +581,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     job_id = _positive_int("job id")
     create = job.add_parser("create", help="create a job; prints its id")
-    create.add_argument("--type", required=True)
-    create.add_argument("--params", type=_json_object, required=True, metavar="JSON")
-    create.add_argument("--description", default="")
+    create.add_argument(
+        "--type", required=True, metavar="NAME", help=f"job type: {_job_type_names(argv)}"
+    )
+    create.add_argument(
+        "--params",
+        type=_json_object,
+        required=True,
+        metavar="JSON",
+        help="parameters as a JSON object (schema: 'jobs-pipeline job types --json')",
+    )
+    create.add_argument("--description", default="", help='free text; "test" marks a test job')
     create.add_argument("--queue", action="store_true", help="queue it right away")
     create.set_defaults(handler=cmd_job_create)
     update = job.add_parser("update", help="change a Created job's parameters or description")
@@ -515,8 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("id", type=job_id, metavar="ID")
     queue.set_defaults(handler=cmd_job_queue)
     job_list = job.add_parser("list", help="jobs in id order")
-    job_list.add_argument("--state", type=_state)
-    job_list.add_argument("--type")
+    job_list.add_argument(
+        "--state",
+        type=_state,
+        help="one of " + ", ".join(state.label for state in JobState) + " (any case)",
+    )
+    job_list.add_argument("--type", metavar="NAME", help="only jobs of this type")
     job_list.add_argument("--json", action="store_true")
     job_list.set_defaults(handler=cmd_job_list)
     show = job.add_parser("show", help="a job and its steps")
@@ -528,7 +620,13 @@ def build_parser() -> argparse.ArgumentParser:
     delete.set_defaults(handler=cmd_job_delete)
     run = job.add_parser("run", help="launch this queued job's Dagster run now and wait")
     run.add_argument("id", type=job_id, metavar="ID")
-    run.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="stop waiting after this long; the run goes on (default: 3600)",
+    )
     run.set_defaults(handler=cmd_job_run)
     cancel = job.add_parser(
         "cancel", help="Created/Queued: Failed now; Running: its run is terminated"
@@ -536,12 +634,16 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("id", type=job_id, metavar="ID")
     cancel.add_argument("--as", dest="actor", metavar="WHO", help="who cancels (default: cli)")
     cancel.set_defaults(handler=cmd_job_cancel)
+    types = job.add_parser("types", help="job types and their parameter schemas")
+    types.add_argument("--json", action="store_true")
+    types.set_defaults(handler=cmd_job_types)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        arguments = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser(arguments).parse_args(arguments)
     except UsageError as error:
         print(str(error), file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from jobs_pipeline.cli import main
 from jobs_pipeline.jobs import create_job
 from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.migrate import head_revision
 from jobs_pipeline.perfdb.records import NewStep
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.conftest import BACKENDS
@@ -143,12 +144,18 @@ def test_db_upgrade_builds_an_empty_database_and_is_repeatable(
     empty_perfdb_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cli = Cli(empty_perfdb_url, capsys)
+    # Before the schema exists, commands say what to do instead of printing SQL.
+    refused = cli("job", "list")
+    assert (refused.code, refused.out) == (1, "")
+    assert refused.err.endswith("has no schema: run 'jobs-pipeline db upgrade'\n")
+    assert refused.err.count("\n") == 1
 
     first = cli.ok("db", "upgrade")
-    cli.ok("db", "upgrade")
+    second = cli.ok("db", "upgrade")
 
     assert first.out.startswith("performance database ")
-    assert first.out.rstrip().endswith("is up to date")
+    assert first.out.rstrip().endswith(f"created the schema (revision {head_revision()})")
+    assert second.out.rstrip().endswith(f"already current (revision {head_revision()})")
     assert cli.ok("job", "list", "--json").json == []
     assert cli.ok("alarms", "list", "--json").json == []
 
@@ -345,7 +352,8 @@ def test_alarms_list_prints_a_table_and_json(
     ]
     only_nasty = cli.ok("alarms", "list", "--object", NASTY, "--json").json
     assert [o["alarm_id"] for o in only_nasty] == [102]
-    assert cli.ok("alarms", "list", "--object", "' OR 1=1 --", "--json").json == []
+    # SQL in a name is a name like any other: unknown here.
+    cli.rejects("alarms", "list", "--object", "' OR 1=1 --", naming="unknown object names")
 
     table = cli.ok("alarms", "list", "--object", "LAN-02").out.splitlines()
     assert table[0].split() == ["object", "alarm", "start", "end", "duration", "peak"]
@@ -663,7 +671,7 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
     )
 
     assert (upgraded.returncode, upgraded.stderr) == (0, "")
-    assert upgraded.stdout.rstrip().endswith("is up to date")
+    assert upgraded.stdout.rstrip().endswith("created the schema (revision 0002)")
     assert (missing.returncode, missing.stdout, missing.stderr) == (
         2,
         "",
@@ -741,3 +749,67 @@ def test_interrupting_job_run_off_a_terminal_leaves_the_run_going_and_says_so(
     assert f"stopped waiting; job {job_id} goes on (Running)" in err
     assert f"jobs-pipeline job cancel {job_id}" in err
     assert perfdb.queue.get_job(job_id).cancel_requested is None
+
+
+def test_a_sqlite_file_that_does_not_exist_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "typo.sqlite"
+    cli = Cli(f"sqlite:///{path}", capsys)
+
+    result = cli("alarms", "list")
+
+    assert result.code == 1
+    assert result.err == (
+        f"error: database sqlite:///{path} has no schema: run 'jobs-pipeline db upgrade'\n"
+    )
+    assert not path.exists()
+
+
+def test_db_upgrade_says_which_revision_it_came_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobs_pipeline.perfdb.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    old = PerfDB.connect(url)
+    upgrade(old.engine, "0001")
+    old.dispose()
+
+    result = Cli(url, capsys).ok("db", "upgrade")
+
+    assert result.out.rstrip().endswith(f"upgraded from revision 0001 to {head_revision()}")
+
+
+def test_filters_naming_nothing_are_refused(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    cli.rejects("alarms", "list", "--object", "NOPE", naming="unknown object names: 'NOPE'")
+    cli.rejects("alarms", "list", "--alarm", "999", naming="unknown alarm ids: 999")
+    cli.rejects("job", "list", "--state", "done", naming="unknown state 'done'")
+
+
+def test_job_types_prints_each_type_with_its_schema(cli: Cli) -> None:
+    (alarm_calc,) = [t for t in cli.ok("job", "types", "--json").json if t["name"] == ALARM_CALC]
+    assert alarm_calc["parameters_schema"]["required"] == [
+        "object_names",
+        "alarm_ids",
+        "start",
+        "end",
+    ]
+    text = cli.ok("job", "types").out
+    assert text.startswith(f"{ALARM_CALC}: ")
+    assert "  start (string, required): " in text
+
+
+def test_help_lists_choices_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    def help_of(*args: str) -> str:
+        with pytest.raises(SystemExit):
+            main([*args, "--help"])
+        return " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+
+    assert f"one of '{ALARM_CALC}'" in help_of("job", "create")
+    assert "job types --json" in help_of("job", "create")
+    assert "Created, Queued, Running, Finished, Failed" in help_of("job", "list")
+    assert "> >= < <= == !=" in help_of("alarms", "define")
+    assert "(default: 14)" in help_of("demo", "seed")

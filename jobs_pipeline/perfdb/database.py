@@ -59,6 +59,14 @@ class PerfDB:
 
         return Occurrences(self.engine)
 
+    def has_schema(self) -> bool:
+        """Whether the migrations have built the schema here (one cheap query)."""
+        import sqlalchemy as sa
+
+        from jobs_pipeline.perfdb.engine import begin
+
+        with begin(self.engine, write=False) as connection:
+            return sa.inspect(connection).has_table("alembic_version")
+
     def dispose(self) -> None:
         self.engine.dispose()
-

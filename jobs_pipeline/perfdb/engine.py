@@ -36,6 +36,14 @@ def normalise_url(url: str | URL) -> URL:
     return parsed
 
 
+def missing_sqlite_file(url: str | URL) -> bool:
+    """A SQLite URL whose file does not exist (connecting would create it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return False
+    return not Path(parsed.database).exists()
+
+
 def redact(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 

@@ -176,6 +176,21 @@ class JobQueue:
                 if not changed:
                     connection.execute(TYPES.insert().values(name=spec.name, **values))
 
+    def job_types(self) -> list[JobTypeSpec]:
+        """The job types of this database, by name: what a frontend may create."""
+        query = sa.select(TYPES.c.name, TYPES.c.description, TYPES.c.parameters_schema).order_by(
+            TYPES.c.name
+        )
+        with begin(self.engine, write=False) as connection:
+            return [
+                JobTypeSpec(
+                    name=row.name,
+                    description=row.description,
+                    parameters_schema=row.parameters_schema,
+                )
+                for row in connection.execute(query)
+            ]
+
     def validate_parameters(self, type_name: str, parameters: Any) -> None:
         """Checks parameters against the type's JSON Schema; the error names the field."""
         with begin(self.engine, write=False) as connection:
