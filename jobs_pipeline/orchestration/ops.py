@@ -2,7 +2,6 @@
 # No `from __future__ import annotations`: Dagster reads op and sensor annotations at runtime.
 
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +12,7 @@ from jobs_pipeline.jobs import JobInstance, load_job
 from jobs_pipeline.orchestration.heartbeats import keep_alive
 from jobs_pipeline.orchestration.mapping_keys import mapping_key
 from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.perfdb.errors import InputError, JobCanceled, LostOwnership, is_transient
 from jobs_pipeline.perfdb.ownership import hold_job_for_steps, take_job
 from jobs_pipeline.perfdb.states import Actor, JobState
@@ -151,7 +151,10 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: in
         if name in outcome.details:
             metadata[name] = outcome.details[name]
     if outcome.job_state is not None:
-        metadata["job_state"] = outcome.job_state.label
+        # This step finalised the job: its op carries the job's outcome, which a run with a
+        # failed step shows nowhere else (the summary op is skipped).
+        with _op_errors(context, job_id):
+            metadata.update(job_summary(job.perfdb, job_id, context.run_id))
     if outcome.failed:
         raise dg.Failure(description=outcome.comment, metadata=metadata, allow_retries=False)
     yield dg.Output(step_id, metadata=metadata)
@@ -171,19 +174,7 @@ def summarise_job(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_i
         job = db.queue.finalise_job(
             job_id, run_id=context.run_id, run_over=True, actor=f"run:{context.run_id}"
         )
-        states = Counter(step.state.label for step in db.queue.get_steps(job_id))
-        table = db.occurrences.counts_by_job(job_id)
-    lines = ["| object | alarm | occurrences |", "| --- | --- | ---: |"]
-    lines += [f"| {obj} | {alarm} | {count} |" for obj, alarm, count in table]
-    context.add_output_metadata(
-        {
-            "job_id": job_id,
-            "job_state": job.state.label,
-            "steps_this_run": len(step_ids),
-            **{f"steps_{state.lower()}": count for state, count in sorted(states.items())},
-            "occurrences": dg.MetadataValue.md("\n".join(lines)),
-        }
-    )
+        context.add_output_metadata(job_summary(db, job_id, context.run_id))
     return job.state == JobState.FINISHED
 
 

@@ -31,6 +31,7 @@ from dagster import DagsterEventType, DagsterRunStatus, RunRecord, RunsFilter
 from jobs_pipeline.orchestration.mapping_keys import step_id_from_step_key
 from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
 from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError, is_transient
@@ -209,6 +210,7 @@ class Reconciler:
                 job,
                 reason,
                 done,
+                run=run,
                 op_failures=self._op_failures(run)
                 if run.status != DagsterRunStatus.SUCCESS
                 else {},
@@ -226,7 +228,7 @@ class Reconciler:
                 self.instance.report_run_failed(run, message=reason)
             except Exception as error:
                 self._warn(f"could not mark run {run_id} failed in Dagster: {error}")
-        self._finalise(job, reason, done, step_comment="canceled" if canceled else None)
+        self._finalise(job, reason, done, run=run, step_comment="canceled" if canceled else None)
 
     def _finalise(
         self,
@@ -234,6 +236,7 @@ class Reconciler:
         reason: str,
         done: Sweep,
         *,
+        run: dg.DagsterRun | None = None,
         op_failures: Mapping[int, str] | None = None,
         step_comment: str | None = None,
     ) -> None:
@@ -253,6 +256,23 @@ class Reconciler:
             )
             self._info(f"job {job.id}: {reason}; {outcome}")
             done.finalised.append(f"job {job.id}")
+            if final is not None and run is not None:
+                self._attach_summary(run, job.id, outcome)
+
+    def _attach_summary(self, run: dg.DagsterRun, job_id: int, outcome: str) -> None:
+        """The dead run's page shows the job's outcome, as a finished run's summary op would."""
+        try:
+            # Dagster's own event type (not exported); without it the summary is left out.
+            from dagster._core.events import EngineEventData
+
+            metadata = job_summary(self.perfdb, job_id, run.run_id)
+            self.instance.report_engine_event(
+                f"job {job_id} {outcome}",
+                dagster_run=run,
+                engine_event_data=EngineEventData(metadata=metadata),
+            )
+        except Exception as error:  # the job is final already; the summary is a courtesy
+            self._warn(f"could not attach the summary of job {job_id} to run {run.run_id}: {error}")
 
     def _failure_message(self, run: dg.DagsterRun) -> str:
         records = self.instance.get_records_for_run(

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from jobs_pipeline.perfdb.catalog import OBJECTS
 from jobs_pipeline.perfdb.engine import begin
-from jobs_pipeline.perfdb.models import AlarmOccurrenceRow, JobStepRow, table_of
+from jobs_pipeline.perfdb.models import (
+    AlarmDefinitionRow,
+    AlarmOccurrenceRow,
+    JobStepRow,
+    table_of,
+)
 from jobs_pipeline.perfdb.records import AlarmOccurrence
+from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.perfdb.types import to_utc
 
 OCCURRENCES = table_of(AlarmOccurrenceRow)
@@ -50,6 +58,25 @@ class Occurrences:
         """(object, alarm, occurrences written by that step) for each step of a job."""
         with begin(self.engine, write=False) as connection:
             return [tuple(row) for row in connection.execute(_counts_query(job_id))]
+
+    def job_cells(self, job_id: int) -> list[JobCell]:
+        """One row per step of the job: its object, alarm (with name), state, comment, and the
+        occurrences it wrote with their total duration. One query."""
+        with begin(self.engine, write=False) as connection:
+            query = _cells_query(job_id, connection.dialect.name)
+            return [
+                JobCell(
+                    step_id=row.id,
+                    object_name=row.object_name,
+                    alarm_id=row.alarm_id,
+                    alarm_name=row.alarm_name,
+                    state=JobState(row.state_id),
+                    comment=row.comment,
+                    occurrences=row.occurrences,
+                    alarm_seconds=float(row.alarm_seconds or 0.0),
+                )
+                for row in connection.execute(query)
+            ]
 
     def list(
         self, *, object_name: str | None = None, alarm_id: int | None = None
@@ -138,5 +165,64 @@ def _counts_query(job_id: int) -> sa.Select:  # type: ignore[type-arg]
         .outerjoin(OCCURRENCES, OCCURRENCES.c.step_id == steps.c.id)
         .where(steps.c.job_id == job_id)
         .group_by(OBJECTS.c.name, steps.c.alarm_id, steps.c.position)
+        .order_by(steps.c.position)
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobCell:
+    """What one step of a job found, for summaries and pictures."""
+
+    step_id: int
+    object_name: str
+    alarm_id: int | None
+    alarm_name: str | None
+    state: JobState
+    comment: str | None
+    occurrences: int
+    alarm_seconds: float
+
+
+def _cells_query(job_id: int, dialect: str) -> sa.Select:  # type: ignore[type-arg]
+    steps = table_of(JobStepRow)
+    alarms = table_of(AlarmDefinitionRow)
+    seconds: sa.ColumnElement[Any]
+    if dialect == "postgresql":
+        seconds = sa.func.sum(
+            sa.extract("epoch", OCCURRENCES.c.end_time - OCCURRENCES.c.start_time)
+        )
+    else:  # SQLite keeps timestamps as text
+        seconds = (
+            sa.func.sum(
+                sa.func.julianday(OCCURRENCES.c.end_time)
+                - sa.func.julianday(OCCURRENCES.c.start_time)
+            )
+            * 86400.0
+        )
+    return (
+        sa.select(
+            steps.c.id,
+            OBJECTS.c.name.label("object_name"),
+            steps.c.alarm_id,
+            alarms.c.name.label("alarm_name"),
+            steps.c.state_id,
+            steps.c.comment,
+            sa.func.count(OCCURRENCES.c.id).label("occurrences"),
+            seconds.label("alarm_seconds"),
+        )
+        .select_from(steps)
+        .join(OBJECTS, steps.c.object_id == OBJECTS.c.id)
+        .outerjoin(alarms, steps.c.alarm_id == alarms.c.id)
+        .outerjoin(OCCURRENCES, OCCURRENCES.c.step_id == steps.c.id)
+        .where(steps.c.job_id == job_id)
+        .group_by(
+            steps.c.id,
+            OBJECTS.c.name,
+            steps.c.alarm_id,
+            alarms.c.name,
+            steps.c.state_id,
+            steps.c.comment,
+            steps.c.position,
+        )
         .order_by(steps.c.position)
     )

@@ -4,6 +4,7 @@ again (re-execution from failure, re-execution of all steps, requeue)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import dagster as dg
@@ -87,6 +88,15 @@ def execute_job(
 
 def op_key(step: Step) -> str:
     return f"run_step[{mapping_key(step)}]"
+
+
+def assert_inline_png(markdown: str) -> None:
+    """Markdown holding one inline PNG that decodes, of a size fit for a run page."""
+    prefix = "](data:image/png;base64,"
+    assert markdown.startswith("![") and prefix in markdown and markdown.endswith(")")
+    png = base64.b64decode(markdown.split(prefix, 1)[1][:-1], validate=True)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert 1_000 < len(png) < 100_000
 
 
 def started_step_keys(result: Any) -> list[str]:
@@ -185,6 +195,15 @@ def test_a_step_without_data_fails_its_op_and_the_job(
             step.alarm_id,
         )
         job_states += [reported["job_state"]] if "job_state" in reported else []
+        if "job_state" in reported:
+            # The run's summary op is skipped: the op that finalised the job tells its outcome.
+            assert (reported["steps_failed"], reported["steps_finished"]) == (2, 4)
+            assert reported["steps_this_run"] == 6
+            assert reported["job_comment"] == "2 (33.33%) steps failed"
+            assert reported["job_description"] == "nightly alarms"
+            assert reported["steps_not_finished"].count(NO_DATA_COMMENT) == 2
+            assert f"| {HIGH} Temperature high |" in reported["occurrences"]
+            assert_inline_png(reported["fleet"])
 
     # The ops that succeeded say what they computed.
     for step in finished:
@@ -216,19 +235,23 @@ def test_a_successful_run_ends_with_a_summary(
     stored = seeded_db.queue.get_job(job.id)
     assert (stored.state, stored.comment) == (FINISHED, None)
     summary = output_metadata(result, SUMMARY_OP)
+    assert_inline_png(summary.pop("fleet"))
     assert summary == {
         "job_id": job.id,
         "job_state": "Finished",
+        "job_description": "nightly alarms",
+        "job_comment": "",
         "steps_this_run": 4,
         "steps_finished": 4,
+        "occurrences_total": 5,
         "occurrences": "\n".join(
             [
-                "| object | alarm | occurrences |",
-                "| --- | --- | ---: |",
-                f"| LAN-01 | {HIGH} | 3 |",
-                f"| LAN-01 | {VERY_HIGH} | 1 |",
-                f"| LAN-02 | {HIGH} | 1 |",
-                f"| LAN-02 | {VERY_HIGH} | 0 |",
+                "| object | alarm | occurrences | alarm time |",
+                "| --- | --- | ---: | ---: |",
+                f"| LAN-01 | {HIGH} Temperature high | 3 | 50 min |",
+                f"| LAN-01 | {VERY_HIGH} Temperature very high | 1 | 20 min |",
+                f"| LAN-02 | {HIGH} Temperature high | 1 | 10 min |",
+                f"| LAN-02 | {VERY_HIGH} Temperature very high | 0 | 0 min |",
             ]
         ),
     }

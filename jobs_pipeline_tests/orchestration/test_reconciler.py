@@ -138,6 +138,16 @@ def test_a_failed_run_fails_its_running_steps_and_finalises_the_job(
     job = seeded_db.queue.get_job(held.job_id)
     assert (job.state, job.comment) == (FAILED, f"{reason}; 1 (25.00%) steps failed, 3 not run")
     assert "1 jobs reconciled" in summary
+    # The dead run's page tells the job's outcome, as a finished run's summary would.
+    [event] = [
+        entry.dagster_event
+        for entry in instance.all_logs(held.run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        if entry.dagster_event is not None and entry.dagster_event.message.startswith("job ")
+    ]
+    attached = {name: value.value for name, value in event.engine_event_data.metadata.items()}
+    assert attached["job_state"] == "Failed"
+    assert attached["steps_failed"] == 1 and attached["steps_created"] == 3
+    assert reason in attached["steps_not_finished"]
     # Idempotent: the next sweep changes nothing.
     before = snapshot(seeded_db, held.job_id)
     assert sweep(instance, perfdb_resource, cursor)[0] == "nothing to reconcile"
