@@ -19,6 +19,8 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._daemon import sensor as sensor_daemon
 from dagster._serdes import ConfigurableClassData
 
+from jobs_pipeline.orchestration import quiet_logs
+
 DAGSTER_SENSOR_LOOP_SECONDS = 5
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,9 @@ class QueueRunCoordinator(QueuedRunCoordinator):
         super().__init__(**kwargs)
         self.sensor_loop_seconds = sensor_loop_seconds
         set_sensor_loop_seconds(sensor_loop_seconds)
+        # Every Dagster process of the deployment builds this from dagster.yaml: the place to
+        # keep the daemon's console readable.
+        quiet_logs.install()
 
     @classmethod
     def config_type(cls) -> dict[str, Any]:

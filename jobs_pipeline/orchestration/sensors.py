@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from jobs_pipeline.jobs.registry import check_queued_job
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
+from jobs_pipeline.orchestration.quiet_logs import run_console_level
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, JOB_TYPE_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb.errors import InputError, is_transient
@@ -36,7 +37,11 @@ def run_tags(job: Job) -> dict[str, str]:
 def run_request(job: Job) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=run_key(job),
-        run_config=dg.RunConfig(ops={PLAN_OP_NAME: PlanConfig(job_id=job.id)}),
+        run_config=dg.RunConfig(
+            ops={PLAN_OP_NAME: PlanConfig(job_id=job.id)},
+            # Step events stay in the UI; the console of `dagster dev` shows INFO and above.
+            loggers={"console": {"config": {"log_level": run_console_level()}}},
+        ),
         tags=run_tags(job),
     )
 

@@ -123,7 +123,9 @@ def test_each_queued_job_becomes_one_run_request(
         }
         run_config = request.run_config
         assert run_config["ops"] == plan_config(job.id)["ops"]
-        assert not any(run_config.get(key) for key in ("resources", "execution", "loggers"))
+        assert not any(run_config.get(key) for key in ("resources", "execution"))
+        # Step events stay in the UI: the run's console shows INFO and above.
+        assert run_config["loggers"] == {"console": {"config": {"log_level": "INFO"}}}
         assert dg.validate_run_config(job_def, run_config)
     # Launching is the run's business: the sensor leaves the rows Queued.
     assert [seeded_db.queue.get_job(job.id).state for job in (first, second)] == [
