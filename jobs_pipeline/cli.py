@@ -412,35 +412,68 @@ def cmd_job_delete(args: argparse.Namespace) -> None:
 
 def cmd_job_run(args: argparse.Namespace) -> None:
     from jobs_pipeline.orchestration.launch import RunFailed, run_queued_job
+    from jobs_pipeline.progress import JobProgress
 
     perfdb = _perfdb(args)
+    progress: JobProgress | None = None
 
     def launched(run_id: str) -> None:
+        nonlocal progress
         print(
             f"run {run_id} launched for job {args.id}; to cancel it: "
             f"jobs-pipeline job cancel {args.id}",
             file=sys.stderr,
         )
+        progress = JobProgress(perfdb.queue, args.id, out=sys.stderr, tty=sys.stderr.isatty())
+        progress.__enter__()
+
+    def poll() -> None:
+        if progress is not None:
+            progress.poll()
 
     try:
-        outcome = run_queued_job(perfdb, args.id, timeout_seconds=args.timeout, on_launch=launched)
+        outcome = run_queued_job(
+            perfdb, args.id, timeout_seconds=args.timeout, on_launch=launched, on_poll=poll
+        )
+        if progress is not None:
+            progress.poll()
     except KeyboardInterrupt:
-        _interrupted_run(perfdb, args.id)
+        if progress is not None:
+            progress.__exit__(None, None, None)
+            progress = None
+        _interrupted_run(perfdb, args.id, cancel=args.cancel)
         raise
+    finally:
+        if progress is not None:
+            progress.__exit__(None, None, None)
     print(outcome)
     if outcome.job.state != JobState.FINISHED:
         raise RunFailed(f"job {args.id} ended {outcome.job.state.label}")
 
 
-def _interrupted_run(perfdb: Any, job_id: int) -> None:
-    """Ctrl-C while waiting: on a terminal, ask whether to cancel the job; otherwise leave the
-    run going and say so."""
+def cmd_job_watch(args: argparse.Namespace) -> None:
+    from jobs_pipeline.orchestration.launch import RunFailed
+    from jobs_pipeline.progress import follow
+
+    perfdb = _perfdb(args)
+    try:
+        job = follow(perfdb.queue, args.id, out=sys.stdout, tty=sys.stdout.isatty())
+    except KeyboardInterrupt:
+        _interrupted_run(perfdb, args.id, cancel=args.cancel)
+        raise
+    if job.state == JobState.FAILED:
+        raise RunFailed(f"job {args.id} ended Failed ({job.comment})")
+
+
+def _interrupted_run(perfdb: Any, job_id: int, *, cancel: bool = False) -> None:
+    """Ctrl-C while waiting: with `--cancel`, cancel the job; on a terminal, ask; otherwise
+    leave the run going and say so."""
     job = perfdb.queue.get_job(job_id)
     if job.state in (JobState.FINISHED, JobState.FAILED):
         print(f"job {job_id} is {job.state.label}", file=sys.stderr)
         return
-    answer = ""
-    if sys.stdin.isatty():
+    answer = "yes" if cancel else ""
+    if not cancel and sys.stdin.isatty():
         try:
             answer = input(f"\ncancel job {job_id}? [y/N] ").strip().lower()
         except (EOFError, KeyboardInterrupt):
@@ -627,7 +660,16 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop waiting after this long; the run goes on (default: 3600)",
     )
+    run.add_argument(
+        "--cancel", action="store_true", help="Ctrl-C cancels the job instead of asking"
+    )
     run.set_defaults(handler=cmd_job_run)
+    watch = job.add_parser("watch", help="follow a job's steps live until it ends")
+    watch.add_argument("id", type=job_id, metavar="ID")
+    watch.add_argument(
+        "--cancel", action="store_true", help="Ctrl-C cancels the job instead of asking"
+    )
+    watch.set_defaults(handler=cmd_job_watch)
     cancel = job.add_parser(
         "cancel", help="Created/Queued: Failed now; Running: its run is terminated"
     )

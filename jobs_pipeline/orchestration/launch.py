@@ -65,10 +65,12 @@ def run_queued_job(
     timeout_seconds: float = 3600.0,
     poll_seconds: float = 0.5,
     on_launch: Callable[[str], None] | None = None,
+    on_poll: Callable[[], object] | None = None,
 ) -> RunOutcome:
     """Launches the Queued job's run now and waits for it to end. The run claims the job
     itself (its plan op), as a sensor-launched run does: until then the job stays Queued, so an
-    interrupted launch leaves nothing Running. `on_launch(run_id)` is called once it started."""
+    interrupted launch leaves nothing Running. `on_launch(run_id)` is called once it started,
+    `on_poll()` every `poll_seconds` while waiting (to show progress)."""
     from dagster import DagsterInstance
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
@@ -104,7 +106,7 @@ def run_queued_job(
                 _forget_unlaunched(instance, run.run_id)
         if on_launch is not None:
             on_launch(run.run_id)
-        status = _wait(instance, run.run_id, started + timeout_seconds, poll_seconds)
+        status = _wait(instance, run.run_id, started + timeout_seconds, poll_seconds, on_poll)
     return RunOutcome(
         job=perfdb.queue.get_job(job_id),
         run_id=run.run_id,
@@ -185,8 +187,16 @@ def _create_run(instance, workspace, request):  # type: ignore[no-untyped-def]
     )
 
 
-def _wait(instance, run_id: str, deadline: float, poll_seconds: float) -> str:  # type: ignore[no-untyped-def]
+def _wait(  # type: ignore[no-untyped-def]
+    instance,
+    run_id: str,
+    deadline: float,
+    poll_seconds: float,
+    on_poll: Callable[[], object] | None = None,
+) -> str:
     while True:
+        if on_poll is not None:
+            on_poll()
         run = instance.get_run_by_id(run_id)
         if run is not None and run.is_finished:
             return run.status.value

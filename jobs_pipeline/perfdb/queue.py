@@ -634,6 +634,14 @@ class JobQueue:
         query = _SELECT_STEPS.where(STEP.c.job_id == job_id).order_by(STEP.c.position)
         return [_step(row) for row in connection.execute(query)]
 
+    def steps_changed_since(self, job_id: int, since: datetime) -> list[Step]:
+        """The job's steps whose state changed after `since` (for following a job live)."""
+        query = _SELECT_STEPS.where(
+            STEP.c.job_id == job_id, STEP.c.last_state_change > since
+        ).order_by(STEP.c.last_state_change, STEP.c.id)
+        with begin(self.engine, write=False) as connection:
+            return [_step(row) for row in connection.execute(query)]
+
     def get_step(self, step_id: int) -> Step:
         with begin(self.engine, write=False) as connection:
             row = connection.execute(_SELECT_STEPS.where(STEP.c.id == step_id)).first()

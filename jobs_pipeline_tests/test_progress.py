@@ -1,0 +1,68 @@
+"""Following a job live (`job watch`, and `job run` while it waits): one line per change off a
+terminal, failures as they happen, the end of the job; on both backends."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+
+from jobs_pipeline.jobs import JobAlarmCalc, create_job
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.progress import follow
+from jobs_pipeline_tests.orchestration.conftest import (
+    ALARM_CALC,
+    ALARM_IDS,
+    ALL_OBJECTS,
+    NO_DATA,
+    PERIOD,
+    seeded_db,
+)
+
+__all__ = ["seeded_db"]  # the fixture, shared with the orchestration tests
+
+
+def test_follow_prints_each_step_failures_and_the_end_of_the_job(seeded_db: PerfDB) -> None:
+    parameters = {"object_names": list(ALL_OBJECTS), "alarm_ids": list(ALARM_IDS), **PERIOD}
+    job = create_job(seeded_db, ALARM_CALC, parameters, queue=True)
+    out = io.StringIO()
+
+    def run_later() -> None:
+        time.sleep(0.3)
+        JobAlarmCalc(job.id, perfdb=seeded_db).run()
+
+    worker = threading.Thread(target=run_later)
+    worker.start()
+    try:
+        ended = follow(seeded_db.queue, job.id, out=out, tty=False, poll_seconds=0.05)
+    finally:
+        worker.join()
+
+    lines = out.getvalue().splitlines()
+    assert ended.state == JobState.FAILED
+    assert lines[0] == f"job {job.id} Queued: 0/0 steps done, 0 failed"
+    failures = [line for line in lines if " failed: " in line]
+    assert len(failures) == 2 and all(NO_DATA in line for line in failures)
+    assert lines[-1] == f"job {job.id} Failed (2 (33.33%) steps failed)"
+    # Every step's end was shown, whatever the polling caught in between.
+    assert sum(1 for line in lines if line.startswith("step ")) >= 6
+
+
+def test_job_watch_of_an_ended_job_returns_at_once_with_its_outcome(
+    seeded_db: PerfDB, perfdb_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobs_pipeline.cli import main
+
+    parameters = {"object_names": [NO_DATA], "alarm_ids": list(ALARM_IDS), **PERIOD}
+    job = create_job(seeded_db, ALARM_CALC, parameters, queue=True)
+    JobAlarmCalc(job.id, perfdb=seeded_db).run()
+
+    code = main(["--db", perfdb_url, "job", "watch", str(job.id)])
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out.splitlines()[0] == f"job {job.id} Failed: 2/2 steps done, 2 failed"
+    assert err == f"error: job {job.id} ended Failed (2 (100.00%) steps failed)\n"
