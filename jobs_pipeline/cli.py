@@ -220,6 +220,10 @@ def cmd_demo_seed(args: argparse.Namespace) -> None:
         f"{summary.values} values from {_short_time(fleet.start)} to {_short_time(fleet.end)}, "
         f"{summary.alarms} alarm definitions ({', '.join(str(a.alarm_id) for a in fleet.alarms)})"
     )
+    if summary.objects_kept:
+        print(f"kept the values already stored for {', '.join(summary.objects_kept)}")
+    if summary.alarms_kept:
+        print(f"kept the alarm definitions {', '.join(map(str, summary.alarms_kept))} as they are")
 
 
 def cmd_features_import(args: argparse.Namespace) -> None:
@@ -288,10 +292,21 @@ def cmd_alarms_list(args: argparse.Namespace) -> None:
 
 
 def cmd_job_create(args: argparse.Namespace) -> None:
-    from jobs_pipeline.jobs import create_job
+    from jobs_pipeline.jobs import check_job_parameters, create_job
 
+    perfdb = _perfdb(args)
+    if args.reuse:
+        check_job_parameters(perfdb, args.type, args.params)
+        existing = [
+            job
+            for job in perfdb.queue.list_jobs(type_name=args.type)
+            if job.description == args.description
+        ]
+        if existing:
+            print(_reuse(perfdb, existing[-1], args))
+            return
     job = create_job(
-        _perfdb(args),
+        perfdb,
         args.type,
         args.params,
         description=args.description,
@@ -299,6 +314,21 @@ def cmd_job_create(args: argparse.Namespace) -> None:
         actor=ACTOR,
     )
     print(job.id)
+
+
+def _reuse(perfdb: Any, job: Any, args: argparse.Namespace) -> int:
+    """The job of this type and description that exists already, queued again if it ended
+    (a script that is run twice leaves one job, not two)."""
+    if job.parameters != args.params:
+        if job.state != JobState.CREATED:
+            raise UsageError(
+                f"job {job.id} ({args.description!r}) exists with other parameters and is "
+                f"{job.state.label}: delete it or use another description"
+            )
+        perfdb.queue.update_job(job.id, parameters=args.params, actor=ACTOR)
+    if args.queue and job.state in (JobState.CREATED, JobState.FINISHED, JobState.FAILED):
+        perfdb.queue.queue_job(job.id, actor=ACTOR)
+    return int(job.id)
 
 
 def cmd_job_update(args: argparse.Namespace) -> None:
@@ -626,6 +656,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     create.add_argument("--description", default="", help='free text; "test" marks a test job')
     create.add_argument("--queue", action="store_true", help="queue it right away")
+    create.add_argument(
+        "--reuse",
+        action="store_true",
+        help="if a job of this type and description exists, use it (queued again if it "
+        "ended) instead of creating another",
+    )
     create.set_defaults(handler=cmd_job_create)
     update = job.add_parser("update", help="change a Created job's parameters or description")
     update.add_argument("id", type=job_id, metavar="ID")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from jobs_pipeline.orchestration.io_manager import StepIdIOManager
@@ -9,6 +11,12 @@ from jobs_pipeline.orchestration.ops import STEP_IO_MANAGER_KEY, perfdb_job_grap
 from jobs_pipeline.orchestration.reconciler import perfdb_reconciler
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.sensors import queue_sensor_factory
+
+# Dagster warns about its own `owners` parameter whenever it binds resources to a sensor; the
+# sensors here use no owners. Only that message is silenced, in the processes loading this.
+warnings.filterwarnings(
+    "ignore", message=r"Parameter `owners` of initializer `SensorDefinition.__init__`"
+)
 
 perfdb_job = perfdb_job_graph.to_job(
     name="perfdb_job",

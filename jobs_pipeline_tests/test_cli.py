@@ -813,3 +813,59 @@ def test_help_lists_choices_and_defaults(capsys: pytest.CaptureFixture[str]) -> 
     assert "Created, Queued, Running, Finished, Failed" in help_of("job", "list")
     assert "> >= < <= == !=" in help_of("alarms", "define")
     assert "(default: 14)" in help_of("demo", "seed")
+
+
+def test_job_create_reuse_queues_the_existing_job_again(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    arguments = ("job", "create", "--type", ALARM_CALC, "--params", json.dumps(params()))
+    first = int(cli.ok(*arguments, "--description", "demo", "--queue", "--reuse").out)
+    # Still Queued: the same job, left as it is.
+    assert int(cli.ok(*arguments, "--description", "demo", "--queue", "--reuse").out) == first
+    perfdb.queue.cancel_job(first)
+
+    again = int(cli.ok(*arguments, "--description", "demo", "--queue", "--reuse").out)
+
+    assert again == first
+    job = perfdb.queue.get_job(first)
+    assert (job.state, job.queue_count) == (JobState.QUEUED, 2)
+    assert [j.id for j in perfdb.queue.list_jobs()] == [first]
+    other = params(end="2024-01-03 00:00:00")
+    cli.rejects(
+        "job", "create", "--type", ALARM_CALC, "--params", json.dumps(other),
+        "--description", "demo", "--reuse", naming="exists with other parameters",
+    )  # fmt: skip
+
+
+def test_demo_seed_overwrites_nothing_that_is_there(
+    cli: Cli, perfdb: PerfDB, tmp_path: Path
+) -> None:
+    # A real LAN-01 with its own data, and a real alarm 1001.
+    cli.ok(
+        "features",
+        "import",
+        write_csv(tmp_path, "real.csv", "object,feature,timestamp,value", "LAN-01,rotor_speed,"
+        "2025-12-31T23:50:00Z,12.5"),
+    )  # fmt: skip
+    cli.ok(
+        "alarms", "define", "--id", "1001", "--name", "Mine", "--feature", "rotor_speed",
+        "--operator", ">", "--threshold", "20",
+    )  # fmt: skip
+    mine = snapshot(perfdb)
+
+    first = cli.ok("demo", "seed", "--objects", "2", "--days", "1")
+    second = cli.ok("demo", "seed", "--objects", "2", "--days", "1")
+
+    assert "kept the values already stored for LAN-01" in first.out
+    assert "kept the alarm definitions 1001 as they are" in first.out
+    assert "kept the values already stored for LAN-01, LAN-02" in second.out
+    lan01 = perfdb.catalog.object_ids(["LAN-01"])["LAN-01"]
+    with perfdb.engine.connect() as connection:
+        assert (
+            connection.execute(
+                sa.text("SELECT count(*) FROM feature_values WHERE object_id = :id"), {"id": lan01}
+            ).scalar_one()
+            == 1
+        )
+    assert perfdb.catalog.alarms([1001])[1001].name == "Mine"
+    assert snapshot(perfdb)["feature_values"] > mine["feature_values"]  # LAN-02 was seeded

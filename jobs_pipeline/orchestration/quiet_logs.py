@@ -1,8 +1,9 @@
 """Quiet by default: the daemon logs two INFO lines for every tick of every sensor ("Checking
 for new runs for sensor: ...", "Sensor ... skipped: ..."), about two a second for our queue
-sensor and reconciler, which drown what matters. This filter drops those two lines for our own
-sensors only; launches, failures and anything at WARNING and above still show, and a skipped
-tick still says why on the sensor's page in the UI.
+sensor and reconciler, plus one per tick while a launched job waits for its run to claim it
+("Skipping 1 run ... already completed with run keys"). They drown what matters. This filter
+drops those lines for our own sensors only; launches, failures and anything at WARNING and
+above still show, and a skipped tick still says why on the sensor's page in the UI.
 
 `JOBS_PIPELINE_LOG_LEVEL=debug` (or `info`) brings the detail back: the filter is then not
 installed and runs log every event on the console. The filter matches Dagster's wording of
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 LOG_LEVEL_ENV = "JOBS_PIPELINE_LOG_LEVEL"
 SENSOR_DAEMON_LOGGER = "dagster.daemon.SensorDaemon"
@@ -21,6 +23,11 @@ _ROUTINE_PREFIXES = tuple(
     prefix
     for name in OUR_SENSORS
     for prefix in (f"Checking for new runs for sensor: {name}", f"Sensor {name} skipped: ")
+)
+_ROUTINE_PATTERN = re.compile(
+    r"^Skipping \d+ runs? for sensor (?:"
+    + "|".join(map(re.escape, OUR_SENSORS))
+    + r") already completed with run keys"
 )
 
 
@@ -39,7 +46,8 @@ class RoutineSensorTicks(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno > logging.INFO:
             return True
-        return not str(record.getMessage()).startswith(_ROUTINE_PREFIXES)
+        message = str(record.getMessage())
+        return not (message.startswith(_ROUTINE_PREFIXES) or _ROUTINE_PATTERN.match(message))
 
 
 _FILTER = RoutineSensorTicks()

@@ -145,6 +145,13 @@ class FeatureValues:
         with begin(self.engine) as connection:
             return read_values(connection, object_id, feature_id, start, end)
 
+    def objects_with_values(self, names: list[str]) -> list[str]:
+        """Which of the named objects have any stored value (one indexed probe each)."""
+        has_values = sa.exists().where(VALUES.c.object_id == OBJECTS.c.id)
+        query = sa.select(OBJECTS.c.name).where(OBJECTS.c.name.in_(names), has_values)
+        with begin(self.engine, write=False) as connection:
+            return list(connection.scalars(query))
+
     def count(self) -> int:
         with begin(self.engine) as connection:
             return connection.execute(sa.select(sa.func.count()).select_from(VALUES)).scalar_one()

@@ -96,6 +96,9 @@ def test_routine_ticks_of_our_sensors_are_dropped_from_the_daemon_log(
         logger.info("Checking for new runs for sensor: perfdb_queue_sensor")
         logger.info("Sensor perfdb_reconciler skipped: nothing to reconcile")
         logger.info("Checking for new runs for sensor: someone_elses_sensor")
+        logger.info(
+            'Skipping 2 runs for sensor perfdb_queue_sensor already completed with run keys: ["a"]'
+        )
         logger.warning("Sensor perfdb_queue_sensor skipped: performance database unreachable")
     assert [record.getMessage() for record in caplog.records] == [
         "Checking for new runs for sensor: someone_elses_sensor",
@@ -109,3 +112,4 @@ def test_the_daemon_still_words_its_routine_tick_lines_as_the_filter_expects() -
     source = Path(sensor_daemon.__file__).read_text()
     assert 'f"Checking for new runs for sensor: {remote_sensor.name}"' in source
     assert 'f"Sensor {remote_sensor.name} skipped: {sensor_runtime_data.skip_message}"' in source
+    assert "f\"{remote_sensor.name} already completed with run keys: " in source
