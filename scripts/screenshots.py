@@ -1,0 +1,73 @@
+"""Takes the screenshots of `scripts/screenshots` (see there): run pages of the latest finished
+and failed runs of `perfdb_job`, with the log filtered to the events that carry the summary and
+the step pictures."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def latest_run(status: dg.DagsterRunStatus) -> dg.DagsterRun | None:
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="perfdb_job", statuses=[status]), limit=1)
+    return runs[0] if runs else None
+
+
+def dismiss_dialogs(page: Page) -> None:
+    for label in ("Skip", "Dismiss", "Close"):
+        button = page.get_by_role("button", name=label)
+        if button.count():
+            button.first.click()
+
+
+def shoot(page: Page, url: str, path: Path, *, markdown: str | None = None) -> None:
+    """A screenshot of `url`; with `markdown`, after opening the last "[Show Markdown]" entry
+    of that metadata label (the pictures are markdown with an inline PNG)."""
+    page.goto(url)
+    time.sleep(5)
+    dismiss_dialogs(page)
+    time.sleep(1)
+    if markdown is not None:
+        rows = page.locator("tr", has_text=markdown).get_by_text("Show Markdown").all()
+        links = rows or page.get_by_text("Show Markdown").all()
+        if links:
+            # The log's cells clip their content; a dispatched click reaches the link anyway.
+            links[-1].dispatch_event("click")
+            time.sleep(3)
+    page.screenshot(path=str(path), full_page=False)
+    print(path)
+
+
+def main() -> None:
+    out, ui = Path(sys.argv[1]), sys.argv[2].rstrip("/")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1100})
+        finished = latest_run(dg.DagsterRunStatus.SUCCESS)
+        if finished is not None:
+            base = f"{ui}/runs/{finished.run_id}"
+            shoot(page, base, out / "finished-run-summary.png")
+            shoot(page, base, out / "finished-run-fleet.png", markdown="fleet")
+            shoot(
+                page,
+                f"{base}?logs=query%3Arun_step",
+                out / "step-timeline.png",
+                markdown="timeline",
+            )
+        failed = latest_run(dg.DagsterRunStatus.FAILURE)
+        if failed is not None:
+            base = f"{ui}/runs/{failed.run_id}"
+            shoot(page, base, out / "failed-run-summary.png")
+            shoot(page, base, out / "failed-run-steps.png", markdown="steps_not_finished")
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
