@@ -291,6 +291,45 @@ def cmd_alarms_list(args: argparse.Namespace) -> None:
     print(f"{len(occurrences)} occurrences")
 
 
+def cmd_alarms_plot(args: argparse.Namespace) -> None:
+    from jobs_pipeline.calc import parse_timestamp
+    from jobs_pipeline.jobs.alarm_calc import parse_period
+    from jobs_pipeline.report import alarm_timeline_png
+    from jobs_pipeline.report.alarm_plot import stored_timeline
+
+    perfdb = _perfdb(args)
+    if (args.start is None) != (args.end is None):
+        raise UsageError("give both --start and --end, or neither (the latest job's period)")
+    if args.start is not None:
+        try:
+            start, end = parse_timestamp(args.start), parse_timestamp(args.end)
+        except ValueError as error:
+            raise UsageError(f"--start/--end: {error}") from None
+    else:
+        object_id = perfdb.catalog.object_ids([args.object])[args.object]
+        perfdb.catalog.alarms([args.alarm])
+        job = perfdb.queue.latest_job_over(object_id, args.alarm)
+        if job is None:
+            raise UsageError(
+                f"no job has calculated alarm {args.alarm} for {args.object!r}: "
+                "give --start and --end"
+            )
+        period = parse_period(job.parameters)
+        start, end = period.start, period.end
+    timeline = stored_timeline(perfdb, args.object, args.alarm, start, end)
+    png = alarm_timeline_png(timeline)
+    try:
+        with open(args.output, "wb") as file:
+            file.write(png)
+    except OSError as error:
+        raise UsageError(f"cannot write {args.output}: {error.strerror}") from None
+    print(
+        f"wrote {args.output}: {args.object}, alarm {args.alarm}, {_short_time(start)} to "
+        f"{_short_time(end)}, {len(timeline.values)} samples, "
+        f"{len(timeline.occurrences)} occurrences"
+    )
+
+
 def cmd_job_create(args: argparse.Namespace) -> None:
     from jobs_pipeline.jobs import check_job_parameters, create_job
 
@@ -638,6 +677,15 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     alarm_list.add_argument("--json", action="store_true")
     alarm_list.set_defaults(handler=cmd_alarms_list)
+    plot = alarms.add_parser(
+        "plot", help="draw an alarm's timeline: values, thresholds, occurrences, gaps (PNG)"
+    )
+    plot.add_argument("--object", required=True, metavar="NAME")
+    plot.add_argument("--alarm", type=_integer("--alarm"), required=True, metavar="ID")
+    plot.add_argument("--start", metavar="T", help="ISO 8601 (default: the latest job's period)")
+    plot.add_argument("--end", metavar="T", help="exclusive (default: the latest job's period)")
+    plot.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    plot.set_defaults(handler=cmd_alarms_plot)
 
     job = groups.add_parser("job", help="the job queue").add_subparsers(
         dest="command", required=True

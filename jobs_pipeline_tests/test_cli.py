@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from jobs_pipeline.cli import main
-from jobs_pipeline.jobs import create_job
+from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.migrate import head_revision
 from jobs_pipeline.perfdb.records import NewStep
@@ -869,3 +869,37 @@ def test_demo_seed_overwrites_nothing_that_is_there(
         )
     assert perfdb.catalog.alarms([1001])[1001].name == "Mine"
     assert snapshot(perfdb)["feature_values"] > mine["feature_values"]  # LAN-02 was seeded
+
+
+def test_alarms_plot_draws_the_latest_jobs_period_or_the_one_given(
+    cli: Cli, perfdb: PerfDB, tmp_path: Path
+) -> None:
+    cli.ok("demo", "seed", "--objects", "1", "--days", "2")
+    output = tmp_path / "plot.png"
+    cli.rejects(
+        "alarms", "plot", "--object", "LAN-01", "--alarm", "1001", "-o", str(output),
+        naming="no job has calculated alarm 1001 for 'LAN-01': give --start and --end",
+    )  # fmt: skip
+    cli.rejects(
+        "alarms", "plot", "--object", "NOPE", "--alarm", "1001", "-o", str(output),
+        naming="unknown object names: 'NOPE'",
+    )  # fmt: skip
+    assert not output.exists()
+
+    given = cli.ok(
+        "alarms", "plot", "--object", "LAN-01", "--alarm", "1001", "-o", str(output),
+        "--start", "2025-12-30T00:00:00Z", "--end", "2025-12-31T00:00:00Z",
+    )  # fmt: skip
+
+    assert "2025-12-30 00:00:00 to 2025-12-31 00:00:00, 144 samples" in given.out
+    assert output.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    job = int(
+        cli.ok(
+            "job", "create", "--type", ALARM_CALC, "--params",
+            json.dumps({"object_names": ["LAN-01"], "alarm_ids": [1001],
+                        "start": "2025-12-31 00:00:00", "end": "2026-01-01 00:00:00"}),
+        ).out
+    )  # fmt: skip
+    assert JobAlarmCalc(job, perfdb=perfdb).run() == []
+    latest = cli.ok("alarms", "plot", "--object", "LAN-01", "--alarm", "1001", "-o", str(output))
+    assert "2025-12-31 00:00:00 to 2026-01-01 00:00:00" in latest.out

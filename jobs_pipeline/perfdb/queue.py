@@ -634,6 +634,18 @@ class JobQueue:
         query = _SELECT_STEPS.where(STEP.c.job_id == job_id).order_by(STEP.c.position)
         return [_step(row) for row in connection.execute(query)]
 
+    def latest_job_over(self, object_id: int, alarm_id: int) -> Job | None:
+        """The newest job with a step for this (object, alarm), if any."""
+        query = (
+            _SELECT_JOBS.join(STEP, STEP.c.job_id == JOB.c.id)
+            .where(STEP.c.object_id == object_id, STEP.c.alarm_id == alarm_id)
+            .order_by(JOB.c.id.desc())
+            .limit(1)
+        )
+        with begin(self.engine, write=False) as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _job(row)
+
     def steps_changed_since(self, job_id: int, since: datetime) -> list[Step]:
         """The job's steps whose state changed after `since` (for following a job live)."""
         query = _SELECT_STEPS.where(

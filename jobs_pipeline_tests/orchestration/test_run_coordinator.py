@@ -112,4 +112,4 @@ def test_the_daemon_still_words_its_routine_tick_lines_as_the_filter_expects() -
     source = Path(sensor_daemon.__file__).read_text()
     assert 'f"Checking for new runs for sensor: {remote_sensor.name}"' in source
     assert 'f"Sensor {remote_sensor.name} skipped: {sensor_runtime_data.skip_message}"' in source
-    assert "f\"{remote_sensor.name} already completed with run keys: " in source
+    assert 'f"{remote_sensor.name} already completed with run keys: ' in source
