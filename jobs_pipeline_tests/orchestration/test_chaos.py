@@ -53,7 +53,10 @@ OBJECTS = 3
 ALARM_PAIRS = ((1001, 1002), (1003, 1004))
 HEARTBEAT_SECONDS = 1
 SILENCE_SECONDS = 8
-SETTLE_SECONDS = 90.0
+# Each fault must be reconciled within this (the promise); the whole queue may take longer to
+# drain on a loaded 2-core machine, where every run is a fresh Python process.
+RECONCILE_SECONDS = 90.0
+DRAIN_SECONDS = 300.0
 FINAL = (JobState.FINISHED, JobState.FAILED)
 FLEET = generate_fleet(objects=OBJECTS, days=7, seed=3)
 
@@ -130,6 +133,22 @@ def ended(*job_ids: int) -> Callable[[PerfDB], bool]:
         return all(perfdb.queue.get_job(job_id).state in FINAL for job_id in job_ids)
 
     return check
+
+
+def all_ended(perfdb: PerfDB) -> bool:
+    return {job.state for job in perfdb.queue.list_jobs()} <= set(FINAL)
+
+
+def unfinished(perfdb: PerfDB, instance: dg.DagsterInstance) -> str:
+    """The jobs not yet ended, with their runs' status in Dagster, for a failure message."""
+    parts = []
+    for job in perfdb.queue.list_jobs():
+        if job.state in FINAL:
+            continue
+        runs = instance.get_runs(dg.RunsFilter(tags={"jobs_pipeline/job_id": str(job.id)}))
+        statuses = ", ".join(f"{run.run_id[:8]} {run.status.value}" for run in runs)
+        parts.append(f"job {job.id} {job.state.label} [{statuses}]")
+    return "; ".join(parts) or "none"
 
 
 def running(perfdb: PerfDB) -> dict[int, str]:
@@ -300,18 +319,22 @@ def test_no_job_is_left_behind_whatever_dies(deployment: Deployment, tmp_path: P
         watch.add(Fault("SIGKILL of the whole daemon, then a new one", left_their_runs(held)))
         deployment.start_daemon(stack)
 
-        def all_ended() -> bool:
-            states = Counter(job.state for job in perfdb.queue.list_jobs())
-            return set(states) <= set(FINAL)
-
-        wait_for(all_ended, timeout=SETTLE_SECONDS, what="every job to end", interval=0.5)
-        settled = {job.id: job for job in perfdb.queue.list_jobs()}
         wait_for(
             lambda: all(f.resolved_at is not None for f in watch.faults),
-            timeout=5,
-            what="the watch to see every fault reconciled",
+            timeout=RECONCILE_SECONDS,
+            what="every fault to be reconciled",
+            interval=0.5,
         )
         figures.extend(f"{f.name}: reconciled in {f.seconds:.1f} s" for f in watch.faults)
+        assert all(f.seconds is not None and f.seconds < RECONCILE_SECONDS for f in watch.faults)
+
+        drain_started = time.monotonic()
+        try:
+            wait_for(lambda: all_ended(perfdb), timeout=DRAIN_SECONDS, what="every job to end")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nnot ended: {unfinished(perfdb, instance)}") from None
+        figures.append(f"the rest of the queue drained in {time.monotonic() - drain_started:.1f} s")
+        settled = {job.id: job for job in perfdb.queue.list_jobs()}
 
         # Nothing Running; every failure says why.
         with perfdb.engine.connect() as connection:
@@ -333,7 +356,7 @@ def test_no_job_is_left_behind_whatever_dies(deployment: Deployment, tmp_path: P
             perfdb.queue.queue_job(job_id, actor="chaos")
         wait_for(
             lambda: all(perfdb.queue.get_job(job_id).state == JobState.FINISHED for job_id in jobs),
-            timeout=SETTLE_SECONDS,
+            timeout=DRAIN_SECONDS,
             what="every requeued job to finish",
             interval=0.5,
         )
