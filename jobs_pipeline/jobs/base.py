@@ -46,6 +46,9 @@ class StepOutput:
     details: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
     write: Callable[[Connection], None] | None = None
+    # Draws a PNG of what the step looked at, for people (Dagster's step page); called after
+    # the step is stored, only by callers that show pictures.
+    picture: Callable[[], bytes] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +62,7 @@ class StepOutcome:
     job_comment: str | None
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
+    picture: Callable[[], bytes] | None = None
 
     @property
     def failed(self) -> bool:
@@ -256,6 +260,7 @@ class JobInstance:
             job_comment=result.job_comment,
             seconds=seconds,
             details=details,
+            picture=None if error else output.picture,
         )
 
     def run(self) -> list[int]:

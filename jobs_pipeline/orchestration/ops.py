@@ -16,6 +16,7 @@ from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.perfdb.errors import InputError, JobCanceled, LostOwnership, is_transient
 from jobs_pipeline.perfdb.ownership import hold_job_for_steps, take_job
 from jobs_pipeline.perfdb.states import Actor, JobState
+from jobs_pipeline.report.timeline import markdown_image
 
 STEP_IO_MANAGER_KEY = "step_io_manager"
 PLAN_OP_NAME = "plan_steps"
@@ -150,6 +151,11 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: in
     for name in ("samples_read", "occurrences_written"):
         if name in outcome.details:
             metadata[name] = outcome.details[name]
+    if outcome.picture is not None:
+        with _op_errors(context, job_id):
+            metadata["timeline"] = dg.MetadataValue.md(
+                markdown_image(outcome.picture(), f"step {step_id} timeline")
+            )
     if outcome.job_state is not None:
         # This step finalised the job: its op carries the job's outcome, which a run with a
         # failed step shows nowhere else (the summary op is skipped).
