@@ -152,10 +152,12 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: in
         if name in outcome.details:
             metadata[name] = outcome.details[name]
     if outcome.picture is not None:
-        with _op_errors(context, job_id):
+        try:
             metadata["timeline"] = dg.MetadataValue.md(
                 markdown_image(outcome.picture(), f"step {step_id} timeline")
             )
+        except Exception as error:  # the step is stored; a picture is a courtesy
+            context.log.warning(f"step {step_id}: no picture: {type(error).__name__}: {error}")
     if outcome.job_state is not None:
         # This step finalised the job: its op carries the job's outcome, which a run with a
         # failed step shows nowhere else (the summary op is skipped).
