@@ -16,6 +16,7 @@ from typing import Final, NamedTuple
 
 import numpy as np
 import pandas as pd
+from pandas.api.internals import create_dataframe_from_blocks
 from pandas.arrays import DatetimeArray
 
 from jobs_pipeline.calc.datetime_range import DateTimeRange
@@ -41,6 +42,7 @@ FRAME_COLUMNS: Final = ("start", "end", "peak_value")
 """Columns of `AlarmCalcThreshold.find_occurrences_frame`, in order."""
 
 _FRAME_COLUMNS_INDEX: Final = pd.Index(FRAME_COLUMNS)
+_START_COLUMN, _END_COLUMN, _PEAK_COLUMN = (np.array([i], dtype=np.intp) for i in range(3))
 _UTC_NS: Final = pd.DatetimeTZDtype("ns", UTC)
 
 
@@ -227,18 +229,17 @@ class AlarmCalcThreshold:
             ``peak_value`` (``float64``).
         """
         found = self.find_occurrences_arrays(values, period)
-        # The arrays are fresh (or empty), so the frame may own them without a copy. Built from
-        # the arrays directly: the public constructors check and infer what is known here and
-        # cost several times a typical calculation per call.
-        return pd.DataFrame._from_arrays(
+        # The arrays are fresh (or empty), so the frame may own them without a copy. Built as
+        # blocks: the DataFrame constructor's checks and inference cost several times a typical
+        # calculation per call.
+        return create_dataframe_from_blocks(
             [
-                DatetimeArray._simple_new(found.start, dtype=_UTC_NS),
-                DatetimeArray._simple_new(found.end, dtype=_UTC_NS),
-                found.peak_value,
+                (DatetimeArray._simple_new(found.start, dtype=_UTC_NS), _START_COLUMN),
+                (DatetimeArray._simple_new(found.end, dtype=_UTC_NS), _END_COLUMN),
+                (found.peak_value.reshape(1, -1), _PEAK_COLUMN),
             ],
-            columns=_FRAME_COLUMNS_INDEX,
             index=pd.RangeIndex(len(found.peak_value)),
-            verify_integrity=False,
+            columns=_FRAME_COLUMNS_INDEX,
         )
 
     def find_occurrences_arrays(self, values: pd.Series, period: DateTimeRange) -> OccurrenceArrays:
@@ -262,16 +263,16 @@ class AlarmCalcThreshold:
         # timestamps and values. An alarm qualifies for a small share of the time, so the work
         # shrinks from the whole period to the occurrences.
         if self.clear_threshold is not None:
-            members = _COMPARISONS[self.operator](vals, self.clear_threshold).nonzero()[0]
+            members = _positions(_COMPARISONS[self.operator](vals, self.clear_threshold))
         elif self.operator == "!=":
-            members = (vals != self.threshold).nonzero()[0]
+            members = _positions(vals != self.threshold)
             # NaN != threshold holds in IEEE arithmetic, but NaN is no data.
             m_vals = vals[members]
             known = m_vals == m_vals
             if np.count_nonzero(known) < len(known):
                 members = members[known]
         else:
-            members = _COMPARISONS[self.operator](vals, self.threshold).nonzero()[0]
+            members = _positions(_COMPARISONS[self.operator](vals, self.threshold))
         if not len(members):
             return _NO_OCCURRENCES
         m_ts = ts[members]
@@ -334,6 +335,24 @@ def _finite_float(value: object, name: str) -> float:
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {result}")
     return result
+
+
+# 0, 1, 2, ... for `_positions`, grown on demand up to a limit.
+_POSITIONS_LIMIT: Final = 1 << 21
+_positions_table = _read_only(np.arange(1 << 16, dtype=np.intp))
+
+
+def _positions(mask: np.ndarray) -> np.ndarray:
+    """``mask.nonzero()[0]``, faster: numpy's nonzero branches per element and slows down
+    several times on masks that change often (a noisy signal near its threshold), while
+    selecting from a table of positions with the mask does not."""
+    global _positions_table
+    n = len(mask)
+    if n > _POSITIONS_LIMIT:
+        return mask.nonzero()[0]
+    if n > len(_positions_table):
+        _positions_table = _read_only(np.arange(1 << (n - 1).bit_length(), dtype=np.intp))
+    return _positions_table[:n][mask]
 
 
 def _microseconds(stamps: np.ndarray) -> np.ndarray:

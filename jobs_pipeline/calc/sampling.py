@@ -104,8 +104,7 @@ def samples_in_period(values: pd.Series, period: DateTimeRange) -> PeriodSamples
     end_ns = datetime_ns(period.end)
     all_stamps = index.asi8
     # t * unit_ns >= bound  <=>  t >= ceil(bound / unit_ns), for integer t.
-    lo = int(all_stamps.searchsorted(-(-start_ns // unit_ns), side="left"))
-    hi = int(all_stamps.searchsorted(-(-end_ns // unit_ns), side="left"))
+    lo, hi = all_stamps.searchsorted((-(-start_ns // unit_ns), -(-end_ns // unit_ns))).tolist()
     if lo >= hi:
         return None
     if values.dtype == np.float64:
