@@ -384,16 +384,16 @@ def _contiguous_runs(
     # As unsigned numbers, steps - 1 >= limit catches both a gap and a step that is not
     # positive (which wraps around to a huge number) in one comparison.
     steps -= 1
-    breaks = ((steps.view(np.uint64) >= limit) | (positions[1:] - positions[:-1] != 1)).nonzero()[0]
-    if np.count_nonzero(steps[breaks] < 0):
+    # A run starts at index 0 and after every break, and the next one starts after its end.
+    starts = np.empty(len(stamps) + 1, dtype=bool)
+    starts[0] = starts[-1] = True
+    apart = starts[1:-1]
+    np.greater_equal(steps.view(np.uint64), limit, out=apart)
+    apart |= positions[1:] - positions[:-1] != 1
+    edges = starts.nonzero()[0]
+    if np.count_nonzero(steps[edges[1:-1] - 1] < 0):
         raise ValueError("values must be indexed by strictly increasing timestamps")
-    first = np.empty(len(breaks) + 1, dtype=np.intp)
-    first[0] = 0
-    np.add(breaks, 1, out=first[1:])
-    last = np.empty_like(first)
-    last[:-1] = breaks
-    last[-1] = len(stamps) - 1
-    return first, last
+    return edges[:-1], edges[1:] - 1
 
 
 def _coverage_ends(
@@ -412,12 +412,14 @@ def _coverage_ends(
     following = stamps.take(positions + 1, mode="clip")
     steps = following - own
     steps -= 1
-    contiguous = steps.view(np.uint64) < limit
+    apart = steps.view(np.uint64) >= limit
     if period_ns % unit_ns:
-        return own * unit_ns + np.where(contiguous, (steps + 1) * unit_ns, period_ns)
-    ends = np.where(contiguous, following, own + period_ns // unit_ns)
-    ends *= unit_ns
-    return ends
+        ends = following * unit_ns
+        np.add(own * unit_ns, period_ns, out=ends, where=apart)
+        return ends
+    np.add(own, period_ns // unit_ns, out=following, where=apart)
+    following *= unit_ns
+    return following
 
 
 def _first_violations(
@@ -427,11 +429,11 @@ def _first_violations(
     candidates = violates.nonzero()[0]
     if not len(candidates):
         return _EMPTY_INT, np.zeros(len(first), dtype=bool)
-    at = np.minimum(candidates.searchsorted(first, side="left"), len(candidates) - 1)
-    start = candidates[at]
-    active = start <= last
-    # A candidate at or after the run's first sample and not after its last is inside it.
-    active &= start >= first
+    # The first candidate at or after each run's first sample (clipped: the last one, which is
+    # then before the run), and whether it is inside the run.
+    start = candidates.take(candidates.searchsorted(first, side="left"), mode="clip")
+    active = start >= first
+    active &= start <= last
     if np.count_nonzero(active) == len(active):
         return start, None
     return start[active], active
