@@ -84,6 +84,21 @@ def _seconds(text: str) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _sampling_period(what: str) -> Callable[[str], timedelta]:
+    def parse(text: str) -> timedelta:
+        try:
+            seconds = int(text)
+        except ValueError:
+            seconds = 0
+        if seconds < 1:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be a positive whole number of seconds, got {text!r}"
+            )
+        return timedelta(seconds=seconds)
+
+    return parse
+
+
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -227,14 +242,67 @@ def cmd_demo_seed(args: argparse.Namespace) -> None:
 
 
 def cmd_features_import(args: argparse.Namespace) -> None:
-    summary = _perfdb(args).values.import_csv(args.file)
+    from jobs_pipeline.perfdb.catalog import DEFAULT_SAMPLING_PERIOD
+
+    summary = _perfdb(args).values.import_csv(args.file, sampling_period=args.sampling_period)
     created = ""
     if summary.objects_created or summary.features_created:
         created = (
             f" (new objects: {len(summary.objects_created)}, "
-            f"new features: {len(summary.features_created)})"
+            f"new features: {len(summary.features_created)}"
         )
+        if summary.features_created:
+            period = args.sampling_period or DEFAULT_SAMPLING_PERIOD
+            created += f", sampling period {_seconds_text(period)}"
+        created += ")"
     print(f"imported {summary.rows} values from {args.file}{created}")
+
+
+def cmd_features_list(args: argparse.Namespace) -> None:
+    overview = _perfdb(args).catalog.feature_overview()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "name": item.feature.name,
+                    "unit": item.feature.unit,
+                    "sampling_period_seconds": int(item.feature.sampling_period.total_seconds()),
+                    "objects": item.objects,
+                    "samples": item.samples,
+                    "first": _iso(item.first),
+                    "last": _iso(item.last),
+                }
+                for item in overview
+            ]
+        )
+        return
+    _print_table(
+        ("feature", "unit", "sampling period", "objects", "samples", "first", "last"),
+        [
+            (
+                item.feature.name,
+                item.feature.unit,
+                _seconds_text(item.feature.sampling_period),
+                item.objects,
+                item.samples,
+                _short_time(item.first),
+                _short_time(item.last),
+            )
+            for item in overview
+        ],
+    )
+
+
+def cmd_features_set_period(args: argparse.Namespace) -> None:
+    before, after = _perfdb(args).catalog.set_sampling_period(args.name, args.seconds)
+    print(
+        f"feature {after.name!r}: sampling period {_seconds_text(before.sampling_period)} -> "
+        f"{_seconds_text(after.sampling_period)}"
+    )
+
+
+def _seconds_text(period: timedelta) -> str:
+    return f"{period.total_seconds():g} s"
 
 
 def cmd_alarms_define(args: argparse.Namespace) -> None:
@@ -641,7 +709,22 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     feature_import = features.add_parser("import", help="import object,feature,timestamp,value")
     feature_import.add_argument("file", metavar="FILE.csv")
+    feature_import.add_argument(
+        "--sampling-period",
+        type=_sampling_period("--sampling-period"),
+        metavar="SECONDS",
+        help="sampling period of the features this import creates (default 600)",
+    )
     feature_import.set_defaults(handler=cmd_features_import)
+    feature_list = features.add_parser(
+        "list", help="features: unit, sampling period, objects, samples, first and last"
+    )
+    feature_list.add_argument("--json", action="store_true")
+    feature_list.set_defaults(handler=cmd_features_list)
+    set_period = features.add_parser("set-period", help="change a feature's sampling period")
+    set_period.add_argument("name", metavar="NAME")
+    set_period.add_argument("seconds", type=_sampling_period("SECONDS"), metavar="SECONDS")
+    set_period.set_defaults(handler=cmd_features_set_period)
 
     alarms = groups.add_parser("alarms", help="alarm definitions and occurrences").add_subparsers(
         dest="command", required=True

@@ -198,7 +198,9 @@ def test_features_import_reports_what_it_imported(cli: Cli, perfdb: PerfDB, tmp_
     first = cli.ok("features", "import", path)
     again = cli.ok("features", "import", path)
 
-    assert first.out == f"imported 3 values from {path} (new objects: 2, new features: 1)\n"
+    assert first.out == (
+        f"imported 3 values from {path} (new objects: 2, new features: 1, sampling period 600 s)\n"
+    )
     assert again.out == f"imported 3 values from {path}\n"
     assert snapshot(perfdb)["feature_values"] == 3
 
@@ -220,14 +222,129 @@ def test_bad_csv_files_exit_2_and_import_nothing(
             ["object,feature,timestamp,value", good, good, "LAN-02,active_power,01/02/2024,1"],
             "line 4: bad timestamp '01/02/2024'",
         ),
+        "infinite.csv": (
+            ["object,feature,timestamp,value", good, "LAN-02,active_power,2024-01-01T00:10Z,-inf"],
+            "line 3: bad number '-inf'",
+        ),
+        "conflicting_duplicate.csv": (
+            [
+                "object,feature,timestamp,value",
+                good,
+                "LAN-02,active_power,2024-01-01T00:00Z,5",
+                "LAN-01,active_power,2024-01-01T01:00+01:00,2",
+            ],
+            "line 4: duplicate of line 2 ('LAN-01', 'active_power', 2024-01-01T00:00:00+00:00) "
+            "with another value: 2 instead of 1",
+        ),
     }
     before = snapshot(perfdb)
 
     for name, (lines, message) in cases.items():
         cli.rejects("features", "import", write_csv(tmp_path, name, *lines), naming=message)
     cli.rejects("features", "import", str(tmp_path / "absent.csv"), naming="no such file")
+    path = write_csv(tmp_path, "good.csv", "object,feature,timestamp,value", good)
+    for seconds in ("0", "-600", "1.5", "ten"):
+        cli.rejects(
+            "features",
+            "import",
+            path,
+            "--sampling-period",
+            seconds,
+            naming=f"--sampling-period must be a positive whole number of seconds, got {seconds!r}",
+        )
+    cli.rejects(
+        "features",
+        "import",
+        path,
+        "--sampling-period",
+        "60",
+        naming="feature 'active_power' has a sampling period of 600 s, not 60 s",
+    )
 
     assert snapshot(perfdb) == before
+
+
+def test_features_declare_their_sampling_period(cli: Cli, perfdb: PerfDB, tmp_path: Path) -> None:
+    header = "object,feature,timestamp,value"
+    minutely = write_csv(
+        tmp_path,
+        "minutely.csv",
+        header,
+        "LAN-01,grid_frequency,2024-01-01T00:00:00Z,50.01",
+        "LAN-02,grid_frequency,2024-01-01T00:01:00Z,49.99",
+        "LAN-02,grid_frequency,2024-01-01T00:02:00Z,",
+    )
+    default = write_csv(tmp_path, "default.csv", header, "LAN-01,temperature,2024-01-01,21")
+
+    imported = cli.ok("features", "import", minutely, "--sampling-period", "60")
+    cli.ok("features", "import", default)
+    perfdb.catalog.ensure_feature("pitch", unit="deg")
+    listed = cli.ok("features", "list", "--json").json
+    table = cli.ok("features", "list").out.splitlines()
+
+    assert imported.out.endswith("new features: 1, sampling period 60 s)\n")
+    assert listed == [
+        {
+            "name": "grid_frequency",
+            "unit": "",
+            "sampling_period_seconds": 60,
+            "objects": 2,
+            "samples": 3,
+            "first": "2024-01-01T00:00:00+00:00",
+            "last": "2024-01-01T00:02:00+00:00",
+        },
+        {
+            "name": "pitch",
+            "unit": "deg",
+            "sampling_period_seconds": 600,
+            "objects": 0,
+            "samples": 0,
+            "first": None,
+            "last": None,
+        },
+        {
+            "name": "temperature",
+            "unit": "",
+            "sampling_period_seconds": 600,
+            "objects": 1,
+            "samples": 1,
+            "first": "2024-01-01T00:00:00+00:00",
+            "last": "2024-01-01T00:00:00+00:00",
+        },
+    ]
+    assert table[0].split() == [
+        "feature", "unit", "sampling", "period", "objects", "samples", "first", "last"
+    ]  # fmt: skip
+    assert table[1].split() == [
+        "grid_frequency", "60", "s", "2", "3", "2024-01-01", "00:00:00", "2024-01-01", "00:02:00"
+    ]  # fmt: skip
+    assert table[2].split() == ["pitch", "deg", "600", "s", "0", "0"]
+
+    changed = cli.ok("features", "set-period", "temperature", "900")
+
+    assert changed.out == "feature 'temperature': sampling period 600 s -> 900 s\n"
+    assert perfdb.catalog.get_feature("temperature").sampling_period == timedelta(minutes=15)
+
+
+def test_features_set_period_rejects_bad_values_and_unknown_features(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+) -> None:
+    before = snapshot(perfdb)
+    features = perfdb.catalog.list_features()
+
+    for seconds in ("0", "-1", "0.5", "1e3", "soon"):
+        cli.rejects(
+            "features",
+            "set-period",
+            "active_power",
+            seconds,
+            naming=f"SECONDS must be a positive whole number of seconds, got {seconds!r}",
+        )
+    cli.rejects("features", "set-period", "rotor", "60", naming="unknown feature 'rotor'")
+    cli.rejects("features", "set-period", "active_power", naming="required: SECONDS")
+
+    assert snapshot(perfdb) == before
+    assert perfdb.catalog.list_features() == features
 
 
 # --- alarms ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from jobs_pipeline.calc.alarm_threshold import (
     AlarmOccurrenceSpan,
     OccurrenceArrays,
 )
+from jobs_pipeline.calc.data_quality import DataQuality, assess_data_quality, format_duration
 from jobs_pipeline.calc.datetime_range import SEED_FORMAT, DateTimeRange, parse_timestamp
 
 __all__ = [
@@ -15,7 +16,10 @@ __all__ = [
     "SEED_FORMAT",
     "AlarmCalcThreshold",
     "AlarmOccurrenceSpan",
+    "DataQuality",
     "DateTimeRange",
     "OccurrenceArrays",
+    "assess_data_quality",
+    "format_duration",
     "parse_timestamp",
 ]

@@ -1,8 +1,9 @@
-"""Threshold alarms over regularly sampled feature values, with hysteresis and minimum duration.
+"""Threshold alarms over sampled feature values, with hysteresis and minimum duration.
 
 The calculation works on the int64 timestamps and float64 values of the Series without copying
 them: one comparison over the whole period finds the samples that qualify, and all further work
-is done on those (their number) and on the runs they form (the number of occurrences).
+is done on those (their number) and on the runs they form (the number of occurrences). How long
+a sample stands for follows `jobs_pipeline.calc.sampling`, whatever its timestamp.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Final, NamedTuple
 
 import numpy as np
 import pandas as pd
+from pandas.api.internals import create_dataframe_from_blocks
+from pandas.arrays import DatetimeArray
 
 from jobs_pipeline.calc.datetime_range import DateTimeRange
+from jobs_pipeline.calc.sampling import contiguity_limit, samples_in_period, timedelta_ns
 
 OPERATORS: Final = (">", ">=", "<", "<=", "==", "!=")
 """Comparison operators an alarm may use, written as ``value <op> threshold``."""
@@ -30,33 +35,28 @@ _COMPARISONS: Final = {
     "==": np.equal,
 }
 
-_NS_PER_UNIT: Final = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND: Final = timedelta(microseconds=1)
 _EMPTY_INT = np.empty(0, dtype=np.int64)
 
 FRAME_COLUMNS: Final = ("start", "end", "peak_value")
 """Columns of `AlarmCalcThreshold.find_occurrences_frame`, in order."""
 
-
-def _timedelta_ns(value: timedelta) -> int:
-    """Whole nanoseconds in ``value`` (a `pandas.Timedelta` keeps its nanoseconds)."""
-    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-    return micros * 1_000 + int(getattr(value, "nanoseconds", 0))
+_FRAME_COLUMNS_INDEX: Final = pd.Index(FRAME_COLUMNS)
+_START_COLUMN, _END_COLUMN, _PEAK_COLUMN = (np.array([i], dtype=np.intp) for i in range(3))
+_UTC_NS: Final = pd.DatetimeTZDtype("ns", UTC)
 
 
-def _datetime_ns(value: datetime) -> int:
-    return _timedelta_ns(value - _EPOCH)
-
-
-@dataclass(frozen=True, kw_only=True)
-class AlarmOccurrenceSpan:
+class AlarmOccurrenceSpan(NamedTuple):
     """One occurrence of an alarm: the alarm was active during ``[start, end)``.
+
+    A named tuple rather than a dataclass: a list of them is built without running Python code
+    per occurrence, which would cost more than finding the occurrences.
 
     Attributes:
         start: Timestamp of the first violating sample (UTC).
         end: End of the occurrence, exclusive (UTC): the start of the first sample that no longer
-            qualifies, the start of a data gap, or the end of the calculated period.
+            qualifies, the end of the last qualifying sample's coverage when a gap follows, or
+            the end of the calculated period.
         peak_value: Most extreme value during the occurrence in the violating direction, in the
             feature's unit (see `AlarmCalcThreshold`).
     """
@@ -69,6 +69,10 @@ class AlarmOccurrenceSpan:
     def duration(self) -> timedelta:
         """How long the alarm was active."""
         return self.end - self.start
+
+
+# tuple.__new__ runs in C; NamedTuple._make would add a Python call per occurrence.
+_new_span: Final = partial(tuple.__new__, AlarmOccurrenceSpan)
 
 
 class OccurrenceArrays(NamedTuple):
@@ -100,28 +104,32 @@ _NO_OCCURRENCES: Final = OccurrenceArrays(
 
 @dataclass(frozen=True, kw_only=True)
 class AlarmCalcThreshold:
-    """A threshold alarm on one feature, evaluated over a period of regularly sampled values.
+    """A threshold alarm on one feature, evaluated over a period of sampled values.
 
     Rules (all comparisons are ``value <op> limit``, the limit in the feature's unit):
 
-    * Samples lie on the grid of whole sampling periods since the Unix epoch (for 10 minutes:
-      ``:00``, ``:10``, ...); a sample at ``t`` stands for ``[t, t + sampling_period)``.
+    * Samples may stand anywhere in time: on a grid, off the hour, jittered or irregular; none
+      is ignored for where it falls. Consecutive samples are contiguous when the later one is at
+      most 1.5 sampling periods after the earlier one (exactly 1.5 included). A sample at ``t``
+      covers ``[t, next t)`` when the next sample is contiguous, otherwise
+      ``[t, t + sampling_period)``, and there is no data from there to the next sample (a gap).
+      On a regular grid every sample covers ``[t, t + sampling_period)``.
     * A sample *violates* when ``value <operator> threshold`` holds.
-    * "No data" never violates and never keeps an alarm active: a NaN value or a grid slot
-      without a sample (a gap). A sample whose timestamp is off the grid stands for no slot: it
-      is ignored, and the grid samples around it still follow each other without a gap.
+    * "No data" never violates and never keeps an alarm active: a NaN value or a gap.
     * An occurrence starts at a violating sample. Without ``clear_threshold`` it stays active
-      while the following samples violate. With ``clear_threshold`` (hysteresis) it stays active
-      while ``value <operator> clear_threshold`` holds, with the same operator: for ``>`` the
-      alarm starts above ``threshold`` and clears at or below ``clear_threshold``, for ``>=`` it
-      clears below ``clear_threshold``, and mirrored for ``<`` and ``<=``. A sample that only
-      satisfies the clear condition keeps an active occurrence going but never starts one.
-    * An occurrence ends at the start of the first sample that no longer qualifies, at the start
-      of a data gap (the end of its last qualifying sample), or at the end of the period,
+      while the following contiguous samples violate. With ``clear_threshold`` (hysteresis) it
+      stays active while they satisfy ``value <operator> clear_threshold``, with the same
+      operator: for ``>`` the alarm starts above ``threshold`` and clears at or below
+      ``clear_threshold``, for ``>=`` it clears below ``clear_threshold``, and mirrored for ``<``
+      and ``<=``. A sample that only satisfies the clear condition keeps an active occurrence
+      going but never starts one.
+    * An occurrence ends at the start of the first sample that no longer qualifies, at the end
+      of the last qualifying sample's coverage when a gap follows, or at the end of the period,
       whichever comes first.
     * Occurrences shorter than ``min_duration`` are dropped; one exactly as long is kept. The
       duration is measured after clipping to the period end.
-    * Only samples with ``period.start <= t < period.end`` are read.
+    * Only samples with ``period.start <= t < period.end`` are read; the last of them has no
+      next sample, so it covers one sampling period (clipped to the period end).
 
     The peak value is the maximum during the occurrence for ``>`` and ``>=``, the minimum for
     ``<`` and ``<=``, ``threshold`` itself for ``==``, and for ``!=`` the value furthest from
@@ -134,7 +142,8 @@ class AlarmCalcThreshold:
             only for ``>``, ``>=`` (then ``<= threshold``) and ``<``, ``<=`` (then
             ``>= threshold``). Equal to ``threshold`` behaves like no hysteresis.
         min_duration: Shortest occurrence reported; zero or positive.
-        sampling_period: Time between two consecutive samples of the feature; positive.
+        sampling_period: Nominal time between two consecutive samples of the feature;
+            positive.
 
     Raises:
         ValueError: On construction, for any value outside the ranges above.
@@ -178,8 +187,8 @@ class AlarmCalcThreshold:
             raise ValueError(
                 f"sampling_period must be a positive timedelta, got {self.sampling_period!r}"
             )
-        object.__setattr__(self, "_period_ns", _timedelta_ns(self.sampling_period))
-        object.__setattr__(self, "_min_duration_ns", _timedelta_ns(self.min_duration))
+        object.__setattr__(self, "_period_ns", timedelta_ns(self.sampling_period))
+        object.__setattr__(self, "_min_duration_ns", timedelta_ns(self.min_duration))
 
     def find_occurrences(
         self, values: pd.Series, period: DateTimeRange
@@ -203,16 +212,13 @@ class AlarmCalcThreshold:
                 calculation from reading every timestamp).
         """
         found = self.find_occurrences_arrays(values, period)
-        starts = (found.start.view(np.int64) // 1_000).tolist()
-        ends = (found.end.view(np.int64) // 1_000).tolist()
-        peaks = found.peak_value.tolist()
-        epoch, micros = _EPOCH, _ONE_MICROSECOND
-        return [
-            AlarmOccurrenceSpan(
-                start=epoch + start * micros, end=epoch + end * micros, peak_value=peak
-            )
-            for start, end, peak in zip(starts, ends, peaks, strict=True)
-        ]
+        if not len(found.peak_value):
+            return []
+        # Python datetimes from whole microseconds since the epoch, each made by a C call:
+        # the aware epoch plus a timedelta that numpy builds.
+        starts = map(_EPOCH.__add__, _microseconds(found.start).tolist())
+        ends = map(_EPOCH.__add__, _microseconds(found.end).tolist())
+        return list(map(_new_span, zip(starts, ends, found.peak_value.tolist(), strict=True)))
 
     def find_occurrences_frame(self, values: pd.Series, period: DateTimeRange) -> pd.DataFrame:
         """Same as `find_occurrences`, as a DataFrame.
@@ -223,22 +229,23 @@ class AlarmCalcThreshold:
             ``peak_value`` (``float64``).
         """
         found = self.find_occurrences_arrays(values, period)
-        # The arrays are fresh, so the frame may own them without a copy.
-        return pd.DataFrame(
-            {
-                "start": pd.DatetimeIndex(found.start, tz=UTC).array,
-                "end": pd.DatetimeIndex(found.end, tz=UTC).array,
-                "peak_value": found.peak_value,
-            },
-            copy=False,
+        # The arrays are fresh (or empty), so the frame may own them without a copy. Built as
+        # blocks: the DataFrame constructor's checks and inference cost several times a typical
+        # calculation per call.
+        return create_dataframe_from_blocks(
+            [
+                (DatetimeArray._simple_new(found.start, dtype=_UTC_NS), _START_COLUMN),
+                (DatetimeArray._simple_new(found.end, dtype=_UTC_NS), _END_COLUMN),
+                (found.peak_value.reshape(1, -1), _PEAK_COLUMN),
+            ],
+            index=pd.RangeIndex(len(found.peak_value)),
+            columns=_FRAME_COLUMNS_INDEX,
         )
 
     def find_occurrences_arrays(self, values: pd.Series, period: DateTimeRange) -> OccurrenceArrays:
         """Same as `find_occurrences`, as numpy arrays, without building result objects.
 
-        The two other forms wrap this one. A DataFrame costs tens of microseconds to build and
-        a Python object about a microsecond per occurrence, which is as much as the scan of a
-        year of 10-minute samples itself; bulk consumers can skip both.
+        The two other forms wrap this one; bulk consumers can skip their result objects.
 
         Returns:
             The occurrences in chronological order, without overlap; start and end with
@@ -247,88 +254,56 @@ class AlarmCalcThreshold:
         # Every step below is a whole-array numpy operation; the constant cost per call (a few
         # dozen numpy calls) is kept low on purpose, because a year of one feature takes only
         # tens of microseconds to scan.
-        if not isinstance(values, pd.Series):
-            raise TypeError(f"values must be a pandas Series, got {type(values).__name__}")
-        if not isinstance(period, DateTimeRange):
-            raise TypeError(f"period must be a DateTimeRange, got {type(period).__name__}")
-        if not len(values):
+        samples = samples_in_period(values, period)
+        if samples is None:
             return _NO_OCCURRENCES
-        index = values.index
-        if not isinstance(index, pd.DatetimeIndex):
-            raise TypeError(f"values must have a DatetimeIndex, got {type(index).__name__}")
-        if index.tz is None:
-            raise ValueError("values must have a timezone-aware DatetimeIndex, got a naive one")
+        ts, vals, unit_ns, _, end_ns = samples
 
-        # Work in the index's own unit so that no timestamp array is converted, only the
-        # boundaries. A sampling period that the unit cannot express needs nanoseconds.
-        period_ns = self._period_ns
-        unit_ns = _NS_PER_UNIT[index.unit]
-        if period_ns % unit_ns:
-            index = index.as_unit("ns")
-            unit_ns = 1
-        step = period_ns // unit_ns
-        end_ns = _datetime_ns(period.end)
-        all_ts = index.asi8
-        # t * unit_ns >= bound  <=>  t >= ceil(bound / unit_ns), for integer t.
-        lo = int(all_ts.searchsorted(-(-_datetime_ns(period.start) // unit_ns), side="left"))
-        hi = int(all_ts.searchsorted(-(-end_ns // unit_ns), side="left"))
-        if lo >= hi:
-            return _NO_OCCURRENCES
-        ts = all_ts[lo:hi]
-        if values.dtype == np.float64:
-            vals = values.to_numpy()[lo:hi]
-        else:
-            vals = values.iloc[lo:hi].to_numpy(dtype=np.float64, na_value=np.nan)
-
-        # From here on only the qualifying samples ("members") are looked at: their timestamps
-        # and values. An alarm qualifies for a small share of the time, so the work shrinks from
-        # the whole period to the occurrences.
+        # From here on only the qualifying samples ("members") are looked at: their positions,
+        # timestamps and values. An alarm qualifies for a small share of the time, so the work
+        # shrinks from the whole period to the occurrences.
         if self.clear_threshold is not None:
-            members = _COMPARISONS[self.operator](vals, self.clear_threshold).nonzero()[0]
+            members = _positions(_COMPARISONS[self.operator](vals, self.clear_threshold))
         elif self.operator == "!=":
-            members = (vals != self.threshold).nonzero()[0]
-        else:
-            members = _COMPARISONS[self.operator](vals, self.threshold).nonzero()[0]
-        m_ts = ts[members]
-        m_vals = vals[members]
-        if self.operator == "!=":
+            members = _positions(vals != self.threshold)
             # NaN != threshold holds in IEEE arithmetic, but NaN is no data.
+            m_vals = vals[members]
             known = m_vals == m_vals
             if np.count_nonzero(known) < len(known):
-                m_ts, m_vals = m_ts[known], m_vals[known]
-        if not len(m_ts):
+                members = members[known]
+        else:
+            members = _positions(_COMPARISONS[self.operator](vals, self.threshold))
+        if not len(members):
             return _NO_OCCURRENCES
+        m_ts = ts[members]
+        m_vals = vals[members]
 
-        m_ts, m_vals, first, last = _grid_runs(m_ts, m_vals, step)
-        if not len(first):
-            return _NO_OCCURRENCES
+        limit = contiguity_limit(self._period_ns, unit_ns)
+        first, last = _contiguous_runs(members, m_ts, limit)
+        # Over whole runs: with hysteresis, the samples before a run's first violation do not
+        # violate, so they are never more extreme than it.
+        peaks = self._peaks(m_vals, first)
         if self.clear_threshold is not None:
-            first, last = _start_at_first_violation(self._violates(m_vals), first, last)
-            if not len(first):
-                return _NO_OCCURRENCES
-        if self._min_duration_ns:
-            # Samples within a run are one step apart, so a run lasts its number of samples
-            # times the step; only the last run can be cut short by the period end.
-            needed = -(-self._min_duration_ns // period_ns)
-            long_enough = last - first >= needed - 1
-            last_start = int(m_ts[first[-1]]) * unit_ns
-            last_end = min(int(m_ts[last[-1]]) * unit_ns + period_ns, end_ns)
-            long_enough[-1] = last_end - last_start >= self._min_duration_ns
-            if np.count_nonzero(long_enough) < len(first):
-                first, last = first[long_enough], last[long_enough]
+            first, violated = _first_violations(self._violates(m_vals), first, last)
+            if violated is not None:
                 if not len(first):
                     return _NO_OCCURRENCES
+                last, peaks = last[violated], peaks[violated]
 
         occ_start_ns = m_ts[first] * unit_ns
-        occ_end_ns = m_ts[last] * unit_ns + period_ns
-        # Only the last occurrence can reach past the period end.
+        occ_end_ns = _coverage_ends(ts, members[last], m_ts[last], limit, unit_ns, self._period_ns)
+        # Only the last occurrence can reach past the period end: any other one ends at or
+        # before a later sample in the period.
         if occ_end_ns[-1] > end_ns:
             occ_end_ns[-1] = end_ns
-        return OccurrenceArrays(
-            occ_start_ns.view("M8[ns]"),
-            occ_end_ns.view("M8[ns]"),
-            self._peaks(m_vals, first, last),
-        )
+        if self._min_duration_ns:
+            long_enough = occ_end_ns - occ_start_ns >= self._min_duration_ns
+            if np.count_nonzero(long_enough) < len(long_enough):
+                occ_start_ns, occ_end_ns = occ_start_ns[long_enough], occ_end_ns[long_enough]
+                peaks = peaks[long_enough]
+                if not len(peaks):
+                    return _NO_OCCURRENCES
+        return OccurrenceArrays(occ_start_ns.view("M8[ns]"), occ_end_ns.view("M8[ns]"), peaks)
 
     def _violates(self, vals: np.ndarray) -> np.ndarray:
         if self.operator == "!=":
@@ -336,17 +311,17 @@ class AlarmCalcThreshold:
             return (vals < self.threshold) | (vals > self.threshold)
         return _COMPARISONS[self.operator](vals, self.threshold)
 
-    def _peaks(self, vals: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    def _peaks(self, vals: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """The peak of each run ``vals[first[k] : first[k + 1]]`` (the last one to the end)."""
         if self.operator == "==":
             return np.full(len(first), self.threshold)
         if self.operator in (">", ">="):
-            return _segment_reduce(np.maximum, vals, first, last)
+            return np.maximum.reduceat(vals, first)
         if self.operator in ("<", "<="):
-            return _segment_reduce(np.minimum, vals, first, last)
-        highest = _segment_reduce(np.maximum, vals, first, last)
-        lowest = _segment_reduce(np.minimum, vals, first, last)
-        above = highest - self.threshold >= self.threshold - lowest
-        return np.where(above, highest, lowest)
+            return np.minimum.reduceat(vals, first)
+        highest = np.maximum.reduceat(vals, first)
+        lowest = np.minimum.reduceat(vals, first)
+        return np.where(highest - self.threshold >= self.threshold - lowest, highest, lowest)
 
 
 def _finite_float(value: object, name: str) -> float:
@@ -362,72 +337,103 @@ def _finite_float(value: object, name: str) -> float:
     return result
 
 
-def _grid_runs(
-    stamps: np.ndarray, vals: np.ndarray, step: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Runs of qualifying samples that follow each other on the grid without a gap.
+# 0, 1, 2, ... for `_positions`, grown on demand up to a limit.
+_POSITIONS_LIMIT: Final = 1 << 21
+_positions_table = _read_only(np.arange(1 << 16, dtype=np.intp))
 
-    Two consecutive qualifying samples belong to the same run when they are exactly one step
-    apart: any grid slot between them would be missing, NaN or not qualifying. Samples off the
-    grid are dropped first, since they stand for no slot and must not separate their neighbours.
+
+def _positions(mask: np.ndarray) -> np.ndarray:
+    """``mask.nonzero()[0]``, faster: numpy's nonzero branches per element and slows down
+    several times on masks that change often (a noisy signal near its threshold), while
+    selecting from a table of positions with the mask does not."""
+    global _positions_table
+    n = len(mask)
+    if n > _POSITIONS_LIMIT:
+        return mask.nonzero()[0]
+    if n > len(_positions_table):
+        _positions_table = _read_only(np.arange(1 << (n - 1).bit_length(), dtype=np.intp))
+    return _positions_table[:n][mask]
+
+
+def _microseconds(stamps: np.ndarray) -> np.ndarray:
+    """``datetime64[ns]`` as ``timedelta64[us]`` since the epoch, rounded down."""
+    return (stamps.view(np.int64) // 1_000).view("m8[us]")
+
+
+def _contiguous_runs(
+    positions: np.ndarray, stamps: np.ndarray, limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of qualifying samples that follow each other without a sample or a gap between.
+
+    Two consecutive qualifying samples belong to the same run when the second is the very next
+    sample of the period and is contiguous with the first: anything else between them is a
+    sample that does not qualify (NaN included) or a gap, and either ends the occurrence.
 
     Args:
-        stamps: Timestamps of the qualifying samples, in index units.
-        vals: Their values.
-        step: The sampling period in index units.
+        positions: Positions of the qualifying samples among the period's samples, ascending.
+        stamps: Their timestamps, in index units.
+        limit: `contiguity_limit` in index units.
 
     Returns:
-        The timestamps and values kept, and the first and last position (inclusive) of each run
-        in them.
+        The first and last index (inclusive) into ``positions`` of each run.
 
     Raises:
         ValueError: The timestamps are not strictly increasing.
     """
     steps = stamps[1:] - stamps[:-1]
-    breaks = (steps != step).nonzero()[0]
-    jumps = steps[breaks]
-    if np.count_nonzero(jumps <= 0):
+    # As unsigned numbers, steps - 1 >= limit catches both a gap and a step that is not
+    # positive (which wraps around to a huge number) in one comparison.
+    steps -= 1
+    # A run starts at index 0 and after every break, and the next one starts after its end.
+    starts = np.empty(len(stamps) + 1, dtype=bool)
+    starts[0] = starts[-1] = True
+    apart = starts[1:-1]
+    np.greater_equal(steps.view(np.uint64), limit, out=apart)
+    apart |= positions[1:] - positions[:-1] != 1
+    edges = starts.nonzero()[0]
+    if np.count_nonzero(steps[edges[1:-1] - 1] < 0):
         raise ValueError("values must be indexed by strictly increasing timestamps")
-    first = np.empty(len(breaks) + 1, dtype=np.intp)
-    first[0] = 0
-    first[1:] = breaks + 1
-    last = np.empty(len(breaks) + 1, dtype=np.intp)
-    last[:-1] = breaks
-    last[-1] = len(stamps) - 1
-    # Every sample is on the grid when the first one is and every jump between runs is a whole
-    # number of steps. (Floor division is several times faster than numpy's modulo.)
-    if stamps[0] // step * step == stamps[0] and not np.count_nonzero(jumps // step * step - jumps):
-        return stamps, vals, first, last
-    # Within a run every timestamp is one step from the next: one on the grid means all are.
-    run_start = stamps[first]
-    on_grid = np.repeat(run_start // step * step == run_start, last - first + 1)
-    stamps, vals = stamps[on_grid], vals[on_grid]
-    if not len(stamps):
-        return stamps, vals, _EMPTY_INT, _EMPTY_INT
-    return _grid_runs(stamps, vals, step)
+    return edges[:-1], edges[1:] - 1
 
 
-def _start_at_first_violation(
+def _coverage_ends(
+    stamps: np.ndarray,
+    positions: np.ndarray,
+    own: np.ndarray,
+    limit: int,
+    unit_ns: int,
+    period_ns: int,
+) -> np.ndarray:
+    """Where the coverage of the samples ``own = stamps[positions]`` ends, in nanoseconds since
+    the epoch: at the next sample when it is contiguous, else one sampling period after the
+    sample. The last sample of the period has no next sample (the samples after the period are
+    not read)."""
+    # Clipped, the last sample of the period is its own successor: a step of 0 is no successor.
+    following = stamps.take(positions + 1, mode="clip")
+    steps = following - own
+    steps -= 1
+    apart = steps.view(np.uint64) >= limit
+    if period_ns % unit_ns:
+        ends = following * unit_ns
+        np.add(own * unit_ns, period_ns, out=ends, where=apart)
+        return ends
+    np.add(own, period_ns // unit_ns, out=following, where=apart)
+    following *= unit_ns
+    return following
+
+
+def _first_violations(
     violates: np.ndarray, first: np.ndarray, last: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Moves each run's start to its first violating sample; drops runs without one."""
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each run's first violating sample, and which runs have one (None when all do)."""
     candidates = violates.nonzero()[0]
     if not len(candidates):
-        return _EMPTY_INT, _EMPTY_INT
-    at = np.minimum(candidates.searchsorted(first, side="left"), len(candidates) - 1)
-    start = candidates[at]
-    active = (start >= first) & (start <= last)
-    return start[active], last[active]
-
-
-def _segment_reduce(
-    ufunc: np.ufunc, vals: np.ndarray, first: np.ndarray, last: np.ndarray
-) -> np.ndarray:
-    """``ufunc`` reduced over ``vals[first[k] : last[k] + 1]`` for each k (sorted, disjoint)."""
-    bounds = np.empty(2 * len(first), dtype=np.intp)
-    bounds[0::2] = first
-    bounds[1::2] = last + 1
-    # Only the last segment can end at the array's end, where reduceat stops by itself.
-    if bounds[-1] == len(vals):
-        bounds = bounds[:-1]
-    return ufunc.reduceat(vals, bounds)[0::2]
+        return _EMPTY_INT, np.zeros(len(first), dtype=bool)
+    # The first candidate at or after each run's first sample (clipped: the last one, which is
+    # then before the run), and whether it is inside the run.
+    start = candidates.take(candidates.searchsorted(first, side="left"), mode="clip")
+    active = start >= first
+    active &= start <= last
+    if np.count_nonzero(active) == len(active):
+        return start, None
+    return start[active], active

@@ -7,9 +7,16 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from jobs_pipeline.calc import AlarmCalcThreshold, DateTimeRange, parse_timestamp
+from jobs_pipeline.calc import (
+    AlarmCalcThreshold,
+    DateTimeRange,
+    assess_data_quality,
+    parse_timestamp,
+)
 from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput
 from jobs_pipeline.jobs.registry import register
+from jobs_pipeline.jobs.settings import min_coverage_percent
+from jobs_pipeline.jobs.step_details import data_quality_details
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InvalidParameters
 from jobs_pipeline.perfdb.occurrences import replace_occurrences
@@ -121,10 +128,16 @@ class JobAlarmCalc(JobInstance):
             raise JobStepError(f"alarm {step.alarm_id} is not defined")
         period = self._period
 
+        try:
+            min_coverage = min_coverage_percent()
+        except ValueError as error:
+            raise JobStepError(str(error)) from None
+
         read_started = time.perf_counter()
         values = self.perfdb.values.read(step.object_id, alarm.feature.id, period.start, period.end)
         compute_started = time.perf_counter()
-        if values.count() == 0:
+        quality = assess_data_quality(values, period, alarm.feature.sampling_period)
+        if quality.samples == quality.nan_samples:
             raise JobStepError(
                 f"no data for feature {alarm.feature.name!r} of object {step.object_name!r} "
                 f"in {period}"
@@ -136,10 +149,8 @@ class JobAlarmCalc(JobInstance):
             min_duration=alarm.min_duration,
             sampling_period=alarm.feature.sampling_period,
         )
-        spans = [
-            (span.start, span.end, span.peak_value)
-            for span in rule.find_occurrences(values, period)
-        ]
+        # Named tuples (start, end, peak value), as `replace_occurrences` takes them.
+        spans = rule.find_occurrences(values, period)
         computed = time.perf_counter()
 
         def write(connection: Connection) -> None:
@@ -160,10 +171,11 @@ class JobAlarmCalc(JobInstance):
                 "alarm_id": alarm.id,
                 "alarm": alarm.name,
                 "feature": alarm.feature.name,
-                "samples_read": len(values),
+                **data_quality_details(quality),
                 "occurrences_written": len(spans),
                 "read_seconds": compute_started - read_started,
                 "compute_seconds": computed - compute_started,
             },
+            note=quality.low_coverage_note(min_coverage),
             write=write,
         )

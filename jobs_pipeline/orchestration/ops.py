@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from jobs_pipeline.jobs import JobInstance, load_job
+from jobs_pipeline.jobs.step_details import SHOWN_DETAILS
 from jobs_pipeline.orchestration.heartbeats import keep_alive
 from jobs_pipeline.orchestration.mapping_keys import mapping_key
 from jobs_pipeline.orchestration.resources import PerfDBResource
@@ -148,7 +149,7 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: in
     }
     if step.alarm_id is not None:
         metadata["alarm_id"] = step.alarm_id
-    for name in ("samples_read", "occurrences_written"):
+    for name in SHOWN_DETAILS:
         if name in outcome.details:
             metadata[name] = outcome.details[name]
     if outcome.picture is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -15,14 +16,16 @@ from jobs_pipeline.perfdb.models import (
     ALARM_OPERATORS,
     AlarmDefinitionRow,
     FeatureRow,
+    FeatureValueRow,
     ObjectRow,
     table_of,
 )
-from jobs_pipeline.perfdb.records import AlarmDefinition, Feature
+from jobs_pipeline.perfdb.records import AlarmDefinition, Feature, FeatureOverview
 
 OBJECTS = table_of(ObjectRow)
 FEATURES = table_of(FeatureRow)
 ALARMS = table_of(AlarmDefinitionRow)
+_VALUES = table_of(FeatureValueRow)
 
 DEFAULT_SAMPLING_PERIOD = timedelta(minutes=10)
 
@@ -65,6 +68,17 @@ def _alarm(row: sa.Row) -> AlarmDefinition:  # type: ignore[type-arg]
         clear_threshold=row.clear_threshold,
         min_duration=timedelta(seconds=row.min_duration_seconds),
     )
+
+
+def sampling_period_seconds(period: timedelta) -> int:
+    """The whole seconds a feature's sampling period is stored as; `InputError` for a period
+    that is not a positive whole number of seconds."""
+    seconds = period.total_seconds()
+    if not seconds > 0 or seconds != int(seconds):
+        raise InputError(
+            f"sampling period must be a positive whole number of seconds, got {seconds:g}"
+        )
+    return int(seconds)
 
 
 def check_alarm_rule(
@@ -114,15 +128,12 @@ class Catalog:
         sampling_period: timedelta = DEFAULT_SAMPLING_PERIOD,
     ) -> Feature:
         """Creates the feature if it is new; an existing one keeps its unit and period."""
+        seconds = sampling_period_seconds(sampling_period)
         with begin(self.engine) as connection:
             row = connection.execute(sa.select(FEATURES).where(FEATURES.c.name == name)).first()
             if row is None:
                 connection.execute(
-                    FEATURES.insert().values(
-                        name=name,
-                        unit=unit,
-                        sampling_period_seconds=int(sampling_period.total_seconds()),
-                    )
+                    FEATURES.insert().values(name=name, unit=unit, sampling_period_seconds=seconds)
                 )
                 row = connection.execute(sa.select(FEATURES).where(FEATURES.c.name == name)).one()
             return _feature(row)
@@ -148,6 +159,50 @@ class Catalog:
             return [
                 _feature(row)
                 for row in connection.execute(sa.select(FEATURES).order_by(FEATURES.c.name))
+            ]
+
+    def set_sampling_period(self, name: str, sampling_period: timedelta) -> tuple[Feature, Feature]:
+        """Changes a feature's sampling period; returns the feature before and after. Raises
+        `NotFound` for an unknown feature and `InputError` for a period that is not a positive
+        whole number of seconds."""
+        seconds = sampling_period_seconds(sampling_period)
+        with begin(self.engine) as connection:
+            row = connection.execute(sa.select(FEATURES).where(FEATURES.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"unknown feature {name!r}")
+            connection.execute(
+                FEATURES.update()
+                .where(FEATURES.c.id == row.id)
+                .values(sampling_period_seconds=seconds)
+            )
+            after = connection.execute(sa.select(FEATURES).where(FEATURES.c.id == row.id)).one()
+        return _feature(row), _feature(after)
+
+    def feature_overview(self) -> list[FeatureOverview]:
+        """Every feature by name with what is stored of it: objects, samples, first and last
+        timestamp (None without samples). One grouped query over the stored values."""
+        query = (
+            sa.select(
+                FEATURES,
+                sa.func.count(sa.distinct(_VALUES.c.object_id)).label("objects"),
+                sa.func.count(_VALUES.c.timestamp).label("samples"),
+                sa.func.min(_VALUES.c.timestamp).label("first"),
+                sa.func.max(_VALUES.c.timestamp).label("last"),
+            )
+            .join_from(FEATURES, _VALUES, _VALUES.c.feature_id == FEATURES.c.id, isouter=True)
+            .group_by(*FEATURES.c)
+            .order_by(FEATURES.c.name)
+        )
+        with begin(self.engine) as connection:
+            return [
+                FeatureOverview(
+                    feature=_feature(row),
+                    objects=row.objects,
+                    samples=row.samples,
+                    first=row.first,
+                    last=row.last,
+                )
+                for row in connection.execute(query)
             ]
 
     def define_alarm(
@@ -195,10 +250,13 @@ class Catalog:
 
 
 def ensure_named(
-    connection: Connection, table: sa.Table, names: Iterable[str]
+    connection: Connection,
+    table: sa.Table,
+    names: Iterable[str],
+    new_values: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, int], list[str]]:
-    """Ids by name for `objects` or `features`, inserting the missing names. Returns the ids and
-    the names that were created."""
+    """Ids by name for `objects` or `features`, inserting the missing names (with `new_values`
+    for their other columns). Returns the ids and the names that were created."""
     wanted = sorted(set(names))
     ids: dict[str, int] = {}
     for chunk in _chunks(wanted, 500):
@@ -209,7 +267,8 @@ def ensure_named(
         )
     missing = [name for name in wanted if name not in ids]
     if missing:
-        connection.execute(table.insert(), [{"name": name} for name in missing])
+        extra = dict(new_values or {})
+        connection.execute(table.insert(), [{**extra, "name": name} for name in missing])
         for chunk in _chunks(missing, 500):
             ids.update(
                 connection.execute(

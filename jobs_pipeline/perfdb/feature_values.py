@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -12,7 +12,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from jobs_pipeline.perfdb.catalog import FEATURES, OBJECTS, ensure_named
+from jobs_pipeline.perfdb.catalog import (
+    FEATURES,
+    OBJECTS,
+    ensure_named,
+    sampling_period_seconds,
+)
 from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.errors import ImportFailed
 from jobs_pipeline.perfdb.models import FeatureValueRow, table_of
@@ -22,13 +27,16 @@ from jobs_pipeline.perfdb.types import UTCDateTime
 VALUES = table_of(FeatureValueRow)
 CSV_COLUMNS = ("object", "feature", "timestamp", "value")
 _MISSING_VALUE_TEXT = frozenset({"", "nan"})
+LINE_INDEX = "line"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_feature_csv(source: str | Path | IO[str]) -> pd.DataFrame:
     """Reads and checks a feature CSV (columns object, feature, timestamp, value).
 
     Returns a frame with `object` and `feature` as strings, `timestamp` as UTC datetimes and
-    `value` as float with NaN for "no data" (an empty cell or `NaN`). Raises `ImportFailed`
+    `value` as float with NaN for "no data" (an empty cell or `NaN`), indexed by line number in
+    the file (an index named "line", so that `import_frame` names lines). Raises `ImportFailed`
     naming the first bad line (line 1 is the header) or the missing columns.
     """
     try:
@@ -82,9 +90,10 @@ def parse_feature_csv(source: str | Path | IO[str]) -> pd.DataFrame:
         {
             "object": names["object"],
             "feature": names["feature"],
-            "timestamp": timestamps.dt.as_unit("us"),
+            "timestamp": timestamps.dt.as_unit("us").array,
             "value": values,
-        }
+        },
+        index=pd.Index(line_numbers, name=LINE_INDEX),
     )
 
 
@@ -108,29 +117,55 @@ class FeatureValues:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def import_csv(self, source: str | Path | IO[str]) -> ImportSummary:
-        return self.import_frame(parse_feature_csv(source))
+    def import_csv(
+        self, source: str | Path | IO[str], *, sampling_period: timedelta | None = None
+    ) -> ImportSummary:
+        """`import_frame` of `parse_feature_csv`; errors name lines of the file."""
+        return self.import_frame(parse_feature_csv(source), sampling_period=sampling_period)
 
-    def import_frame(self, frame: pd.DataFrame) -> ImportSummary:
+    def import_frame(
+        self, frame: pd.DataFrame, *, sampling_period: timedelta | None = None
+    ) -> ImportSummary:
         """Upserts values (object, feature, timestamp, value) in one transaction: unknown
         objects and features are created, an existing (object, feature, timestamp) gets the
-        new value, so importing the same rows again changes nothing. Of duplicate rows the last
-        wins; naive timestamps are UTC, aware ones are converted to UTC; NaN is "no data"."""
+        new value, so importing the same rows again changes nothing. Naive timestamps are UTC,
+        aware ones are converted to UTC; NaN is "no data".
+
+        New features get `sampling_period` (default 10 minutes); with `sampling_period` given,
+        a feature that exists with another period is refused. Rows with the same object,
+        feature and timestamp but different values are refused (identical ones are stored
+        once), and so are infinite values. A refusal (`ImportFailed`, naming the row, or the
+        line of a frame from `parse_feature_csv`) writes nothing."""
         if frame.empty:
             return ImportSummary(rows=0)
+        seconds = None if sampling_period is None else sampling_period_seconds(sampling_period)
         object_codes, object_names = _codes(frame["object"], "object name")
         feature_codes, feature_names = _codes(frame["feature"], "feature name")
         micros = _utc_microseconds(frame["timestamp"])
         values = frame["value"].to_numpy(dtype="float64", na_value=np.nan)
+        infinite = np.flatnonzero(np.isinf(values))
+        if infinite.size:
+            position = int(infinite[0])
+            raise ImportFailed(f"{_row_name(frame, position)}: bad number {values[position]}")
         with begin(self.engine) as connection:
             object_ids, new_objects = ensure_named(connection, OBJECTS, object_names)
-            feature_ids, new_features = ensure_named(connection, FEATURES, feature_names)
-            rows = _unique_rows_in_key_order(
-                _ids_of(object_names, object_ids)[object_codes],
-                _ids_of(feature_names, feature_ids)[feature_codes],
-                micros,
-                values,
+            feature_ids, new_features = ensure_named(
+                connection,
+                FEATURES,
+                feature_names,
+                None if seconds is None else {"sampling_period_seconds": seconds},
             )
+            if seconds is not None:
+                _check_sampling_periods(connection, set(feature_names) - set(new_features), seconds)
+            try:
+                rows = _unique_rows_in_key_order(
+                    _ids_of(object_names, object_ids)[object_codes],
+                    _ids_of(feature_names, feature_ids)[feature_codes],
+                    micros,
+                    values,
+                )
+            except _ConflictingDuplicate as conflict:
+                raise ImportFailed(_describe_conflict(frame, micros, values, conflict)) from None
             if connection.dialect.name == "postgresql":
                 _copy_upsert_postgresql(connection, rows)
             else:
@@ -220,25 +255,87 @@ def _utc_microseconds(timestamps: pd.Series) -> np.ndarray:
     return index.asi8
 
 
+class _ConflictingDuplicate(Exception):
+    """Two rows share a key but not a value: `row` and the `earlier` one (positions)."""
+
+    def __init__(self, row: int, earlier: int) -> None:
+        super().__init__(row, earlier)
+        self.row = row
+        self.earlier = earlier
+
+
 def _unique_rows_in_key_order(
     object_id: np.ndarray, feature_id: np.ndarray, micros: np.ndarray, value: np.ndarray
 ) -> _Rows:
-    """Sorts by key and keeps the last of duplicate rows. Writing in index order keeps the
-    primary key's B-tree inserts local; input that is already sorted costs one pass."""
+    """Sorts by key and keeps one of duplicate rows, which must agree (NaN agrees with NaN):
+    otherwise `_ConflictingDuplicate` names the first row, in input order, whose value differs
+    from an earlier row's. Writing in index order keeps the primary key's B-tree inserts local;
+    input that is already sorted costs one pass."""
     after = (object_id[1:], feature_id[1:], micros[1:])
     before = (object_id[:-1], feature_id[:-1], micros[:-1])
     if not _strictly_increasing(after, before):
         order = np.lexsort((micros, feature_id, object_id))  # stable: equal keys keep order
         object_id, feature_id, micros = object_id[order], feature_id[order], micros[order]
-        last = np.ones(len(order), dtype=bool)
-        last[:-1] = (
-            (object_id[1:] != object_id[:-1])
-            | (feature_id[1:] != feature_id[:-1])
-            | (micros[1:] != micros[:-1])
+        value = value[order]
+        repeated = (
+            (object_id[1:] == object_id[:-1])
+            & (feature_id[1:] == feature_id[:-1])
+            & (micros[1:] == micros[:-1])
         )
-        object_id, feature_id, micros = object_id[last], feature_id[last], micros[last]
-        value = value[order][last]
+        # Within a key, rows keep their input order, so the first value that differs from its
+        # predecessor is the first that differs from any earlier row of that key.
+        later, earlier = value[1:], value[:-1]
+        differs = repeated & (later != earlier) & ~(np.isnan(later) & np.isnan(earlier))
+        if differs.any():
+            rows = order[1:][differs]
+            first = int(np.argmin(rows))
+            raise _ConflictingDuplicate(int(rows[first]), int(order[:-1][differs][first]))
+        kept = np.ones(len(order), dtype=bool)
+        kept[:-1] = ~repeated
+        object_id, feature_id, micros = object_id[kept], feature_id[kept], micros[kept]
+        value = value[kept]
     return _Rows(object_id=object_id, feature_id=feature_id, micros=micros, value=value)
+
+
+def _row_name(frame: pd.DataFrame, position: int) -> str:
+    """How an error names a row: its line in the file for `parse_feature_csv`'s frames."""
+    if frame.index.name == LINE_INDEX:
+        return f"line {frame.index[position]}"
+    return f"row {position}"
+
+
+def _describe_conflict(
+    frame: pd.DataFrame, micros: np.ndarray, values: np.ndarray, conflict: _ConflictingDuplicate
+) -> str:
+    row, earlier = conflict.row, conflict.earlier
+    timestamp = (_EPOCH + timedelta(microseconds=int(micros[row]))).isoformat()
+    key = f"{frame['object'].iloc[row]!r}, {frame['feature'].iloc[row]!r}, {timestamp}"
+    return (
+        f"{_row_name(frame, row)}: duplicate of {_row_name(frame, earlier)} ({key}) with "
+        f"another value: {_shown(values[row])} instead of {_shown(values[earlier])}"
+    )
+
+
+def _shown(value: float) -> str:
+    return "no value" if np.isnan(value) else f"{value:g}"
+
+
+def _check_sampling_periods(connection: Connection, names: set[str], seconds: int) -> None:
+    """Refuses, naming the first by name, an existing feature whose period is not `seconds`."""
+    if not names:
+        return
+    other = connection.execute(
+        sa.select(FEATURES.c.name, FEATURES.c.sampling_period_seconds)
+        .where(FEATURES.c.name.in_(sorted(names)))
+        .where(FEATURES.c.sampling_period_seconds != seconds)
+        .order_by(FEATURES.c.name)
+        .limit(1)
+    ).first()
+    if other is not None:
+        raise ImportFailed(
+            f"feature {other.name!r} has a sampling period of {other.sampling_period_seconds} s, "
+            f"not {seconds} s (change it with features set-period)"
+        )
 
 
 def _strictly_increasing(after: tuple[np.ndarray, ...], before: tuple[np.ndarray, ...]) -> bool:

@@ -97,6 +97,17 @@ class Feature:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FeatureOverview:
+    """A feature and what is stored of it."""
+
+    feature: Feature
+    objects: int
+    samples: int
+    first: datetime | None
+    last: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class AlarmDefinition:
     id: int
     name: str

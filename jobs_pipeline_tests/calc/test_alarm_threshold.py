@@ -253,26 +253,91 @@ def test_occurrence_ends_at_a_gap_not_at_the_period_end() -> None:
     assert found(alarm(">", 5), values, period(0, 60)) == [(10, 30, 9.0)]
 
 
-def test_off_grid_samples_are_ignored() -> None:
-    # 00:13 lies between grid slots: it neither violates nor interrupts 00:10 -> 00:20.
-    stamps = [at(0), at(10), at(13), at(20), at(33)]
-    index = pd.DatetimeIndex(stamps, dtype="datetime64[us, UTC]")
-    values = pd.Series([9.0, 9.0, 0.0, 9.0, 9.0], index=index)
-
-    assert found(alarm(">", 5), values) == [(0, 30, 9.0)]
+# Timestamps off the grid --------------------------------------------------------------------
 
 
-def test_series_entirely_off_the_grid_has_no_occurrences() -> None:
-    assert found(alarm(">", 5), series([9.0, 9.0, 9.0], start=5)) == []
+def stamped(minutes: Sequence[float], values: Sequence[float]) -> pd.Series:
+    """Samples at the given minutes after T0 (any minute, not only a 10-minute grid)."""
+    index = pd.DatetimeIndex([at(m) for m in minutes], dtype="datetime64[us, UTC]")
+    return pd.Series(values, index=index, dtype="float64")
+
+
+def test_offset_grid_counts_every_sample() -> None:
+    # 10-minute samples at :05, :15, ...: each covers ten minutes from its own stamp.
+    values = series([0.0, 9.0, 9.0, 0.0, 9.0, 9.0, 9.0], start=5)
+
+    assert found(alarm(">", 5), values) == [(15, 35, 9.0), (45, 75, 9.0)]
+
+
+def test_jittered_samples_cover_up_to_the_next_one() -> None:
+    # Stamps a few tens of seconds off the 10-minute grid.
+    minutes = [0.5, 10.25, 19.75, 30.6, 40.0, 49.5]
+    values = stamped(minutes, [0.0, 9.0, 8.0, 7.0, 0.0, 6.0])
+
+    assert found(alarm(">", 5), values) == [(10.25, 40.0, 9.0), (49.5, 59.5, 6.0)]
+
+
+def test_a_hole_of_exactly_one_and_a_half_periods_is_contiguous() -> None:
+    values = stamped([0, 10, 25, 35], [0.0, 9.0, 9.0, 0.0])
+
+    assert found(alarm(">", 5), values) == [(10, 35, 9.0)]
+
+
+def test_a_hole_just_over_one_and_a_half_periods_is_a_gap() -> None:
+    values = stamped([0, 10, 25 + 1 / 60_000_000, 35], [0.0, 9.0, 9.0, 0.0])
+
+    [first, second] = alarm(">", 5).find_occurrences(values, period(0, 60))
+    assert (first.start, first.end) == (at(10), at(20))
+    assert second.start == at(25) + timedelta(microseconds=1)
+    assert second.end == at(35)
+
+
+def test_a_gap_ends_the_occurrence_one_period_after_its_last_sample() -> None:
+    # Hysteresis does not bridge a gap: the sample after it must violate again to start anew.
+    values = stamped([0, 10, 40, 47], [9.0, 6.0, 6.0, 9.0])
+    rule = alarm(">", 8, clear_threshold=4)
+
+    assert found(rule, values) == [(0, 20, 9.0), (47, 57, 9.0)]
+
+
+def test_a_period_end_between_two_samples_clips_the_occurrence() -> None:
+    values = stamped([0, 7, 16, 26, 37], [0.0, 9.0, 9.0, 9.0, 9.0])
+
+    # Before 37 the sample at 26 is the last one read: it covers one period, to 36.
+    assert found(alarm(">", 5), values, period(0, 30)) == [(7, 30, 9.0)]
+    assert found(alarm(">", 5), values, period(0, 33)) == [(7, 33, 9.0)]
+    assert found(alarm(">", 5), values, period(3, 37)) == [(7, 36, 9.0)]
+    # With 37 read, 26 covers up to it.
+    assert found(alarm(">", 5), values, period(0, 40)) == [(7, 40, 9.0)]
+    # Starting between samples: the first sample read is the one at 7.
+    assert found(alarm(">", 5), values, period(1, 20)) == [(7, 20, 9.0)]
+
+
+def test_samples_denser_than_the_sampling_period() -> None:
+    # Every 2 minutes against a 10-minute sampling period: each covers up to the next one.
+    values = series([0.0, 9.0, 9.0, 9.0, 0.0, 9.0, 0.0], step=2)
+
+    assert found(alarm(">", 5), values) == [(2, 8, 9.0), (10, 12, 9.0)]
+    rule = alarm(">", 5, min_duration=timedelta(minutes=5))
+    assert found(rule, values) == [(2, 8, 9.0)]
+
+
+def test_irregular_spacing_with_holes() -> None:
+    # One to fourteen minutes apart; 14 > 1.5 x 9 is a gap for a 9-minute sampling period.
+    minutes = [0, 1, 5, 19, 20, 33, 45]
+    values = stamped(minutes, [9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0])
+    rule = alarm(">", 5, sampling_period=timedelta(minutes=9))
+
+    assert found(rule, values) == [(0, 14, 9.0), (19, 54, 9.0)]
 
 
 def test_grid_follows_the_sampling_period() -> None:
     hourly = series([9.0, 9.0, 0.0, 9.0], start=0, step=60)
-    hourly_off_grid = series([9.0, 9.0], start=30, step=60)
+    hourly_off_the_hour = series([9.0, 9.0], start=30, step=60)
     rule = alarm(">", 5, sampling_period=timedelta(hours=1))
 
     assert found(rule, hourly) == [(0, 120, 9.0), (180, 240, 9.0)]
-    assert found(rule, hourly_off_grid) == []
+    assert found(rule, hourly_off_the_hour) == [(30, 150, 9.0)]
 
 
 # Period --------------------------------------------------------------------------------------

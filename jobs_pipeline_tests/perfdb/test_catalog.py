@@ -6,12 +6,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError, NotFound
-from jobs_pipeline.perfdb.records import AlarmOccurrence
+from jobs_pipeline.perfdb.records import AlarmOccurrence, Feature
 
 NASTY_NAMES = (
     "x'; DROP TABLE objects; --",
@@ -20,6 +21,7 @@ NASTY_NAMES = (
     "percent%_under",
     "Ünïcødé 風車",
 )
+MINUTE = timedelta(minutes=1)
 
 
 def at(hour: int, minute: int = 0) -> datetime:
@@ -75,6 +77,64 @@ def test_ensure_feature_defaults_to_ten_minutes_and_keeps_an_existing_definition
     assert perfdb.catalog.list_features() == [power, wind]
     with pytest.raises(NotFound, match="unknown feature 'rotor'"):
         perfdb.catalog.get_feature("rotor")
+
+
+def test_set_sampling_period_changes_only_that_feature(perfdb: PerfDB) -> None:
+    power = perfdb.catalog.ensure_feature("active_power", unit="kW")
+    wind = perfdb.catalog.ensure_feature("wind_speed")
+
+    before, after = perfdb.catalog.set_sampling_period("active_power", timedelta(seconds=60))
+
+    assert before == power
+    assert after == Feature(id=power.id, name="active_power", unit="kW", sampling_period=MINUTE)
+    assert perfdb.catalog.list_features() == [after, wind]
+
+
+@pytest.mark.parametrize("seconds", [0, -60, 1.5])
+def test_sampling_periods_are_positive_whole_seconds(perfdb: PerfDB, seconds: float) -> None:
+    perfdb.catalog.ensure_feature("active_power")
+    period = timedelta(seconds=seconds)
+
+    with pytest.raises(InputError, match="positive whole number of seconds"):
+        perfdb.catalog.set_sampling_period("active_power", period)
+    with pytest.raises(InputError, match="positive whole number of seconds"):
+        perfdb.catalog.ensure_feature("wind_speed", sampling_period=period)
+
+    assert [f.sampling_period for f in perfdb.catalog.list_features()] == [10 * MINUTE]
+    with pytest.raises(NotFound, match="unknown feature 'rotor'"):
+        perfdb.catalog.set_sampling_period("rotor", MINUTE)
+
+
+def test_feature_overview_counts_objects_and_samples_and_spans_them(perfdb: PerfDB) -> None:
+    perfdb.values.import_frame(
+        pd.DataFrame(
+            {
+                "object": ["B", "A", "A", "A"],
+                "feature": ["power", "power", "power", "wind"],
+                "timestamp": [at(3), at(1), at(2, 30), at(0)],
+                "value": [1.0, None, 2.0, 3.0],
+            }
+        )
+    )
+    perfdb.catalog.ensure_feature("pitch", unit="deg", sampling_period=MINUTE)
+
+    overview = perfdb.catalog.feature_overview()
+
+    assert [
+        (o.feature.name, o.feature.unit, o.feature.sampling_period, o.objects, o.samples)
+        for o in overview
+    ] == [
+        ("pitch", "deg", MINUTE, 0, 0),
+        ("power", "", 10 * MINUTE, 2, 3),
+        ("wind", "", 10 * MINUTE, 1, 1),
+    ]
+    assert [(o.first, o.last) for o in overview] == [
+        (None, None),
+        (at(1), at(3)),
+        (at(0), at(0)),
+    ]
+    assert overview[1].first is not None
+    assert overview[1].first.tzinfo is not None
 
 
 # --- alarm definitions -----------------------------------------------------------------------

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.errors import ImportFailed
+from jobs_pipeline.perfdb.errors import ImportFailed, InputError
+from jobs_pipeline.perfdb.feature_values import parse_feature_csv
 
 HEADER = "object,feature,timestamp,value\n"
 
@@ -101,12 +102,12 @@ def test_timestamps_with_z_offsets_or_none_are_utc_instants(perfdb: PerfDB) -> N
             "A,p,2024-01-01 00:20:00,3",
             "A,p,2023-12-31T19:30:00-05:00,4",
             "A,p,2024-01-01T00:40:00.250000Z,5",
-            "A,p,2024-01-01,6",
+            "A,p,2024-01-01,1",
         )
     )
 
     assert [(timestamp, value) for _, _, timestamp, value in stored(perfdb)] == [
-        (at(0), 6.0),  # the bare date is midnight UTC, the same instant as line 2: last wins
+        (at(0), 1.0),  # the bare date is midnight UTC, the same instant (and value) as line 2
         (at(0, 10), 2.0),
         (at(0, 20), 3.0),
         (at(0, 30), 4.0),
@@ -157,22 +158,116 @@ def test_reimporting_the_same_rows_is_idempotent_and_new_values_replace_old(
     }
 
 
-def test_duplicate_rows_in_one_file_keep_the_last(perfdb: PerfDB) -> None:
+def test_identical_duplicate_rows_are_stored_once(perfdb: PerfDB) -> None:
     summary = perfdb.values.import_csv(
         csv(
             "A,p,2024-01-01T00:10:00Z,1",
-            "A,p,2024-01-01T00:00:00Z,2",
-            "A,p,2024-01-01T01:10:00+01:00,3",
+            "A,p,2024-01-01T00:00:00Z,",
+            "A,p,2024-01-01T01:10:00+01:00,1.0",
             "B,p,2024-01-01T00:00:00Z,4",
+            "A,p,2024-01-01T00:00:00Z,NaN",
         )
     )
 
     assert summary.rows == 3
     assert [(o, t, v) for o, _, t, v in stored(perfdb)] == [
-        ("A", at(0), 2.0),
-        ("A", at(0, 10), 3.0),
+        ("A", at(0), None),
+        ("A", at(0, 10), 1.0),
         ("B", at(0), 4.0),
     ]
+
+
+def test_duplicate_rows_with_different_values_refuse_the_whole_file(perfdb: PerfDB) -> None:
+    perfdb.values.import_csv(csv("OLD,p,2024-01-01T00:00:00Z,1"))
+    before = stored(perfdb), counts(perfdb)
+    lines = [
+        "A,p,2024-01-01T00:10:00Z,1",
+        "B,p,2024-01-01T00:00:00Z,4",
+        "A,q,2024-01-01T00:10:00Z,7",
+        "A,p,2024-01-01T01:10:00+01:00,1",  # the same as line 2
+        "B,p,2024-01-01T00:00:00Z,",  # differs from line 3
+        "A,p,2024-01-01T00:10:00Z,3",  # differs from lines 2 and 5, but comes later
+    ]
+
+    with pytest.raises(ImportFailed) as info:
+        perfdb.values.import_csv(csv(*lines))
+
+    assert str(info.value) == (
+        "line 6: duplicate of line 3 ('B', 'p', 2024-01-01T00:00:00+00:00) with another value: "
+        "no value instead of 4"
+    )
+    assert (stored(perfdb), counts(perfdb)) == before
+
+
+def test_duplicate_rows_of_a_frame_are_named_by_position(perfdb: PerfDB) -> None:
+    frame = pd.DataFrame(
+        {
+            "object": ["A", "A", "A"],
+            "feature": ["p", "p", "p"],
+            "timestamp": [at(0), at(0, 10), at(0)],
+            "value": [1.0, 2.0, 1.5],
+        }
+    )
+
+    with pytest.raises(ImportFailed, match=r"^row 2: duplicate of row 0 \('A', 'p', "):
+        perfdb.values.import_frame(frame)
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
+
+
+def test_infinite_values_of_a_frame_are_refused(perfdb: PerfDB) -> None:
+    frame = pd.DataFrame(
+        {"object": ["A", "A"], "feature": ["p", "p"], "timestamp": [at(0), at(1)]}
+    ).assign(value=[1.0, -np.inf])
+
+    with pytest.raises(ImportFailed, match=r"^row 1: bad number -inf$"):
+        perfdb.values.import_frame(frame)
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
+
+
+def test_new_features_get_the_sampling_period_given_existing_ones_must_have_it(
+    perfdb: PerfDB,
+) -> None:
+    perfdb.values.import_csv(csv("A,old,2024-01-01T00:00:00Z,1"))
+
+    summary = perfdb.values.import_csv(
+        csv("A,fast,2024-01-01T00:00:00Z,1"), sampling_period=timedelta(seconds=60)
+    )
+    with pytest.raises(ImportFailed) as info:
+        perfdb.values.import_csv(
+            csv("A,old,2024-01-01T00:10:00Z,2", "A,new,2024-01-01T00:00:00Z,1"),
+            sampling_period=timedelta(seconds=60),
+        )
+    again = perfdb.values.import_csv(
+        csv("A,fast,2024-01-01T00:01:00Z,2"), sampling_period=timedelta(seconds=60)
+    )
+
+    assert summary.features_created == ["fast"]
+    assert str(info.value) == (
+        "feature 'old' has a sampling period of 600 s, not 60 s "
+        "(change it with features set-period)"
+    )
+    assert again.rows == 1
+    periods = {f.name: f.sampling_period for f in perfdb.catalog.list_features()}
+    assert periods == {"fast": timedelta(minutes=1), "old": timedelta(minutes=10)}
+    assert counts(perfdb) == {"objects": 1, "features": 2, "feature_values": 3}
+
+
+@pytest.mark.parametrize("seconds", [0, -600, 0.5])
+def test_a_sampling_period_that_is_not_whole_positive_seconds_is_refused(
+    perfdb: PerfDB, seconds: float
+) -> None:
+    with pytest.raises(InputError, match="positive whole number of seconds"):
+        perfdb.values.import_csv(
+            csv("A,p,2024-01-01T00:00:00Z,1"), sampling_period=timedelta(seconds=seconds)
+        )
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
+
+
+def test_a_parsed_file_is_indexed_by_line(perfdb: PerfDB) -> None:
+    frame = parse_feature_csv(csv("A,p,2024-01-01T00:00:00Z,1", "", "B,p,2024-01-01T00:00Z,2"))
+
+    assert frame.index.tolist() == [2, 4]
+    assert frame["timestamp"].tolist() == [pd.Timestamp(at(0))] * 2
 
 
 BAD_FILES = {
