@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
 from sqlalchemy.engine import Connection
 
 from jobs_pipeline.calc import (
@@ -15,12 +17,12 @@ from jobs_pipeline.calc import (
 )
 from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput
 from jobs_pipeline.jobs.registry import register
-from jobs_pipeline.jobs.settings import min_coverage_percent
+from jobs_pipeline.jobs.settings import min_coverage_percent, step_pictures
 from jobs_pipeline.jobs.step_details import data_quality_details
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InvalidParameters
 from jobs_pipeline.perfdb.occurrences import replace_occurrences
-from jobs_pipeline.perfdb.records import AlarmDefinition
+from jobs_pipeline.perfdb.records import AlarmDefinition, Step
 
 PARAMETERS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -178,4 +180,28 @@ class JobAlarmCalc(JobInstance):
             },
             note=quality.low_coverage_note(min_coverage),
             write=write,
+            picture=self._picture(step, alarm, values, spans) if step_pictures() else None,
         )
+
+    def _picture(
+        self, step: Step, alarm: AlarmDefinition, values: pd.Series, spans: Sequence[Any]
+    ) -> Callable[[], bytes]:
+        from jobs_pipeline.report import AlarmTimeline, alarm_timeline_png
+
+        timeline = AlarmTimeline(
+            object_name=step.object_name,
+            alarm_id=alarm.id,
+            alarm_name=alarm.name,
+            feature=alarm.feature.name,
+            unit=alarm.feature.unit,
+            operator=alarm.operator,
+            threshold=alarm.threshold,
+            clear_threshold=alarm.clear_threshold,
+            sampling_period=alarm.feature.sampling_period,
+            start=self._period.start,
+            end=self._period.end,
+            values=values,
+            occurrences=[(span[0], span[1]) for span in spans],
+        )
+        # Small: a run of thousands of steps keeps its event log light.
+        return lambda: alarm_timeline_png(timeline, width=7.0, height=2.6, dpi=72)

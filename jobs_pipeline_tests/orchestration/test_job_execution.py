@@ -474,3 +474,31 @@ def test_a_step_op_retries_a_lost_connection_and_finishes(
     assert after.state == JobState.FINISHED
     step = seeded_db.queue.get_step(calls[0])
     assert (step.state, step.attempts) == (JobState.FINISHED, 2)  # restarted by its own run
+
+
+def test_with_step_pictures_on_each_step_op_carries_its_alarm_timeline(
+    seeded_db: PerfDB,
+    perfdb_url: str,
+    dagster_instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBS_PIPELINE_STEP_PICTURES", "1")
+    job = alarm_job(seeded_db, WITH_DATA[:1])
+
+    result = execute(job.id, perfdb_url, dagster_instance)
+
+    assert result.success
+    for step in seeded_db.queue.get_steps(job.id):
+        metadata = output_metadata(result, op_key(step))
+        assert_inline_png(metadata["timeline"])
+        assert metadata["timeline"].startswith(f"![step {step.id} timeline]")
+
+
+def test_without_the_setting_steps_draw_nothing(
+    seeded_db: PerfDB, perfdb_url: str, dagster_instance: dg.DagsterInstance
+) -> None:
+    job = alarm_job(seeded_db, WITH_DATA[:1])
+    result = execute(job.id, perfdb_url, dagster_instance)
+    assert result.success
+    step = seeded_db.queue.get_steps(job.id)[0]
+    assert "timeline" not in output_metadata(result, op_key(step))
