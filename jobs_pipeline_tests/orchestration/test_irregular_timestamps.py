@@ -14,8 +14,8 @@ import pytest
 from jobs_pipeline.definitions import defs
 from jobs_pipeline.jobs import create_job
 from jobs_pipeline.jobs.step_details import SHOWN_DETAILS
+from jobs_pipeline.orchestration.mapping_keys import mapping_key
 from jobs_pipeline.orchestration.resources import PerfDBResource
-from jobs_pipeline.orchestration.run_state import mapping_key
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests import irregular_features as data
