@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 from playwright.sync_api import Page, sync_playwright
@@ -18,6 +19,15 @@ def latest_run(status: dg.DagsterRunStatus) -> dg.DagsterRun | None:
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(dg.RunsFilter(job_name="perfdb_job", statuses=[status]), limit=1)
     return runs[0] if runs else None
+
+
+def first_step_op(run: dg.DagsterRun) -> str | None:
+    """The step key of the run's first step op, e.g. `run_step[s3_LAN_01_1001]`."""
+    with dg.DagsterInstance.get() as instance:
+        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS):
+            if entry.step_key and entry.step_key.startswith("run_step["):
+                return entry.step_key
+    return None
 
 
 def dismiss_dialogs(page: Page) -> None:
@@ -55,12 +65,14 @@ def main() -> None:
             base = f"{ui}/runs/{finished.run_id}"
             shoot(page, base, out / "finished-run-summary.png")
             shoot(page, base, out / "finished-run-fleet.png", markdown="fleet")
-            shoot(
-                page,
-                f"{base}?logs=query%3Arun_step",
-                out / "step-timeline.png",
-                markdown="timeline",
-            )
+            step_key = first_step_op(finished)
+            if step_key is not None:
+                shoot(
+                    page,
+                    f"{base}?logs={quote(f'step:{step_key}')}",
+                    out / "step-timeline.png",
+                    markdown="timeline",
+                )
         failed = latest_run(dg.DagsterRunStatus.FAILURE)
         if failed is not None:
             base = f"{ui}/runs/{failed.run_id}"
