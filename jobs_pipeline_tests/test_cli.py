@@ -904,6 +904,7 @@ def test_filters_naming_nothing_are_refused(
     cli.rejects("alarms", "list", "--object", "NOPE", naming="unknown object names: 'NOPE'")
     cli.rejects("alarms", "list", "--alarm", "999", naming="unknown alarm ids: 999")
     cli.rejects("job", "list", "--state", "done", naming="unknown state 'done'")
+    cli.rejects("job", "list", "--type", "Nope", naming="unknown job type 'Nope' (known: ")
 
 
 def test_job_types_prints_each_type_with_its_schema(cli: Cli) -> None:
