@@ -118,7 +118,7 @@ def _batch_frame(batch: pa.RecordBatch, first_row: int) -> pd.DataFrame:
     return pd.DataFrame(
         {
             **names,
-            "timestamp": timestamps.to_pandas(),
+            "timestamp": timestamps.to_pandas().array,
             "value": values,
         },
         index=pd.RangeIndex(first_row, first_row + batch.num_rows, name=ROW_INDEX),
@@ -169,7 +169,7 @@ def _parquet_frame(batch: pa.RecordBatch, first_row: int) -> pd.DataFrame:
         if column.null_count:
             _refuse(np.asarray(column.is_null()), rows, f"empty {name} name", None)
         frame[name] = _stripped_parquet_names(column.cast(pa.string()), rows, name)
-    frame["timestamp"] = _parquet_timestamps(time_column, rows)
+    frame["timestamp"] = _parquet_timestamps(time_column, rows).array
     frame["value"] = _parquet_values(value_column, rows)
     return pd.DataFrame(frame, index=pd.Index(rows, name=ROW_INDEX))
 
