@@ -186,12 +186,13 @@ def _stripped_parquet_names(column: pa.Array, rows: np.ndarray, what: str) -> pd
 
 
 def _parquet_timestamps(column: pa.Array, rows: np.ndarray) -> pd.Series:
+    text: pd.Series | None
     if pa.types.is_timestamp(column.type):
         stamps = pd.Series(column.to_pandas())
         stamps = (
             stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
         )
-        text = stamps.astype(str)
+        text = None  # a missing timestamp has no text to show
     else:
         text = pd.Series(column.cast(pa.string()).to_pandas())
         stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
