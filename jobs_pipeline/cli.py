@@ -13,10 +13,13 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from jobs_pipeline.perfdb.errors import InputError, PerfDBError
 from jobs_pipeline.perfdb.states import JobState
+
+if TYPE_CHECKING:
+    from jobs_pipeline.perfdb.records import ImportSummary
 
 ACTOR = "cli"
 
@@ -255,7 +258,12 @@ def cmd_features_import(args: argparse.Namespace) -> None:
             period = args.sampling_period or DEFAULT_SAMPLING_PERIOD
             created += f", sampling period {_seconds_text(period)}"
         created += ")"
-    print(f"imported {summary.rows} values from {args.file}{created}")
+    print(f"imported {summary.rows} values from {args.file}: {_news(summary)}{created}")
+
+
+def _news(summary: ImportSummary) -> str:
+    changed = f", {summary.changed_values} changed" if summary.changed_values else ""
+    return f"{summary.new_values} new{changed}"
 
 
 def cmd_features_list(args: argparse.Namespace) -> None:
@@ -711,8 +719,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     features = groups.add_parser("features", help="measured features").add_subparsers(
         dest="command", required=True
     )
-    feature_import = features.add_parser("import", help="import object,feature,timestamp,value")
-    feature_import.add_argument("file", metavar="FILE.csv")
+    feature_import = features.add_parser(
+        "import", help="import object,feature,timestamp,value from CSV or Parquet (streamed)"
+    )
+    feature_import.add_argument("file", metavar="FILE.csv|FILE.parquet")
     feature_import.add_argument(
         "--sampling-period",
         type=_sampling_period("--sampling-period"),

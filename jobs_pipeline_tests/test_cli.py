@@ -199,9 +199,10 @@ def test_features_import_reports_what_it_imported(cli: Cli, perfdb: PerfDB, tmp_
     again = cli.ok("features", "import", path)
 
     assert first.out == (
-        f"imported 3 values from {path} (new objects: 2, new features: 1, sampling period 600 s)\n"
+        f"imported 3 values from {path}: 3 new "
+        "(new objects: 2, new features: 1, sampling period 600 s)\n"
     )
-    assert again.out == f"imported 3 values from {path}\n"
+    assert again.out == f"imported 3 values from {path}: 0 new\n"
     assert snapshot(perfdb)["feature_values"] == 3
 
 
@@ -788,7 +789,7 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
     )
 
     assert (upgraded.returncode, upgraded.stderr) == (0, "")
-    assert upgraded.stdout.rstrip().endswith("created the schema (revision 0002)")
+    assert upgraded.stdout.rstrip().endswith("created the schema (revision 0003)")
     assert (missing.returncode, missing.stdout, missing.stderr) == (
         2,
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,30 +21,60 @@ from jobs_pipeline.perfdb.catalog import (
 )
 from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.errors import ImportFailed
+from jobs_pipeline.perfdb.feature_files import (
+    CSV_COLUMNS,
+    ROW_INDEX,
+    check_columns,
+    fast_csv_chunks,
+    is_parquet,
+    parquet_chunks,
+)
 from jobs_pipeline.perfdb.models import FeatureValueRow, table_of
 from jobs_pipeline.perfdb.records import ImportSummary
 from jobs_pipeline.perfdb.types import UTCDateTime
 
 VALUES = table_of(FeatureValueRow)
-CSV_COLUMNS = ("object", "feature", "timestamp", "value")
 _MISSING_VALUE_TEXT = frozenset({"", "nan"})
 LINE_INDEX = "line"
+# Rows per chunk of a streamed import: some 100 MB of memory at most.
+CHUNK_ROWS = 400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_feature_csv(source: str | Path | IO[str]) -> pd.DataFrame:
-    """Reads and checks a feature CSV (columns object, feature, timestamp, value).
+    """Reads and checks a whole feature CSV (columns object, feature, timestamp, value).
 
     Returns a frame with `object` and `feature` as strings, `timestamp` as UTC datetimes and
     `value` as float with NaN for "no data" (an empty cell or `NaN`), indexed by line number in
     the file (an index named "line", so that `import_frame` names lines). Raises `ImportFailed`
     naming the first bad line (line 1 is the header) or the missing columns.
     """
+    return pd.concat(list(_exact_csv_chunks(source, chunk_rows=None)))
+
+
+def _exact_csv_chunks(
+    source: str | Path | IO[str], *, chunk_rows: int | None
+) -> Iterator[pd.DataFrame]:
+    """The CSV in checked chunks indexed by line: slower than `_fast_csv_chunks`, but it names
+    the line of every problem (blank lines and all)."""
     try:
         # Blank lines are kept while reading so that positions stay line numbers.
-        frame = pd.read_csv(
-            source, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False
+        reader = pd.read_csv(
+            source,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            skip_blank_lines=False,
+            chunksize=chunk_rows,
         )
+        if chunk_rows is None:
+            yield _checked_csv_chunk(reader, 2)
+            return
+        first_line = 2
+        with reader:
+            for chunk in reader:
+                yield _checked_csv_chunk(chunk, first_line)
+                first_line += len(chunk)
     except FileNotFoundError:
         raise ImportFailed(f"no such file: {source}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -52,16 +83,15 @@ def parse_feature_csv(source: str | Path | IO[str]) -> pd.DataFrame:
         raise ImportFailed(
             "the CSV is empty: expected a header object,feature,timestamp,value"
         ) from None
+
+
+def _checked_csv_chunk(frame: pd.DataFrame, first_line: int) -> pd.DataFrame:
     frame.columns = [str(column).strip().lower() for column in frame.columns]
-    missing = [column for column in CSV_COLUMNS if column not in frame.columns]
-    if missing:
-        raise ImportFailed(
-            f"missing column(s) {', '.join(missing)}: expected {','.join(CSV_COLUMNS)}"
-        )
+    check_columns(list(frame.columns))
     blank = (frame.iloc[:, 0] == "").to_numpy(copy=True)
     if blank.any():
         blank[blank] = (frame.loc[blank] == "").all(axis=1).to_numpy()
-    line_numbers = (np.arange(len(frame)) + 2)[~blank]
+    line_numbers = (np.arange(len(frame)) + first_line)[~blank]
     frame = frame.loc[~blank, list(CSV_COLUMNS)].reset_index(drop=True)
 
     # Names are stripped once per distinct name, not once per line; the parsers below accept
@@ -118,10 +148,35 @@ class FeatureValues:
         self.engine = engine
 
     def import_csv(
-        self, source: str | Path | IO[str], *, sampling_period: timedelta | None = None
+        self,
+        source: str | Path | IO[str],
+        *,
+        sampling_period: timedelta | None = None,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> ImportSummary:
-        """`import_frame` of `parse_feature_csv`; errors name lines of the file."""
-        return self.import_frame(parse_feature_csv(source), sampling_period=sampling_period)
+        """Imports a CSV or (by its suffix) Parquet file in chunks of about `chunk_rows`, in one
+        transaction: memory stays bounded whatever the file's size, and a refusal anywhere
+        (`ImportFailed` naming the line, or the row of a Parquet file) writes nothing. A
+        well-formed CSV file is parsed by pyarrow; a refused one is read again by the exact
+        parser, which names the line."""
+        if is_parquet(source):
+            path = Path(source)  # type: ignore[arg-type]
+            return self.import_chunks(
+                parquet_chunks(path, batch_rows=chunk_rows), sampling_period=sampling_period
+            )
+        if isinstance(source, str | Path):
+            path = Path(source)
+            try:
+                return self.import_chunks(
+                    fast_csv_chunks(path, block_bytes=max(chunk_rows * 40, 1024)),
+                    sampling_period=sampling_period,
+                )
+            except ImportFailed as fast_error:
+                if "no such file" in str(fast_error) or "missing column" in str(fast_error):
+                    raise
+        return self.import_chunks(
+            _exact_csv_chunks(source, chunk_rows=chunk_rows), sampling_period=sampling_period
+        )
 
     def import_frame(
         self, frame: pd.DataFrame, *, sampling_period: timedelta | None = None
@@ -136,43 +191,18 @@ class FeatureValues:
         feature and timestamp but different values are refused (identical ones are stored
         once), and so are infinite values. A refusal (`ImportFailed`, naming the row, or the
         line of a frame from `parse_feature_csv`) writes nothing."""
-        if frame.empty:
-            return ImportSummary(rows=0)
+        return self.import_chunks([frame], sampling_period=sampling_period)
+
+    def import_chunks(
+        self, chunks: Iterable[pd.DataFrame], *, sampling_period: timedelta | None = None
+    ) -> ImportSummary:
+        """`import_frame` of frames that together are one import, written as they come."""
         seconds = None if sampling_period is None else sampling_period_seconds(sampling_period)
-        object_codes, object_names = _codes(frame["object"], "object name")
-        feature_codes, feature_names = _codes(frame["feature"], "feature name")
-        micros = _utc_microseconds(frame["timestamp"])
-        values = frame["value"].to_numpy(dtype="float64", na_value=np.nan)
-        infinite = np.flatnonzero(np.isinf(values))
-        if infinite.size:
-            position = int(infinite[0])
-            raise ImportFailed(f"{_row_name(frame, position)}: bad number {values[position]}")
         with begin(self.engine) as connection:
-            object_ids, new_objects = ensure_named(connection, OBJECTS, object_names)
-            feature_ids, new_features = ensure_named(
-                connection,
-                FEATURES,
-                feature_names,
-                None if seconds is None else {"sampling_period_seconds": seconds},
-            )
-            if seconds is not None:
-                _check_sampling_periods(connection, set(feature_names) - set(new_features), seconds)
-            try:
-                rows = _unique_rows_in_key_order(
-                    _ids_of(object_names, object_ids)[object_codes],
-                    _ids_of(feature_names, feature_ids)[feature_codes],
-                    micros,
-                    values,
-                )
-            except _ConflictingDuplicate as conflict:
-                raise ImportFailed(_describe_conflict(frame, micros, values, conflict)) from None
-            if connection.dialect.name == "postgresql":
-                _copy_upsert_postgresql(connection, rows)
-            else:
-                _upsert_sqlite(connection, rows)
-        return ImportSummary(
-            rows=len(rows.micros), objects_created=new_objects, features_created=new_features
-        )
+            writer = _ImportWriter(connection, seconds)
+            for frame in chunks:
+                writer.add(frame)
+            return writer.finish()
 
     def read(self, object_id: int, feature_id: int, start: datetime, end: datetime) -> pd.Series:
         """The values of one object's feature with `start <= timestamp < end`, in time order,
@@ -235,6 +265,7 @@ class _Rows:
     feature_id: np.ndarray  # int64
     micros: np.ndarray  # int64 microseconds since 1970-01-01 UTC
     value: np.ndarray  # float64, NaN = no data
+    position: np.ndarray  # int64 row positions in the frame
 
 
 def _codes(names: pd.Series, what: str) -> tuple[np.ndarray, list[str]]:
@@ -267,6 +298,7 @@ class _ConflictingDuplicate(Exception):
 def _unique_rows_in_key_order(
     object_id: np.ndarray, feature_id: np.ndarray, micros: np.ndarray, value: np.ndarray
 ) -> _Rows:
+    position = np.arange(len(micros), dtype=np.int64)
     """Sorts by key and keeps one of duplicate rows, which must agree (NaN agrees with NaN):
     otherwise `_ConflictingDuplicate` names the first row, in input order, whose value differs
     from an earlier row's. Writing in index order keeps the primary key's B-tree inserts local;
@@ -276,7 +308,7 @@ def _unique_rows_in_key_order(
     if not _strictly_increasing(after, before):
         order = np.lexsort((micros, feature_id, object_id))  # stable: equal keys keep order
         object_id, feature_id, micros = object_id[order], feature_id[order], micros[order]
-        value = value[order]
+        value, position = value[order], position[order]
         repeated = (
             (object_id[1:] == object_id[:-1])
             & (feature_id[1:] == feature_id[:-1])
@@ -293,14 +325,16 @@ def _unique_rows_in_key_order(
         kept = np.ones(len(order), dtype=bool)
         kept[:-1] = ~repeated
         object_id, feature_id, micros = object_id[kept], feature_id[kept], micros[kept]
-        value = value[kept]
-    return _Rows(object_id=object_id, feature_id=feature_id, micros=micros, value=value)
+        value, position = value[kept], position[kept]
+    return _Rows(
+        object_id=object_id, feature_id=feature_id, micros=micros, value=value, position=position
+    )
 
 
 def _row_name(frame: pd.DataFrame, position: int) -> str:
     """How an error names a row: its line in the file for `parse_feature_csv`'s frames."""
-    if frame.index.name == LINE_INDEX:
-        return f"line {frame.index[position]}"
+    if frame.index.name in (LINE_INDEX, ROW_INDEX):
+        return f"{frame.index.name} {frame.index[position]}"
     return f"row {position}"
 
 
@@ -314,10 +348,6 @@ def _describe_conflict(
         f"{_row_name(frame, row)}: duplicate of {_row_name(frame, earlier)} ({key}) with "
         f"another value: {_shown(values[row])} instead of {_shown(values[earlier])}"
     )
-
-
-def _shown(value: float) -> str:
-    return "no value" if np.isnan(value) else f"{value:g}"
 
 
 def _check_sampling_periods(connection: Connection, names: set[str], seconds: int) -> None:
@@ -348,76 +378,396 @@ def _strictly_increasing(after: tuple[np.ndarray, ...], before: tuple[np.ndarray
 _PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01 UTC, the zero of a binary timestamptz
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension
 _COPY_TRAILER = b"\xff\xff"
-_COPY_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("object_id_size", ">i4"),
-        ("object_id", ">i4"),
-        ("feature_id_size", ">i4"),
-        ("feature_id", ">i4"),
-        ("timestamp_size", ">i4"),
-        ("timestamp", ">i8"),
-        ("value_size", ">i4"),
-        ("value", ">f8"),
-    ]
+_KEY_FIELDS = [
+    ("object_id_size", ">i4"),
+    ("object_id", ">i4"),
+    ("feature_id_size", ">i4"),
+    ("feature_id", ">i4"),
+    ("timestamp_size", ">i4"),
+    ("timestamp", ">i8"),
+    ("value_size", ">i4"),
+]
+# A row of feature_values, and one whose value is NULL (size -1, no bytes).
+_VALUE_ROW = np.dtype([("fields", ">i2"), *_KEY_FIELDS, ("value", ">f8")])
+_NULL_ROW = np.dtype([("fields", ">i2"), *_KEY_FIELDS])
+# A staged row: the value (NaN kept) and the row's line (or row) in the file.
+_STAGED_ROW = np.dtype(
+    [("fields", ">i2"), *_KEY_FIELDS, ("value", ">f8"), ("line_size", ">i4"), ("line", ">i8")]
 )
-_COPY_CHUNK_ROWS = 200_000
 
 
-def _copy_records(rows: _Rows) -> np.ndarray:
-    records = np.empty(len(rows.micros), dtype=_COPY_ROW)
-    records["fields"] = 4
+def _copy_records(rows: _Rows, dtype: np.dtype, selected: np.ndarray | slice) -> np.ndarray:
+    micros = rows.micros[selected]
+    records = np.empty(len(micros), dtype=dtype)
+    records["fields"] = len(dtype.names or ()) // 2
     records["object_id_size"] = 4
-    records["object_id"] = rows.object_id
+    records["object_id"] = rows.object_id[selected]
     records["feature_id_size"] = 4
-    records["feature_id"] = rows.feature_id
+    records["feature_id"] = rows.feature_id[selected]
     records["timestamp_size"] = 8
-    records["timestamp"] = rows.micros - _PG_EPOCH_MICROS
-    records["value_size"] = 8
-    records["value"] = rows.value  # NaN here, NULL once inserted (see below)
+    records["timestamp"] = micros - _PG_EPOCH_MICROS
+    if "value" in (dtype.names or ()):
+        records["value_size"] = 8
+        records["value"] = rows.value[selected]
+    else:
+        records["value_size"] = -1
     return records
 
 
-def _copy_upsert_postgresql(connection: Connection, rows: _Rows) -> None:
-    """Binary COPY into a temporary table, then one INSERT ... ON CONFLICT into the real one."""
-    records = _copy_records(rows)
-    driver_connection = connection.connection.driver_connection
-    with driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(
-            "CREATE TEMPORARY TABLE feature_values_import "
-            "(object_id integer, feature_id integer, timestamp timestamptz, value float8) "
-            "ON COMMIT DROP"
+def _copy_in(connection: Connection, statement: str, blocks: Iterable[np.ndarray]) -> None:
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor, cursor.copy(statement) as copy:
+        copy.write(_COPY_HEADER)
+        for records in blocks:
+            copy.write(records.tobytes())
+        copy.write(_COPY_TRAILER)
+
+
+@dataclass
+class _Pair:
+    """What this import wrote or staged of one (object, feature): the span of its timestamps,
+    whether later rows go to the staging table, and the span whose stored rows are all this
+    import's own (written before the pair was first staged)."""
+
+    lo: int
+    hi: int
+    staged: bool = False
+    fresh: tuple[int, int] | None = None
+
+
+_STAGING_SQL = {
+    "postgresql": (
+        "CREATE TEMPORARY TABLE feature_values_import (object_id integer, feature_id integer,"
+        " timestamp timestamptz, value float8, line bigint) ON COMMIT DROP"
+    ),
+    "sqlite": (
+        "CREATE TEMPORARY TABLE feature_values_import (object_id INTEGER, feature_id INTEGER,"
+        " timestamp TEXT, value REAL, line INTEGER)"
+    ),
+}
+_DROP_STAGING_SQL = "DROP TABLE IF EXISTS temp.feature_values_import"
+# Whether any stored value lies in the given spans (one span per object and feature).
+_PROBE_SQL = {
+    "postgresql": (
+        "SELECT EXISTS (SELECT 1 FROM unnest(%s::integer[], %s::integer[], %s::bigint[],"
+        " %s::bigint[]) AS r(o, f, lo, hi) WHERE EXISTS (SELECT 1 FROM feature_values v"
+        " WHERE v.object_id = r.o AND v.feature_id = r.f"
+        " AND v.timestamp BETWEEN 'epoch'::timestamptz + r.lo * interval '1 microsecond'"
+        " AND 'epoch'::timestamptz + r.hi * interval '1 microsecond'))"
+    ),
+    "sqlite": (
+        "SELECT EXISTS (SELECT 1 FROM feature_values WHERE object_id = ? AND feature_id = ?"
+        " AND timestamp BETWEEN ? AND ?)"
+    ),
+}
+_INSERT_SQLITE = (
+    "INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
+    " VALUES (?, ?, replace(?, 'T', ' '), ?)"
+)
+_STAGE_SQLITE = (
+    "INSERT INTO feature_values_import (object_id, feature_id, timestamp, value, line)"
+    " VALUES (?, ?, replace(?, 'T', ' '), ?, ?)"
+)
+# The first staged row, in file order, whose value differs from the staged row before it with
+# the same key (so from every earlier one: NaN equals NaN on PostgreSQL, NULL is NULL on SQLite).
+_STAGED_CONFLICT_SQL = (
+    "SELECT line, earlier_line, object_id, feature_id, timestamp, value, earlier_value FROM ("
+    "SELECT line, object_id, feature_id, timestamp, value,"
+    " lag(line) OVER w AS earlier_line, lag(value) OVER w AS earlier_value"
+    " FROM feature_values_import"
+    " WINDOW w AS (PARTITION BY object_id, feature_id, timestamp ORDER BY line)) AS d"
+    " WHERE earlier_line IS NOT NULL AND {differs} ORDER BY line LIMIT 1"
+)
+_DIFFERS = {
+    "postgresql": "value IS DISTINCT FROM earlier_value",
+    "sqlite": "value IS NOT earlier_value",
+}
+# A staged row that differs from a row this import wrote earlier in the span given.
+_FRESH_CONFLICT_SQL = {
+    "postgresql": (
+        "SELECT s.line, s.timestamp, NULLIF(s.value, 'NaN'), v.value"
+        " FROM feature_values_import s"
+        " JOIN feature_values v USING (object_id, feature_id, timestamp)"
+        " WHERE s.object_id = %s AND s.feature_id = %s"
+        " AND s.timestamp BETWEEN 'epoch'::timestamptz + %s * interval '1 microsecond'"
+        " AND 'epoch'::timestamptz + %s * interval '1 microsecond'"
+        " AND v.value IS DISTINCT FROM NULLIF(s.value, 'NaN') ORDER BY s.line LIMIT 1"
+    ),
+    "sqlite": (
+        "SELECT s.line, s.timestamp, s.value, v.value"
+        " FROM feature_values_import s"
+        " JOIN feature_values v USING (object_id, feature_id, timestamp)"
+        " WHERE s.object_id = ? AND s.feature_id = ? AND s.timestamp BETWEEN ? AND ?"
+        " AND v.value IS NOT s.value ORDER BY s.line LIMIT 1"
+    ),
+}
+# The merge of the staging table: changed values first, then the new ones.
+_MERGE_SQL = {
+    "postgresql": (
+        "UPDATE feature_values v SET value = NULLIF(s.value, 'NaN') FROM feature_values_import s"
+        " WHERE v.object_id = s.object_id AND v.feature_id = s.feature_id"
+        " AND v.timestamp = s.timestamp AND v.value IS DISTINCT FROM NULLIF(s.value, 'NaN')",
+        "INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
+        " SELECT object_id, feature_id, timestamp, NULLIF(value, 'NaN')"
+        " FROM feature_values_import s"
+        " WHERE NOT EXISTS (SELECT 1 FROM feature_values v WHERE v.object_id = s.object_id"
+        " AND v.feature_id = s.feature_id AND v.timestamp = s.timestamp)"
+        " ON CONFLICT DO NOTHING",
+    ),
+    "sqlite": (
+        "UPDATE feature_values SET value = s.value FROM feature_values_import s"
+        " WHERE feature_values.object_id = s.object_id AND feature_values.feature_id = s.feature_id"
+        " AND feature_values.timestamp = s.timestamp AND feature_values.value IS NOT s.value",
+        "INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
+        " SELECT object_id, feature_id, timestamp, value FROM feature_values_import s"
+        " WHERE NOT EXISTS (SELECT 1 FROM feature_values v WHERE v.object_id = s.object_id"
+        " AND v.feature_id = s.feature_id AND v.timestamp = s.timestamp)"
+        " ON CONFLICT DO NOTHING",
+    ),
+}
+_STAGING_INDEX_SQL = (
+    "CREATE INDEX feature_values_import_key ON feature_values_import"
+    " (object_id, feature_id, timestamp)"
+)
+
+
+def _sqlite_times(micros: np.ndarray) -> list[str]:
+    return np.datetime_as_string(micros.astype("datetime64[us]"), unit="us").tolist()
+
+
+def _sqlite_time(micros: int) -> str:
+    return _sqlite_times(np.array([micros]))[0].replace("T", " ")
+
+
+def _sqlite_values(values: np.ndarray) -> list[float | None]:
+    shown = values.astype(object)
+    shown[np.isnan(values)] = None
+    return shown.tolist()
+
+
+class _ImportWriter:
+    """One import's writes, chunk by chunk, in the caller's transaction.
+
+    A chunk whose (object, feature) spans hold no stored value and meet no earlier chunk's is
+    copied straight into `feature_values` (the first import of new data: no merge, no upsert).
+    Any other chunk goes to a staging table, checked and merged by `finish`: conflicting
+    duplicates across chunks are refused there, unchanged values are left alone."""
+
+    def __init__(self, connection: Connection, seconds: int | None) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect.name
+        self.seconds = seconds
+        self.pairs: dict[tuple[int, int], _Pair] = {}
+        self.names: dict[str, dict[int, str]] = {"object": {}, "feature": {}}
+        self.position_name = "row"
+        self.staging = False
+        self.overlap = False
+        self.rows = self.new = self.changed = 0
+        self.objects_created: list[str] = []
+        self.features_created: list[str] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        object_codes, object_names = _codes(frame["object"], "object name")
+        feature_codes, feature_names = _codes(frame["feature"], "feature name")
+        micros = _utc_microseconds(frame["timestamp"])
+        values = frame["value"].to_numpy(dtype="float64", na_value=np.nan)
+        infinite = np.flatnonzero(np.isinf(values))
+        if infinite.size:
+            position = int(infinite[0])
+            raise ImportFailed(f"{_row_name(frame, position)}: bad number {values[position]}")
+        object_ids = self._ensure(OBJECTS, "object", object_names, None)
+        feature_ids = self._ensure(
+            FEATURES,
+            "feature",
+            feature_names,
+            None if self.seconds is None else {"sampling_period_seconds": self.seconds},
         )
-        with cursor.copy("COPY feature_values_import FROM STDIN (FORMAT binary)") as copy:
-            copy.write(_COPY_HEADER)
-            for start in range(0, len(records), _COPY_CHUNK_ROWS):
-                copy.write(records[start : start + _COPY_CHUNK_ROWS].tobytes())
-            copy.write(_COPY_TRAILER)
-        cursor.execute(
-            "INSERT INTO feature_values (object_id, feature_id, timestamp, value) "
-            "SELECT object_id, feature_id, timestamp, NULLIF(value, 'NaN'::float8) "
-            "FROM feature_values_import "
-            "ON CONFLICT (object_id, feature_id, timestamp) "
-            "DO UPDATE SET value = EXCLUDED.value "
-            "WHERE feature_values.value IS DISTINCT FROM EXCLUDED.value"
+        try:
+            rows = _unique_rows_in_key_order(
+                object_ids[object_codes], feature_ids[feature_codes], micros, values
+            )
+        except _ConflictingDuplicate as conflict:
+            raise ImportFailed(_describe_conflict(frame, micros, values, conflict)) from None
+        if frame.index.name in (LINE_INDEX, ROW_INDEX):
+            self.position_name = str(frame.index.name)
+            lines = frame.index.to_numpy(dtype=np.int64)[rows.position]
+        else:
+            lines = rows.position + self.rows
+        if self._claim(rows):
+            self._write(rows)
+            self.new += len(rows.micros)
+        else:
+            self._stage(rows, lines)
+        self.rows += len(rows.micros)
+
+    def _ensure(
+        self, table: sa.Table, what: str, names: list[str], extra: dict[str, int] | None
+    ) -> np.ndarray:
+        ids, created = ensure_named(self.connection, table, names, extra)
+        if what == "object":
+            self.objects_created += created
+        else:
+            self.features_created += created
+            if self.seconds is not None:
+                _check_sampling_periods(
+                    self.connection, set(names) - set(self.features_created), self.seconds
+                )
+        self.names[what].update((ids[name], name) for name in names)
+        return _ids_of(names, ids)
+
+    def _claim(self, rows: _Rows) -> bool:
+        """Whether the chunk may be copied straight into `feature_values`; records its spans."""
+        starts = np.flatnonzero(
+            np.r_[True, (np.diff(rows.object_id) != 0) | (np.diff(rows.feature_id) != 0)]
+        )
+        ends = np.r_[starts[1:], len(rows.micros)] - 1
+        keys = list(
+            zip(rows.object_id[starts].tolist(), rows.feature_id[starts].tolist(), strict=True)
+        )
+        lows, highs = rows.micros[starts].tolist(), rows.micros[ends].tolist()
+        probes: list[tuple[int, int, int, int]] = []
+        direct = True
+        for key, lo, hi in zip(keys, lows, highs, strict=True):
+            pair = self.pairs.get(key)
+            if pair is None:
+                probes.append((*key, lo, hi))
+            elif pair.staged or (lo <= pair.hi and hi >= pair.lo):
+                direct = False
+                self.overlap = self.overlap or (lo <= pair.hi and hi >= pair.lo)
+            elif lo > pair.hi:  # the gap since the pair's last rows must be empty too
+                probes.append((*key, pair.hi + 1, hi))
+            else:
+                probes.append((*key, lo, pair.lo - 1))
+        direct = direct and not self._any_stored(probes)
+        for key, lo, hi in zip(keys, lows, highs, strict=True):
+            pair = self.pairs.get(key)
+            if pair is None:
+                self.pairs[key] = _Pair(lo=lo, hi=hi, staged=not direct)
+                continue
+            if not direct and not pair.staged:
+                pair.staged, pair.fresh = True, (pair.lo, pair.hi)
+            pair.lo, pair.hi = min(pair.lo, lo), max(pair.hi, hi)
+        return direct
+
+    def _any_stored(self, spans: list[tuple[int, int, int, int]]) -> bool:
+        if not spans:
+            return False
+        sql = _PROBE_SQL[self.dialect]
+        if self.dialect == "postgresql":
+            columns = [list(column) for column in zip(*spans, strict=True)]
+            return bool(self.connection.exec_driver_sql(sql, tuple(columns)).scalar())
+        return any(
+            self.connection.exec_driver_sql(
+                sql, (o, f, _sqlite_time(lo), _sqlite_time(hi))
+            ).scalar()
+            for o, f, lo, hi in spans
+        )
+
+    def _write(self, rows: _Rows) -> None:
+        if self.dialect == "postgresql":
+            missing = np.isnan(rows.value)
+            _copy_in(
+                self.connection,
+                "COPY feature_values (object_id, feature_id, timestamp, value) FROM STDIN"
+                " (FORMAT binary)",
+                (
+                    _copy_records(rows, _VALUE_ROW, ~missing),
+                    _copy_records(rows, _NULL_ROW, missing),
+                ),
+            )
+            return
+        self.connection.connection.driver_connection.executemany(  # type: ignore[union-attr]
+            _INSERT_SQLITE,
+            zip(
+                rows.object_id.tolist(),
+                rows.feature_id.tolist(),
+                _sqlite_times(rows.micros),
+                _sqlite_values(rows.value),
+                strict=True,
+            ),
+        )
+
+    def _stage(self, rows: _Rows, lines: np.ndarray) -> None:
+        if not self.staging:
+            if self.dialect == "sqlite":  # a temporary table lives as long as the connection
+                self.connection.exec_driver_sql(_DROP_STAGING_SQL)
+            self.connection.exec_driver_sql(_STAGING_SQL[self.dialect])
+            self.staging = True
+        if self.dialect == "postgresql":
+            records = _copy_records(rows, _STAGED_ROW, slice(None))
+            records["line_size"] = 8
+            records["line"] = lines
+            _copy_in(
+                self.connection,
+                "COPY feature_values_import FROM STDIN (FORMAT binary)",
+                (records,),
+            )
+            return
+        self.connection.connection.driver_connection.executemany(  # type: ignore[union-attr]
+            _STAGE_SQLITE,
+            zip(
+                rows.object_id.tolist(),
+                rows.feature_id.tolist(),
+                _sqlite_times(rows.micros),
+                _sqlite_values(rows.value),
+                lines.tolist(),
+                strict=True,
+            ),
+        )
+
+    def finish(self) -> ImportSummary:
+        if self.staging:
+            self._refuse_staged_conflicts()
+            update, insert = _MERGE_SQL[self.dialect]
+            self.changed = self.connection.exec_driver_sql(update).rowcount
+            self.new += self.connection.exec_driver_sql(insert).rowcount
+            if self.dialect == "sqlite":
+                self.connection.exec_driver_sql(_DROP_STAGING_SQL)
+        return ImportSummary(
+            rows=self.rows,
+            new_values=self.new,
+            changed_values=self.changed,
+            objects_created=self.objects_created,
+            features_created=self.features_created,
+        )
+
+    def _refuse_staged_conflicts(self) -> None:
+        if self.overlap:
+            conflict = self.connection.exec_driver_sql(
+                _STAGED_CONFLICT_SQL.format(differs=_DIFFERS[self.dialect])
+            ).first()
+            if conflict is not None:
+                line, earlier, object_id, feature_id, timestamp, value, earlier_value = conflict
+                raise ImportFailed(
+                    f"{self.position_name} {line}: duplicate of {self.position_name} {earlier} "
+                    f"({self._key(object_id, feature_id, timestamp)}) with another value: "
+                    f"{_shown(value)} instead of {_shown(earlier_value)}"
+                )
+        fresh = [(key, pair.fresh) for key, pair in self.pairs.items() if pair.fresh]
+        if not fresh:
+            return
+        self.connection.exec_driver_sql(_STAGING_INDEX_SQL)
+        sql = _FRESH_CONFLICT_SQL[self.dialect]
+        for (object_id, feature_id), (lo, hi) in fresh:
+            span = (lo, hi) if self.dialect == "postgresql" else map(_sqlite_time, (lo, hi))
+            conflict = self.connection.exec_driver_sql(sql, (object_id, feature_id, *span)).first()
+            if conflict is not None:
+                line, timestamp, value, earlier_value = conflict
+                raise ImportFailed(
+                    f"{self.position_name} {line}: duplicate of an earlier "
+                    f"{self.position_name} ({self._key(object_id, feature_id, timestamp)}) "
+                    f"with another value: {_shown(value)} instead of {_shown(earlier_value)}"
+                )
+
+    def _key(self, object_id: int, feature_id: int, timestamp: datetime | str) -> str:
+        stamp = UTCDateTime().process_result_value(timestamp, self.connection.dialect)
+        shown = stamp.isoformat() if stamp is not None else str(timestamp)
+        return (
+            f"{self.names['object'][object_id]!r}, {self.names['feature'][feature_id]!r}, {shown}"
         )
 
 
-def _upsert_sqlite(connection: Connection, rows: _Rows) -> None:
-    text_times = np.datetime_as_string(rows.micros.astype("datetime64[us]"), unit="us")
-    values = rows.value.astype(object)
-    values[np.isnan(rows.value)] = None
-    driver_connection = connection.connection.driver_connection
-    driver_connection.executemany(  # type: ignore[union-attr]
-        "INSERT INTO feature_values (object_id, feature_id, timestamp, value) "
-        "VALUES (?, ?, replace(?, 'T', ' '), ?) "
-        "ON CONFLICT (object_id, feature_id, timestamp) DO UPDATE SET value = excluded.value "
-        "WHERE feature_values.value IS NOT excluded.value",
-        zip(
-            rows.object_id.tolist(),
-            rows.feature_id.tolist(),
-            text_times.tolist(),
-            values.tolist(),
-            strict=True,
-        ),
-    )
+def _shown(value: float | None) -> str:
+    return "no value" if value is None or np.isnan(value) else f"{value:g}"

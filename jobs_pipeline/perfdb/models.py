@@ -148,10 +148,14 @@ class FeatureRow(Base):
 
 
 class FeatureValueRow(Base):
+    """No foreign keys: checking them per row made a bulk import five times slower than the
+    COPY itself. Imports create or resolve the objects and features before writing values, and
+    triggers refuse to delete an object or feature that has values."""
+
     __tablename__ = "feature_values"
 
-    object_id: Mapped[int] = mapped_column(sa.ForeignKey("objects.id"), primary_key=True)
-    feature_id: Mapped[int] = mapped_column(sa.ForeignKey("features.id"), primary_key=True)
+    object_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    feature_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     timestamp: Mapped[datetime] = mapped_column(primary_key=True)
     # NULL is "no data" (imported as an empty cell or NaN).
     value: Mapped[float | None] = mapped_column(sa.Double)

@@ -131,5 +131,8 @@ class AlarmOccurrence:
 @dataclass(frozen=True, kw_only=True)
 class ImportSummary:
     rows: int
+    # Of `rows`: stored for the first time, and stored before with another value.
+    new_values: int = 0
+    changed_values: int = 0
     objects_created: list[str] = field(default_factory=list)
     features_created: list[str] = field(default_factory=list)

@@ -417,3 +417,131 @@ def test_a_large_import_is_complete_and_repeatable(perfdb: PerfDB) -> None:
     assert len(series) == len(expected)
     np.testing.assert_array_equal(series.to_numpy(), expected)
     assert (series.index == times).all()
+
+
+# --- streamed imports: several chunks, one transaction ---------------------------------------
+
+
+def write_lines(path: Path, *lines: str) -> Path:
+    path.write_text(HEADER + "".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def orphans(perfdb: PerfDB) -> int:
+    """Values whose object or feature does not exist (there are no foreign keys to stop it)."""
+    query = sa.text(
+        "SELECT count(*) FROM feature_values v "
+        "WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.id = v.object_id) "
+        "OR NOT EXISTS (SELECT 1 FROM features f WHERE f.id = v.feature_id)"
+    )
+    with perfdb.engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+GOOD_LINES = [f"T{n},p,2024-01-01T00:{m:02d}:00Z,{n + m}" for n in (1, 2, 3) for m in (0, 10, 20)]
+
+
+def test_a_file_in_several_chunks_is_imported_whole_and_again_changes_nothing(
+    perfdb: PerfDB, tmp_path: Path
+) -> None:
+    path = write_lines(tmp_path / "values.csv", *GOOD_LINES)
+
+    first = perfdb.values.import_csv(path, chunk_rows=2)
+    again = perfdb.values.import_csv(path, chunk_rows=2)
+
+    assert (first.rows, first.new_values, first.changed_values) == (9, 9, 0)
+    assert (again.rows, again.new_values, again.changed_values) == (9, 0, 0)
+    assert counts(perfdb) == {"objects": 3, "features": 1, "feature_values": 9}
+    assert orphans(perfdb) == 0
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 4])
+def test_a_bad_last_chunk_writes_nothing(perfdb: PerfDB, tmp_path: Path, chunk_rows: int) -> None:
+    perfdb.values.import_csv(csv("OLD,p,2024-01-01T00:00:00Z,1"))
+    before = stored(perfdb), counts(perfdb)
+    path = write_lines(tmp_path / "bad.csv", *GOOD_LINES, "NEW,q,2024-01-01T00:00:00Z,oops")
+
+    with pytest.raises(ImportFailed, match=r"^line 11: bad number 'oops'$"):
+        perfdb.values.import_csv(path, chunk_rows=chunk_rows)
+
+    assert (stored(perfdb), counts(perfdb)) == before
+    assert orphans(perfdb) == 0
+
+
+def test_duplicates_across_chunks_are_refused_and_identical_ones_kept_once(
+    perfdb: PerfDB, tmp_path: Path
+) -> None:
+    perfdb.values.import_csv(csv("T1,p,2024-01-01T00:10:00Z,11"))  # stored before
+    same = write_lines(tmp_path / "same.csv", *GOOD_LINES, "T1,p,2024-01-01T00:00:00Z,1")
+    other = write_lines(tmp_path / "other.csv", *GOOD_LINES, "T2,p,2024-01-01T00:10:00Z,5")
+
+    summary = perfdb.values.import_csv(same, chunk_rows=2)
+    with pytest.raises(ImportFailed) as info:
+        perfdb.values.import_csv(other, chunk_rows=2)
+
+    assert (summary.new_values, summary.changed_values) == (8, 0)
+    assert counts(perfdb)["feature_values"] == 9
+    assert str(info.value) == (
+        "line 11: duplicate of line 6 ('T2', 'p', 2024-01-01T00:10:00+00:00) with another "
+        "value: 5 instead of 12"
+    )
+
+
+def test_a_duplicate_of_a_value_written_by_an_earlier_chunk_is_refused(
+    perfdb: PerfDB, tmp_path: Path
+) -> None:
+    path = write_lines(tmp_path / "late.csv", *GOOD_LINES, "T1,p,2024-01-01T00:00:00Z,99")
+
+    with pytest.raises(ImportFailed, match=r"^line 11: duplicate of an earlier line .*T1"):
+        perfdb.values.import_csv(path, chunk_rows=3)
+
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
+
+
+def test_parquet_files_are_imported_and_bad_rows_named(perfdb: PerfDB, tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "Object": ["A", "A", "B"],
+            "feature": ["p", "p", "p"],
+            "timestamp": pd.DatetimeIndex([at(0), at(0, 10), at(0)]),
+            "value": [1.0, np.nan, 3.0],
+        }
+    )
+    good, bad = tmp_path / "good.parquet", tmp_path / "bad.parquet"
+    frame.to_parquet(good)
+    frame.assign(value=[1.0, np.inf, 3.0]).to_parquet(bad)
+
+    summary = perfdb.values.import_csv(good, chunk_rows=2)
+    with pytest.raises(ImportFailed, match=r"^row 2: bad number"):
+        perfdb.values.import_csv(bad, chunk_rows=2)
+
+    assert summary.new_values == 3
+    assert stored(perfdb) == [
+        ("A", "p", at(0), 1.0),
+        ("A", "p", at(0, 10), None),
+        ("B", "p", at(0), 3.0),
+    ]
+
+
+def test_a_file_that_is_neither_csv_nor_parquet_is_refused(perfdb: PerfDB, tmp_path: Path) -> None:
+    image = tmp_path / "picture.parquet"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    binary = tmp_path / "picture.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(64))
+
+    with pytest.raises(ImportFailed, match="cannot read the Parquet file"):
+        perfdb.values.import_csv(image)
+    with pytest.raises(ImportFailed, match="cannot read the CSV"):
+        perfdb.values.import_csv(binary)
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
+
+
+def test_objects_and_features_with_values_cannot_be_deleted(perfdb: PerfDB) -> None:
+    perfdb.values.import_csv(csv("A,p,2024-01-01T00:00:00Z,1"))
+
+    for table in ("objects", "features"):
+        with pytest.raises(sa.exc.DatabaseError, match="has feature values"):
+            with perfdb.engine.begin() as connection:
+                connection.execute(sa.text(f"DELETE FROM {table}"))
+    assert orphans(perfdb) == 0
+    assert counts(perfdb) == {"objects": 1, "features": 1, "feature_values": 1}

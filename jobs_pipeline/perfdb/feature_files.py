@@ -1,0 +1,224 @@
+"""Feature files read in bounded chunks: CSV (fast with pyarrow, exact with pandas) and Parquet.
+
+Each chunk is a frame of object, feature, timestamp (UTC) and value (NaN = no data) that
+`FeatureValues` imports; its index names positions in the file for error messages.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from jobs_pipeline.perfdb.errors import ImportFailed, PerfDBError
+
+CSV_COLUMNS = ("object", "feature", "timestamp", "value")
+ROW_INDEX = "row"
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+# About 40 bytes a line: a block of this size is a chunk of some 400,000 values.
+CSV_BLOCK_BYTES = 16 << 20
+PARQUET_BATCH_ROWS = 400_000
+_NAME_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+
+class SourceFailed(PerfDBError):
+    """The file could not be read to the end; nothing was written."""
+
+
+def is_parquet(source: str | Path | IO[str]) -> bool:
+    return isinstance(source, str | Path) and Path(source).suffix.lower() in PARQUET_SUFFIXES
+
+
+def csv_header(path: Path) -> list[str]:
+    """The CSV's column names, stripped and lower-cased; `ImportFailed` without any."""
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            header = next(csv.reader(file), None)
+    except FileNotFoundError:
+        raise ImportFailed(f"no such file: {path}") from None
+    except UnicodeDecodeError as error:
+        raise ImportFailed(f"cannot read the CSV: {error}") from None
+    if not header:
+        raise ImportFailed("the CSV is empty: expected a header object,feature,timestamp,value")
+    return [name.strip().lower() for name in header]
+
+
+def check_columns(columns: list[str]) -> None:
+    missing = [column for column in CSV_COLUMNS if column not in columns]
+    if missing:
+        raise ImportFailed(
+            f"missing column(s) {', '.join(missing)}: expected {','.join(CSV_COLUMNS)}"
+        )
+
+
+def fast_csv_chunks(path: Path, *, block_bytes: int = CSV_BLOCK_BYTES) -> Iterator[pd.DataFrame]:
+    """The CSV in chunks parsed by pyarrow (multi-threaded C++), for well-formed files whose
+    timestamps all carry a zone or all carry none. Any problem raises `ImportFailed` without a
+    line number: the caller then reads the file again with the exact reader, which names it."""
+    names = csv_header(path)
+    check_columns(names)
+    timestamp_type = pa.timestamp("us", tz="UTC" if _first_stamp_has_zone(path, names) else None)
+    options = pa_csv.ConvertOptions(
+        column_types={
+            "object": _NAME_TYPE,
+            "feature": _NAME_TYPE,
+            "timestamp": timestamp_type,
+            "value": pa.float64(),
+        },
+        null_values=["", "NaN", "nan"],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        include_columns=list(CSV_COLUMNS),
+    )
+    read = pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=block_bytes)
+    first_row = 1
+    try:
+        with path.open("rb") as file:
+            reader = pa_csv.open_csv(file, read_options=read, convert_options=options)
+            for batch in reader:
+                frame = _batch_frame(batch, first_row)
+                first_row += batch.num_rows
+                yield frame
+    except FileNotFoundError:
+        raise ImportFailed(f"no such file: {path}") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as error:
+        raise ImportFailed(f"cannot read the CSV: {error}") from None
+    except OSError as error:
+        raise SourceFailed(f"reading {path} failed: {error}; nothing was written") from None
+
+
+def _first_stamp_has_zone(path: Path, names: list[str]) -> bool:
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = csv.reader(file)
+        next(rows, None)
+        first = next((row for row in rows if row), None)
+    if first is None or len(first) != len(names):
+        return True
+    stamp = first[names.index("timestamp")].strip()
+    return stamp.endswith(("Z", "z")) or (len(stamp) > 19 and stamp[-6] in "+-")
+
+
+def _batch_frame(batch: pa.RecordBatch, first_row: int) -> pd.DataFrame:
+    names = {column: _stripped_names(batch.column(column)) for column in ("object", "feature")}
+    timestamps = batch.column("timestamp")
+    if timestamps.type.tz is None:
+        timestamps = timestamps.cast(pa.timestamp("us", tz="UTC"))
+    if timestamps.null_count:
+        raise ImportFailed("bad timestamp")
+    values = batch.column("value").to_numpy(zero_copy_only=False)
+    if np.isinf(values).any():
+        raise ImportFailed("bad number")
+    return pd.DataFrame(
+        {
+            **names,
+            "timestamp": timestamps.to_pandas().array,
+            "value": values,
+        },
+        index=pd.RangeIndex(first_row, first_row + batch.num_rows, name=ROW_INDEX),
+    )
+
+
+def _stripped_names(column: pa.Array) -> pd.Categorical:
+    """Names stripped once per distinct name; an empty one is refused."""
+    if not isinstance(column, pa.DictionaryArray):
+        column = column.dictionary_encode()
+    categories = [str(name).strip() for name in column.dictionary.to_pylist()]
+    if "" in categories or len(set(categories)) != len(categories):
+        # An empty name, or names that differ only by surrounding spaces: the exact reader
+        # names the line (or merges the names).
+        raise ImportFailed("empty or padded name")
+    codes = column.indices.to_numpy(zero_copy_only=False)
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def parquet_chunks(path: Path, *, batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[pd.DataFrame]:
+    """The Parquet file in row batches; problems name the row (1 is the first)."""
+    try:
+        file = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise ImportFailed(f"no such file: {path}") from None
+    except (pa.ArrowInvalid, OSError) as error:
+        raise ImportFailed(f"cannot read the Parquet file: {error}") from None
+    by_name = {name.strip().lower(): name for name in file.schema_arrow.names}
+    check_columns(list(by_name))
+    first_row = 1
+    try:
+        for batch in file.iter_batches(
+            batch_size=batch_rows, columns=[by_name[column] for column in CSV_COLUMNS]
+        ):
+            yield _parquet_frame(batch, first_row)
+            first_row += batch.num_rows
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise ImportFailed(f"cannot read the Parquet file: {error}") from None
+    except OSError as error:
+        raise SourceFailed(f"reading {path} failed: {error}; nothing was written") from None
+
+
+def _parquet_frame(batch: pa.RecordBatch, first_row: int) -> pd.DataFrame:
+    rows = np.arange(first_row, first_row + batch.num_rows)
+    object_column, feature_column, time_column, value_column = batch.columns
+    frame = {}
+    for name, column in (("object", object_column), ("feature", feature_column)):
+        if column.null_count:
+            _refuse(np.asarray(column.is_null()), rows, f"empty {name} name", None)
+        frame[name] = _stripped_parquet_names(column.cast(pa.string()), rows, name)
+    frame["timestamp"] = _parquet_timestamps(time_column, rows).array
+    frame["value"] = _parquet_values(value_column, rows)
+    return pd.DataFrame(frame, index=pd.Index(rows, name=ROW_INDEX))
+
+
+def _stripped_parquet_names(column: pa.Array, rows: np.ndarray, what: str) -> pd.Categorical:
+    encoded = column.dictionary_encode()
+    categories = [str(name).strip() for name in encoded.dictionary.to_pylist()]
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    empty = np.array([name == "" for name in categories], dtype=bool)
+    if empty.any():
+        _refuse(empty[codes], rows, f"empty {what} name", None)
+    uniques, merged = np.unique(np.array(categories, dtype=object), return_inverse=True)
+    return pd.Categorical.from_codes(merged[codes], categories=list(uniques))
+
+
+def _parquet_timestamps(column: pa.Array, rows: np.ndarray) -> pd.Series:
+    text: pd.Series | None
+    if pa.types.is_timestamp(column.type):
+        stamps = pd.Series(column.to_pandas())
+        stamps = (
+            stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+        )
+        text = None  # a missing timestamp has no text to show
+    else:
+        text = pd.Series(column.cast(pa.string()).to_pandas())
+        stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    if stamps.isna().any():
+        _refuse(stamps.isna().to_numpy(), rows, "bad timestamp", text)
+    return stamps.dt.as_unit("us")
+
+
+def _parquet_values(column: pa.Array, rows: np.ndarray) -> np.ndarray:
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        text = pd.Series(column.to_pandas())
+        values = pd.to_numeric(text, errors="coerce").astype("float64").to_numpy()
+        blank = text.isna() | text.str.strip().str.lower().isin(("", "nan"))
+        bad = np.isnan(values) & ~blank.to_numpy()
+        if bad.any():
+            _refuse(bad, rows, "bad number", text)
+    else:
+        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    if np.isinf(values).any():
+        _refuse(np.isinf(values), rows, "bad number", pd.Series(values))
+    return values
+
+
+def _refuse(bad: np.ndarray, rows: np.ndarray, what: str, shown: pd.Series | None) -> None:
+    positions = np.flatnonzero(bad)
+    first = int(positions[0])
+    more = f" (and {positions.size - 1} more rows)" if positions.size > 1 else ""
+    value = "" if shown is None else f" {str(shown.iloc[first]).strip()!r}"
+    raise ImportFailed(f"row {rows[first]}: {what}{value}{more}")
