@@ -160,8 +160,10 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: in
         except Exception as error:  # the step is stored; a picture is a courtesy
             context.log.warning(f"step {step_id}: no picture: {type(error).__name__}: {error}")
     if outcome.job_state is not None:
-        # This step finalised the job: its op carries the job's outcome, which a run with a
-        # failed step shows nowhere else (the summary op is skipped).
+        metadata["job_state"] = outcome.job_state.label
+    if outcome.job_state == JobState.FAILED:
+        # This step finalised the job as Failed: a step op of this run failed, so Dagster skips
+        # the summary op, and this op carries the job's outcome instead.
         with _op_errors(context, job_id):
             metadata.update(job_summary(job.perfdb, job_id, context.run_id))
     if outcome.failed:
