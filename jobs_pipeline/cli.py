@@ -10,8 +10,11 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -247,7 +250,11 @@ def cmd_demo_seed(args: argparse.Namespace) -> None:
 def cmd_features_import(args: argparse.Namespace) -> None:
     from jobs_pipeline.perfdb.catalog import DEFAULT_SAMPLING_PERIOD
 
-    summary = _perfdb(args).values.import_csv(args.file, sampling_period=args.sampling_period)
+    perfdb = _perfdb(args)
+    with _import_progress(args.file) as on_chunk:
+        summary = perfdb.values.import_csv(
+            args.file, sampling_period=args.sampling_period, on_chunk=on_chunk
+        )
     created = ""
     if summary.objects_created or summary.features_created:
         created = (
@@ -259,6 +266,43 @@ def cmd_features_import(args: argparse.Namespace) -> None:
             created += f", sampling period {_seconds_text(period)}"
         created += ")"
     print(f"imported {summary.rows} values from {args.file}: {_news(summary)}{created}")
+
+
+# Files smaller than this import in a blink: no progress display.
+PROGRESS_MIN_BYTES = 20_000_000
+
+
+@contextmanager
+def _import_progress(path: str) -> Iterator[Callable[[int], object] | None]:
+    """Rows imported so far, their rate and the time, on a terminal for a big file."""
+    try:
+        big = os.path.getsize(path) >= PROGRESS_MIN_BYTES
+    except OSError:
+        big = False
+    if not (big and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn(f"importing {os.path.basename(path)}: {{task.completed:,.0f}} rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("import", total=None, rate="")
+        started = time.monotonic()
+
+        def on_chunk(rows: int) -> None:
+            progress.advance(task, rows)
+            done = progress.tasks[0].completed
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(task, rate=f"{done / elapsed:,.0f} rows/s")
+
+        yield on_chunk
 
 
 def _news(summary: ImportSummary) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,16 +153,20 @@ class FeatureValues:
         *,
         sampling_period: timedelta | None = None,
         chunk_rows: int = CHUNK_ROWS,
+        on_chunk: Callable[[int], object] | None = None,
     ) -> ImportSummary:
         """Imports a CSV or (by its suffix) Parquet file in chunks of about `chunk_rows`, in one
         transaction: memory stays bounded whatever the file's size, and a refusal anywhere
         (`ImportFailed` naming the line, or the row of a Parquet file) writes nothing. A
         well-formed CSV file is parsed by pyarrow; a refused one is read again by the exact
-        parser, which names the line."""
+        parser, which names the line. `on_chunk(rows)` is told of each chunk written (to show
+        progress)."""
         if is_parquet(source):
             path = Path(source)  # type: ignore[arg-type]
             return self.import_chunks(
-                parquet_chunks(path, batch_rows=chunk_rows), sampling_period=sampling_period
+                parquet_chunks(path, batch_rows=chunk_rows),
+                sampling_period=sampling_period,
+                on_chunk=on_chunk,
             )
         if isinstance(source, str | Path):
             path = Path(source)
@@ -170,12 +174,15 @@ class FeatureValues:
                 return self.import_chunks(
                     fast_csv_chunks(path, block_bytes=max(chunk_rows * 40, 1024)),
                     sampling_period=sampling_period,
+                    on_chunk=on_chunk,
                 )
             except ImportFailed as fast_error:
                 if "no such file" in str(fast_error) or "missing column" in str(fast_error):
                     raise
         return self.import_chunks(
-            _exact_csv_chunks(source, chunk_rows=chunk_rows), sampling_period=sampling_period
+            _exact_csv_chunks(source, chunk_rows=chunk_rows),
+            sampling_period=sampling_period,
+            on_chunk=on_chunk,
         )
 
     def import_frame(
@@ -194,7 +201,11 @@ class FeatureValues:
         return self.import_chunks([frame], sampling_period=sampling_period)
 
     def import_chunks(
-        self, chunks: Iterable[pd.DataFrame], *, sampling_period: timedelta | None = None
+        self,
+        chunks: Iterable[pd.DataFrame],
+        *,
+        sampling_period: timedelta | None = None,
+        on_chunk: Callable[[int], object] | None = None,
     ) -> ImportSummary:
         """`import_frame` of frames that together are one import, written as they come."""
         seconds = None if sampling_period is None else sampling_period_seconds(sampling_period)
@@ -202,6 +213,8 @@ class FeatureValues:
             writer = _ImportWriter(connection, seconds)
             for frame in chunks:
                 writer.add(frame)
+                if on_chunk is not None:
+                    on_chunk(len(frame))
             return writer.finish()
 
     def read(self, object_id: int, feature_id: int, start: datetime, end: datetime) -> pd.Series:

@@ -545,3 +545,18 @@ def test_objects_and_features_with_values_cannot_be_deleted(perfdb: PerfDB) -> N
                 connection.execute(sa.text(f"DELETE FROM {table}"))
     assert orphans(perfdb) == 0
     assert counts(perfdb) == {"objects": 1, "features": 1, "feature_values": 1}
+
+
+def test_an_import_tells_each_chunk_it_wrote(perfdb: PerfDB, tmp_path: Path) -> None:
+    path = tmp_path / "chunks.csv"
+    lines = ["object,feature,timestamp,value"] + [
+        f"WT-01,power,2024-01-{1 + i // 144:02d}T{i % 144 // 6:02d}:{i % 6 * 10:02d}:00Z,{i}"
+        for i in range(300)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    told: list[int] = []
+
+    summary = perfdb.values.import_csv(str(path), chunk_rows=20, on_chunk=told.append)
+
+    assert sum(told) == summary.rows == 300
+    assert len(told) >= 2  # progress comes chunk by chunk, not once at the end
