@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,8 +128,16 @@ def empty_perfdb_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 
 
 @pytest.fixture
-def private_pg_cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
+def private_pg_cluster() -> Iterator[ThrowawayCluster]:
     """A started PostgreSQL server of the test's own, for tests that stop, restart or kill one
-    (never the shared server). Stopped and removed afterwards, whatever the test did to it."""
-    with ThrowawayCluster(tmp_path / "pg") as cluster:
-        yield cluster
+    (never the shared server). Stopped and removed afterwards, whatever the test did to it.
+
+    Its folder is a fresh one directly under the system's temporary folder, not under pytest's:
+    pytest makes `/tmp/pytest-of-<user>` private (0700) whenever a session starts, which would
+    lock the `postgres` user out of a cluster that is running at that moment."""
+    parent = Path(tempfile.mkdtemp(prefix="jobs_pipeline_pg_"))
+    try:
+        with ThrowawayCluster(parent / "pg") as cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
