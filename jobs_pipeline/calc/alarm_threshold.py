@@ -262,21 +262,20 @@ class AlarmCalcThreshold:
         # From here on only the qualifying samples ("members") are looked at: their positions,
         # timestamps and values. An alarm qualifies for a small share of the time, so the work
         # shrinks from the whole period to the occurrences.
-        if self.clear_threshold is not None:
-            members = _positions(_COMPARISONS[self.operator](vals, self.clear_threshold))
-        elif self.operator == "!=":
+        if self.operator == "!=":  # never with a clear threshold
             members = _positions(vals != self.threshold)
-            # NaN != threshold holds in IEEE arithmetic, but NaN is no data.
             m_vals = vals[members]
+            # NaN != threshold holds in IEEE arithmetic, but NaN is no data.
             known = m_vals == m_vals
             if np.count_nonzero(known) < len(known):
-                members = members[known]
+                members, m_vals = members[known], m_vals[known]
         else:
-            members = _positions(_COMPARISONS[self.operator](vals, self.threshold))
+            keeps = self.threshold if self.clear_threshold is None else self.clear_threshold
+            members = _positions(_COMPARISONS[self.operator](vals, keeps))
+            m_vals = vals[members]
         if not len(members):
             return _NO_OCCURRENCES
         m_ts = ts[members]
-        m_vals = vals[members]
 
         limit = contiguity_limit(self._period_ns, unit_ns)
         first, last = _contiguous_runs(members, m_ts, limit)
@@ -390,9 +389,9 @@ def _contiguous_runs(
     apart = starts[1:-1]
     np.greater_equal(steps.view(np.uint64), limit, out=apart)
     apart |= positions[1:] - positions[:-1] != 1
-    edges = starts.nonzero()[0]
-    if np.count_nonzero(steps[edges[1:-1] - 1] < 0):
+    if len(steps) and steps.min() < 0:
         raise ValueError("values must be indexed by strictly increasing timestamps")
+    edges = starts.nonzero()[0]
     return edges[:-1], edges[1:] - 1
 
 
