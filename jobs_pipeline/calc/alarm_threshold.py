@@ -38,6 +38,11 @@ _COMPARISONS: Final = {
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY_INT = np.empty(0, dtype=np.int64)
 
+# `DatetimeArray._simple_new` is pandas-internal (pandas 3.0): without it the frame form falls
+# back to the public constructor, slower but the same frame (`test_alarm_threshold.py` checks
+# both and is the tripwire for an upgrade).
+_FAST_FRAME: bool = hasattr(DatetimeArray, "_simple_new")
+
 FRAME_COLUMNS: Final = ("start", "end", "peak_value")
 """Columns of `AlarmCalcThreshold.find_occurrences_frame`, in order."""
 
@@ -229,6 +234,15 @@ class AlarmCalcThreshold:
             ``peak_value`` (``float64``).
         """
         found = self.find_occurrences_arrays(values, period)
+        if not _FAST_FRAME:
+            start, end, peak = FRAME_COLUMNS
+            return pd.DataFrame(
+                {
+                    start: pd.Series(found.start, dtype="datetime64[ns]").dt.tz_localize("UTC"),
+                    end: pd.Series(found.end, dtype="datetime64[ns]").dt.tz_localize("UTC"),
+                    peak: pd.Series(found.peak_value, dtype="float64"),
+                }
+            )
         # The arrays are fresh (or empty), so the frame may own them without a copy. Built as
         # blocks: the DataFrame constructor's checks and inference cost several times a typical
         # calculation per call.

@@ -561,3 +561,20 @@ def test_rules_compare_by_their_fields() -> None:
         "min_duration=datetime.timedelta(seconds=600), "
         "sampling_period=datetime.timedelta(seconds=600))"
     )
+
+
+def test_the_frame_form_is_the_same_without_pandas_internals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Tripwire: the fast frame uses `DatetimeArray._simple_new` (pandas-internal); if a pandas
+    # release drops it, the public constructor must give the very same frame.
+    from jobs_pipeline.calc import alarm_threshold
+
+    assert alarm_threshold._FAST_FRAME, "pandas no longer has DatetimeArray._simple_new"
+    values = series([0.0, 9.0, 9.0, 0.0, 9.0, 0.0])
+    rule = alarm(">", 5)
+    fast = rule.find_occurrences_frame(values, period(0, 60))
+    monkeypatch.setattr(alarm_threshold, "_FAST_FRAME", False)
+    slow = rule.find_occurrences_frame(values, period(0, 60))
+    pd.testing.assert_frame_equal(fast, slow)
+    assert len(fast) == 2
