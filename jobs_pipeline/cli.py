@@ -639,9 +639,24 @@ def cmd_job_run(args: argparse.Namespace) -> None:
     finally:
         if progress is not None:
             progress.__exit__(None, None, None)
-    print(outcome)
-    if outcome.job.state != JobState.FINISHED:
-        raise RunFailed(f"job {args.id} ended {outcome.job.state.label}")
+    job = outcome.job
+    if job.run_id != outcome.run_id and job.state not in (JobState.FINISHED, JobState.FAILED):
+        # Another run (the queue sensor's, launched at the same moment) claimed the job first;
+        # this one stepped aside without writing anything. Follow the job where it runs.
+        from jobs_pipeline.progress import follow
+
+        print(
+            f"job {args.id} was claimed by run {job.run_id} first (the queue sensor's?); "
+            f"run {outcome.run_id} stepped aside. Following the job there:",
+            file=sys.stderr,
+        )
+        job = follow(perfdb.queue, args.id, out=sys.stderr, tty=sys.stderr.isatty())
+        comment = f" ({job.comment})" if job.comment else ""
+        print(f"job {job.id} {job.state.label}{comment}: run {job.run_id}")
+    else:
+        print(outcome)
+    if job.state != JobState.FINISHED:
+        raise RunFailed(f"job {args.id} ended {job.state.label}")
 
 
 def cmd_job_watch(args: argparse.Namespace) -> None:
