@@ -117,7 +117,7 @@ class JobProgress:
         for step in self._read(steps):
             if step.state == JobState.FAILED:
                 self._line(f"{_step_label(step)} failed: {step.comment or ''}")
-            elif self._bar is None:
+            elif self._bar is None and step.state != JobState.CREATED:
                 note = (
                     f" ({step.comment})" if step.comment and step.state == JobState.FINISHED else ""
                 )
