@@ -509,9 +509,11 @@ def cmd_job_queue(args: argparse.Namespace) -> None:
 
 def cmd_job_list(args: argparse.Namespace) -> None:
     perfdb = _perfdb(args)
-    if args.type is not None and args.type not in {t.name for t in perfdb.queue.job_types()}:
-        known = ", ".join(repr(t.name) for t in perfdb.queue.job_types())
-        raise UsageError(f"unknown job type {args.type!r} (known: {known or 'none'})")
+    if args.type is not None:
+        known = [spec.name for spec in perfdb.queue.job_types()]
+        if args.type not in known:
+            names = ", ".join(map(repr, known)) or "none"
+            raise UsageError(f"unknown job type {args.type!r} (known: {names})")
     jobs = perfdb.queue.list_jobs(state=args.state, type_name=args.type)
     if args.json:
         _print_json([_job_json(job) for job in jobs])

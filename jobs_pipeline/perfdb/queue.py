@@ -411,18 +411,8 @@ class JobQueue:
         comment = bounded(comment)
         with begin(self.engine) as connection:
             if JobState.RUNNING in from_states:
-                self._check_holder(connection, job_id, run_id, lock=True)
-            self._transition(
-                connection,
-                job_id,
-                from_states,
-                JobState.FAILED,
-                who,
-                actor,
-                values={"comment": comment, "finished": now, **_NO_CANCEL_REQUEST},
-                comment=comment,
-                now=now,
-            )
+                _check_holder(self._lock_holder(connection, job_id), run_id)
+            self._fail(connection, job_id, from_states, who, actor, comment, now)
             return self._get_job(connection, job_id)
 
     def finalise_job(
@@ -438,8 +428,9 @@ class JobQueue:
         With `run_over`, the run has ended: steps it did not run count as they are. A job held
         by another run raises `LostOwnership`; a job already final is returned as it is."""
         with begin(self.engine) as connection:
-            if self._lock_job(connection, job_id) == JobState.RUNNING:
-                self._check_holder(connection, job_id, run_id)
+            holder = self._lock_holder(connection, job_id)
+            if holder.state_id == JobState.RUNNING:
+                _check_holder(holder, run_id)
                 self._finalise_job(
                     connection, job_id, run_id, Actor.RUN, actor, utcnow(), run_over=run_over
                 )
@@ -479,12 +470,8 @@ class JobQueue:
         comment in its history."""
         now = utcnow()
         with begin(self.engine) as connection:
-            state = self._lock_job(connection, job_id)
-            row = connection.execute(
-                sa.select(JOB.c.cancel_requested, JOB.c.cancel_requested_by).where(
-                    JOB.c.id == job_id
-                )
-            ).one()
+            row = self._lock_holder(connection, job_id)
+            state = JobState(row.state_id)
             if row.cancel_requested is not None:
                 who = row.cancel_requested_by or "frontend"
                 if state in (JobState.CREATED, JobState.QUEUED):
@@ -534,11 +521,25 @@ class JobQueue:
         actor: str,
         now: datetime,
     ) -> None:
-        comment = bounded(f"canceled by {requested_by}")
+        self._fail(
+            connection, job_id, (state,), who, actor, bounded(f"canceled by {requested_by}"), now
+        )
+
+    def _fail(
+        self,
+        connection: Connection,
+        job_id: int,
+        from_states: Sequence[JobState],
+        who: Actor,
+        actor: str,
+        comment: str,
+        now: datetime,
+    ) -> None:
+        """A job that ends Failed without its steps being run (again): refused, canceled."""
         self._transition(
             connection,
             job_id,
-            (state,),
+            from_states,
             JobState.FAILED,
             who,
             actor,
@@ -669,8 +670,9 @@ class JobQueue:
         now = utcnow()
         actor = actor or _run_actor(run_id)
         with begin(self.engine) as connection:
-            job_id = self._lock_job_of_step(connection, step_id)
-            holder = self._check_holder(connection, job_id, run_id)
+            holder = self._lock_holder_of_step(connection, step_id)
+            job_id = holder.id
+            _check_holder(holder, run_id)
             if holder.cancel_requested is not None:
                 reason = f"canceled by {holder.cancel_requested_by or 'frontend'}"
                 self._step_transition(
@@ -733,8 +735,9 @@ class JobQueue:
         actor = actor or _run_actor(run_id)
         comment = bounded(error or note)
         with begin(self.engine) as connection:
-            job_id = self._lock_job_of_step(connection, step_id)
-            self._check_holder(connection, job_id, run_id)
+            holder = self._lock_holder_of_step(connection, step_id)
+            job_id = holder.id
+            _check_holder(holder, run_id)
             self._step_transition(
                 connection,
                 step_id,
@@ -874,27 +877,6 @@ class JobQueue:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _check_holder(
-        self, connection: Connection, job_id: int, run_id: str | None, *, lock: bool = False
-    ) -> Any:
-        """The fence of every write a run makes: the job must be Running and held by `run_id`.
-        Raises `LostOwnership` (naming both runs) otherwise. The caller has locked the job row
-        unless `lock`."""
-        if lock:
-            self._lock_job(connection, job_id)
-        row = connection.execute(
-            sa.select(
-                JOB.c.state_id, JOB.c.run_id, JOB.c.cancel_requested, JOB.c.cancel_requested_by
-            ).where(JOB.c.id == job_id)
-        ).one()
-        if row.state_id != JobState.RUNNING or row.run_id != run_id:
-            held = f"held by run {row.run_id}" if row.run_id else "held by no run"
-            state = JobState(row.state_id).label
-            raise LostOwnership(
-                f"job {job_id} is {state} and {held}: run {run_id} no longer holds it"
-            )
-        return row
-
     def _finalise_job(
         self,
         connection: Connection,
@@ -909,7 +891,7 @@ class JobQueue:
     ) -> tuple[JobState | None, str | None]:
         """Writes the final state of a job held by `run_id` once none of its steps is left to
         run, or, with `run_over`, once that run has ended. Needs the job row locked and held
-        (`_check_holder`) by the caller."""
+        (`_lock_holder`, `_check_holder`) by the caller."""
         left_to_run: sa.ColumnElement[bool] = STEP.c.state_id == JobState.RUNNING
         if not run_over:
             # A step that failed under an earlier run is re-run by the run now holding the job
@@ -1098,16 +1080,26 @@ class JobQueue:
             raise NotFound(f"job {job_id} does not exist")
         return JobState(state_id)
 
-    def _lock_job_of_step(self, connection: Connection, step_id: int) -> int:
-        job_id = connection.execute(
-            sa.select(JOB.c.id)
+    def _lock_holder(self, connection: Connection, job_id: int) -> Any:
+        """Locks the job row and reads its state and holder, in one statement."""
+        row = connection.execute(
+            sa.select(*_HOLDER_COLUMNS).where(JOB.c.id == job_id).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"job {job_id} does not exist")
+        return row
+
+    def _lock_holder_of_step(self, connection: Connection, step_id: int) -> Any:
+        """`_lock_holder` of the step's job: every step write of a run starts here."""
+        row = connection.execute(
+            sa.select(*_HOLDER_COLUMNS)
             .join_from(JOB, STEP, STEP.c.job_id == JOB.c.id)
             .where(STEP.c.id == step_id)
             .with_for_update(of=JOB)
-        ).scalar()
-        if job_id is None:
+        ).first()
+        if row is None:
             raise NotFound(f"step {step_id} does not exist")
-        return job_id
+        return row
 
     def _record(
         self,
@@ -1130,6 +1122,26 @@ class JobQueue:
                 comment=bounded(comment),
                 changed_at=now,
             )
+        )
+
+
+_HOLDER_COLUMNS = (
+    JOB.c.id,
+    JOB.c.state_id,
+    JOB.c.run_id,
+    JOB.c.cancel_requested,
+    JOB.c.cancel_requested_by,
+)
+
+
+def _check_holder(holder: Any, run_id: str | None) -> None:
+    """The fence of every write a run makes: the job (a `_lock_holder` row) must be Running and
+    held by `run_id`; `LostOwnership` names both runs otherwise."""
+    if holder.state_id != JobState.RUNNING or holder.run_id != run_id:
+        held = f"held by run {holder.run_id}" if holder.run_id else "held by no run"
+        state = JobState(holder.state_id).label
+        raise LostOwnership(
+            f"job {holder.id} is {state} and {held}: run {run_id} no longer holds it"
         )
 
 
