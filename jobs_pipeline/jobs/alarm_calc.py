@@ -186,18 +186,12 @@ class JobAlarmCalc(JobInstance):
     def _picture(
         self, step: Step, alarm: AlarmDefinition, values: pd.Series, spans: Sequence[Any]
     ) -> Callable[[], bytes]:
-        from jobs_pipeline.report import AlarmTimeline, alarm_timeline_png
+        from jobs_pipeline.report import alarm_timeline_png
+        from jobs_pipeline.report.timeline import alarm_timeline
 
-        timeline = AlarmTimeline(
+        timeline = alarm_timeline(
+            alarm,
             object_name=step.object_name,
-            alarm_id=alarm.id,
-            alarm_name=alarm.name,
-            feature=alarm.feature.name,
-            unit=alarm.feature.unit,
-            operator=alarm.operator,
-            threshold=alarm.threshold,
-            clear_threshold=alarm.clear_threshold,
-            sampling_period=alarm.feature.sampling_period,
             start=self._period.start,
             end=self._period.end,
             values=values,

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError
-from jobs_pipeline.report.timeline import AlarmTimeline
+from jobs_pipeline.report.timeline import AlarmTimeline, alarm_timeline
 
 
 def stored_timeline(
@@ -24,18 +24,6 @@ def stored_timeline(
         for occurrence in perfdb.occurrences.list(object_name=object_name, alarm_id=alarm_id)
         if start <= occurrence.start < end
     ]
-    return AlarmTimeline(
-        object_name=object_name,
-        alarm_id=alarm.id,
-        alarm_name=alarm.name,
-        feature=alarm.feature.name,
-        unit=alarm.feature.unit,
-        operator=alarm.operator,
-        threshold=alarm.threshold,
-        clear_threshold=alarm.clear_threshold,
-        sampling_period=alarm.feature.sampling_period,
-        start=start,
-        end=end,
-        values=values,
-        occurrences=occurrences,
+    return alarm_timeline(
+        alarm, object_name=object_name, start=start, end=end, values=values, occurrences=occurrences
     )

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from jobs_pipeline.perfdb.records import AlarmDefinition
+
 # Long periods are drawn from at most this many points (the min and max of each bucket), so a
 # year of 1-minute data costs what a day does, and no peak disappears.
 MAX_DRAWN_POINTS = 2000
@@ -35,6 +37,33 @@ class AlarmTimeline:
     end: datetime
     values: pd.Series
     occurrences: Sequence[tuple[datetime, datetime]] = field(default_factory=tuple)
+
+
+def alarm_timeline(
+    alarm: AlarmDefinition,
+    *,
+    object_name: str,
+    start: datetime,
+    end: datetime,
+    values: pd.Series,
+    occurrences: Sequence[tuple[datetime, datetime]],
+) -> AlarmTimeline:
+    """The timeline of `alarm` for one object: its rule and feature from the definition."""
+    return AlarmTimeline(
+        object_name=object_name,
+        alarm_id=alarm.id,
+        alarm_name=alarm.name,
+        feature=alarm.feature.name,
+        unit=alarm.feature.unit,
+        operator=alarm.operator,
+        threshold=alarm.threshold,
+        clear_threshold=alarm.clear_threshold,
+        sampling_period=alarm.feature.sampling_period,
+        start=start,
+        end=end,
+        values=values,
+        occurrences=occurrences,
+    )
 
 
 def _no_data_spans(timeline: AlarmTimeline) -> list[tuple[datetime, datetime]]:

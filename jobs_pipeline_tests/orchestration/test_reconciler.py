@@ -22,6 +22,7 @@ from jobs_pipeline.orchestration.sensors import run_tags
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.models import JobInstanceRow, table_of
 from jobs_pipeline.perfdb.queue import utcnow
+from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import Actor, JobState
 from jobs_pipeline_tests.orchestration.conftest import (
     WITH_DATA,
@@ -78,6 +79,13 @@ def job_held_by_a_run(
     for step_id in steps[:started_steps]:
         perfdb.queue.start_step(step_id, run.run_id)
     return HeldJob(job_id=job.id, run=run, steps=steps)
+
+
+def run_for(instance: dg.DagsterInstance, job: Job) -> dg.DagsterRun:
+    """A run of `perfdb_job` for the job, as the queue sensor would request it (not launched)."""
+    return instance.create_run_for_job(
+        job_def=defs.get_job_def("perfdb_job"), run_config=plan_config(job.id), tags=run_tags(job)
+    )
 
 
 def mark_started(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
@@ -278,11 +286,7 @@ def test_a_run_canceled_while_queued_fails_its_queued_job_which_can_be_requeued(
     seeded_db: PerfDB, perfdb_resource: PerfDBResource, instance: dg.DagsterInstance
 ) -> None:
     job = alarm_job(seeded_db, WITH_DATA)
-    run = instance.create_run_for_job(
-        job_def=defs.get_job_def("perfdb_job"),
-        run_config=plan_config(job.id),
-        tags=run_tags(job),
-    )
+    run = run_for(instance, job)
     assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"  # still waiting
     instance.report_run_canceled(run, "canceled while queued")
 
@@ -325,11 +329,7 @@ def test_cancel_requests_on_jobs_that_are_not_running_are_handled_at_once(
 ) -> None:
     created = alarm_job(seeded_db, WITH_DATA, queue=False)
     queued = alarm_job(seeded_db, WITH_DATA)
-    queued_run = instance.create_run_for_job(
-        job_def=defs.get_job_def("perfdb_job"),
-        run_config=plan_config(queued.id),
-        tags=run_tags(queued),
-    )
+    queued_run = run_for(instance, queued)
     failed = alarm_job(seeded_db, WITH_DATA, queue=False)
     seeded_db.queue.cancel_job(failed.id, actor="earlier")
     for job in (created, queued, failed):
@@ -444,11 +444,7 @@ def test_a_run_that_started_but_never_claimed_its_job_fails_it_once_silent(
     # Its worker died between starting and the plan op: Dagster's default launcher would keep
     # the run STARTED forever, and the job Queued with it.
     job = alarm_job(seeded_db, WITH_DATA)
-    run = instance.create_run_for_job(
-        job_def=defs.get_job_def("perfdb_job"),
-        run_config=plan_config(job.id),
-        tags=run_tags(job),
-    )
+    run = run_for(instance, job)
     mark_started(instance, run)
     assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"  # just started
 
