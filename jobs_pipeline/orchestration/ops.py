@@ -21,6 +21,9 @@ from jobs_pipeline.report.timeline import markdown_image
 
 STEP_IO_MANAGER_KEY = "step_io_manager"
 PLAN_OP_NAME = "plan_steps"
+# The Dagster concurrency pool of the step ops: its limit (dagster.yaml, `concurrency: pools`)
+# caps the steps that use the performance database at once, over all runs and workers.
+PERFDB_POOL = "perfdb"
 
 # A database that restarts or drops connections: the op is tried again after 1, 2, 4, 8, 16 s
 # (about half a minute in all). Anything else, a termination included, fails the op at once:
@@ -134,6 +137,7 @@ def plan_steps(context: dg.OpExecutionContext, config: PlanConfig, perfdb: PerfD
 
 @dg.op(
     out=dg.Out(int, io_manager_key=STEP_IO_MANAGER_KEY),
+    pool=PERFDB_POOL,
     description="Runs one step and writes its state; fails (red) when the step failed.",
 )
 def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: int):

@@ -78,7 +78,13 @@ def dagster_pg_url(dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 def assert_configured_like_production(instance: dg.DagsterInstance) -> None:
     coordinator = instance.run_coordinator
     assert isinstance(coordinator, dg.QueuedRunCoordinator)
-    assert coordinator.get_run_queue_config().max_concurrent_runs == 4
+    concurrency = instance.get_concurrency_config()
+    assert concurrency.run_queue_config.max_concurrent_runs == 4
+    assert [limit["key"] for limit in concurrency.run_queue_config.tag_concurrency_limits] == [
+        "jobs_pipeline/job_type"
+    ]
+    assert concurrency.pool_config.default_pool_limit == 4
+    assert instance.event_log_storage.supports_global_concurrency_limits
     assert instance.run_monitoring_enabled
     assert instance.run_monitoring_start_timeout_seconds == 120
     assert instance.run_monitoring_cancel_timeout_seconds == 60
