@@ -6,6 +6,7 @@ import warnings
 
 import dagster as dg
 
+from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, executor_for
 from jobs_pipeline.orchestration.io_manager import StepIdIOManager
 from jobs_pipeline.orchestration.ops import STEP_IO_MANAGER_KEY, perfdb_job_graph
 from jobs_pipeline.orchestration.reconciler import perfdb_reconciler
@@ -18,14 +19,27 @@ warnings.filterwarnings(
     "ignore", message=r"Parameter `owners` of initializer `SensorDefinition.__init__`"
 )
 
-perfdb_job = perfdb_job_graph.to_job(
-    name="perfdb_job",
-    description="One job of the performance database's queue; one op per job step.",
-    executor_def=dg.in_process_executor,
-)
+_DESCRIPTIONS = {
+    Profile.IN_PROCESS: "every step in the run worker, one after another",
+    Profile.MULTIPROCESS: "steps in parallel processes of the run's machine",
+    Profile.CELERY: "steps on Celery workers",
+}
+
+# One Dagster job per execution profile (`orchestration/execution.py`), all of the same graph.
+perfdb_jobs = [
+    perfdb_job_graph.to_job(
+        name=profile.job_name,
+        description=f"One job of the performance database's queue, one op per job step: "
+        f"{_DESCRIPTIONS[profile]}.",
+        executor_def=executor_for(profile),
+        tags={PROFILE_TAG: profile.value},
+    )
+    for profile in Profile
+]
+perfdb_job = perfdb_jobs[0]
 
 defs = dg.Definitions(
-    jobs=[perfdb_job],
-    sensors=[queue_sensor_factory(perfdb_job), perfdb_reconciler],
+    jobs=perfdb_jobs,
+    sensors=[queue_sensor_factory(perfdb_jobs), perfdb_reconciler],
     resources={"perfdb": PerfDBResource(), STEP_IO_MANAGER_KEY: StepIdIOManager()},
 )

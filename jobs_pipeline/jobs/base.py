@@ -81,6 +81,9 @@ class JobInstance:
     _name: ClassVar[str] = ""
     _description: ClassVar[str] = ""
     _parameters_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    # Steps that take seconds of CPU each: runs of this type use the parallel execution profile
+    # when the deployment sets one (`JOBS_PIPELINE_HEAVY_EXECUTION`).
+    _heavy_steps: ClassVar[bool] = False
 
     def __init__(
         self,

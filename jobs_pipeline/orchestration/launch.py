@@ -24,7 +24,6 @@ from jobs_pipeline.perfdb.states import JobState
 WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
 INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
-JOB_NAME = "perfdb_job"
 
 
 class RunFailed(PerfDBError):
@@ -155,7 +154,7 @@ def _create_run(instance, workspace, request):  # type: ignore[no-untyped-def]
     selector = JobSubsetSelector(
         location_name=location.name,
         repository_name=repository_name,
-        job_name=JOB_NAME,
+        job_name=request.job_name,
         op_selection=None,
     )
     remote_job = location.get_job(selector)
@@ -166,7 +165,7 @@ def _create_run(instance, workspace, request):  # type: ignore[no-untyped-def]
         remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
     )
     return instance.create_run(
-        job_name=JOB_NAME,
+        job_name=request.job_name,
         run_id=None,
         run_config=run_config,
         tags={**remote_job.tags, **request.tags},

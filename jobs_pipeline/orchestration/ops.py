@@ -1,6 +1,8 @@
 """The run of one queued job: plan -> one mapped op per step -> summary."""
 # No `from __future__ import annotations`: Dagster reads op and sensor annotations at runtime.
 
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +42,8 @@ class PlanConfig(dg.Config):
 
     job_id: int
 
+
+_HOST = socket.gethostname()
 
 # Per process and run: the bound job (its steps and alarm definitions read once), and whether
 # this run already holds the job, so that a step op costs no extra queries for either.
@@ -150,6 +154,9 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource, step_id: in
         "step_id": step_id,
         "object": step.object_name,
         "seconds": round(outcome.seconds, 4),
+        # Where the step ran: the run worker, a step process or a Celery worker.
+        "worker_host": _HOST,
+        "worker_pid": os.getpid(),
     }
     if step.alarm_id is not None:
         metadata["alarm_id"] = step.alarm_id

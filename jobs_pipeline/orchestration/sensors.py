@@ -5,7 +5,8 @@ import json
 import dagster as dg
 import sqlalchemy as sa
 
-from jobs_pipeline.jobs.registry import check_queued_job
+from jobs_pipeline.jobs.registry import check_queued_job, job_type
+from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, profile_for
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
 from jobs_pipeline.orchestration.quiet_logs import run_console_level
 from jobs_pipeline.orchestration.resources import PerfDBResource
@@ -26,23 +27,27 @@ def run_key(job: Job) -> str:
     return f"job-{job.id}-{job.queue_count}"
 
 
-def run_tags(job: Job) -> dict[str, str]:
+def run_tags(job: Job, profile: Profile = Profile.IN_PROCESS) -> dict[str, str]:
     return {
         JOB_ID_TAG: str(job.id),
         JOB_TYPE_TAG: job.type_name,
         QUEUE_COUNT_TAG: str(job.queue_count),
+        PROFILE_TAG: profile.value,
     }
 
 
 def run_request(job: Job) -> dg.RunRequest:
+    """The run of a job, under the execution profile the deployment sets for its type."""
+    profile = profile_for(job_type(job.type_name)._heavy_steps)
     return dg.RunRequest(
         run_key=run_key(job),
+        job_name=profile.job_name,
         run_config=dg.RunConfig(
             ops={PLAN_OP_NAME: PlanConfig(job_id=job.id)},
             # Step events stay in the UI; the console of `dagster dev` shows INFO and above.
             loggers={"console": {"config": {"log_level": run_console_level()}}},
         ),
-        tags=run_tags(job),
+        tags=run_tags(job, profile),
     )
 
 
@@ -71,11 +76,13 @@ QUEUE_SENSOR_INTERVAL_SECONDS = 1
 
 
 def queue_sensor_factory(
-    job_def: dg.JobDefinition, *, minimum_interval_seconds: int = QUEUE_SENSOR_INTERVAL_SECONDS
+    job_defs: list[dg.JobDefinition],
+    *,
+    minimum_interval_seconds: int = QUEUE_SENSOR_INTERVAL_SECONDS,
 ):
     @dg.sensor(
         name="perfdb_queue_sensor",
-        job=job_def,
+        jobs=job_defs,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Launches one run per Queued job of the performance database.",

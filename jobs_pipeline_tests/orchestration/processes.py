@@ -49,6 +49,8 @@ class SlowStepsJob(JobInstance):
 
     _name = "Slow Steps"
     _description = "Sleeps; for the tests of runs that die"
+    # Runs go to the heavy profile when a test's deployment sets one.
+    _heavy_steps = True
     _parameters_schema = {
         "type": "object",
         "properties": {

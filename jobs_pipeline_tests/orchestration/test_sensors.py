@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from jobs_pipeline.definitions import defs
 from jobs_pipeline.jobs import JobAlarmCalc
 from jobs_pipeline.orchestration import sensors
+from jobs_pipeline.orchestration.execution import PROFILE_TAG
 from jobs_pipeline.orchestration.resources import PerfDBResource, shared_perfdb
 from jobs_pipeline.orchestration.sensors import (
     JOB_ID_TAG,
@@ -116,10 +117,12 @@ def test_each_queued_job_becomes_one_run_request(
     assert result.run_keys == keys(first, second)
     job_def = defs.get_job_def("perfdb_job")
     for request, job in zip(result.run_requests, (first, second), strict=True):
+        assert request.job_name == "perfdb_job"
         assert request.tags == {
             JOB_ID_TAG: str(job.id),
             JOB_TYPE_TAG: ALARM_CALC,
             QUEUE_COUNT_TAG: "1",
+            PROFILE_TAG: "in_process",
         }
         run_config = request.run_config
         assert run_config["ops"] == plan_config(job.id)["ops"]

@@ -1,0 +1,217 @@
+"""Execution profiles: which Dagster job (and executor) a queued job's run gets, and the pool
+that caps the steps using the performance database across runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from jobs_pipeline.definitions import defs
+from jobs_pipeline.jobs import JobAlarmCalc
+from jobs_pipeline.orchestration.execution import (
+    HEAVY_PROFILE_ENV,
+    MAX_CONCURRENT_STEPS_ENV,
+    PROFILE_ENV,
+    PROFILE_TAG,
+    Profile,
+    max_concurrent_steps,
+    profile_for,
+)
+from jobs_pipeline.orchestration.ops import PERFDB_POOL
+from jobs_pipeline.orchestration.sensors import run_request
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.errors import InputError
+from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline_tests.orchestration.conftest import alarm_job
+from jobs_pipeline_tests.orchestration.processes import (
+    SLOW_STEPS_SPEC,
+    SlowStepsJob,
+    add_slow_steps_type,
+    dagster_environment,
+    finished_run,
+    instance_for_environment,
+    job_in_state,
+    make_dagster_home,
+    running_daemon,
+    scratch_pg_database,
+    wait_for,
+    write_workspace,
+)
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+def test_every_job_runs_in_process_unless_the_deployment_says_otherwise() -> None:
+    assert profile_for(heavy_steps=False, environ={}) is Profile.IN_PROCESS
+    assert profile_for(heavy_steps=True, environ={}) is Profile.IN_PROCESS
+    assert profile_for(False, {PROFILE_ENV: "multiprocess"}) is Profile.MULTIPROCESS
+    # The heavy profile applies to heavy job types only, and defaults to the general one.
+    settings = {PROFILE_ENV: "in_process", HEAVY_PROFILE_ENV: "Celery"}
+    assert profile_for(False, settings) is Profile.IN_PROCESS
+    assert profile_for(True, settings) is Profile.CELERY
+    assert profile_for(True, {PROFILE_ENV: "multiprocess"}) is Profile.MULTIPROCESS
+
+
+def test_an_unknown_profile_is_named_with_the_setting_and_the_choices() -> None:
+    with pytest.raises(InputError) as error:
+        profile_for(True, {HEAVY_PROFILE_ENV: "threads"})
+    assert str(error.value) == (
+        "JOBS_PIPELINE_HEAVY_EXECUTION='threads' is not an execution profile "
+        "(in_process, multiprocess, celery)"
+    )
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "four"])
+def test_max_concurrent_steps_must_be_a_positive_whole_number(text: str) -> None:
+    assert max_concurrent_steps({}) == (os.cpu_count() or 1)
+    assert max_concurrent_steps({MAX_CONCURRENT_STEPS_ENV: "3"}) == 3
+    with pytest.raises(InputError, match=MAX_CONCURRENT_STEPS_ENV):
+        max_concurrent_steps({MAX_CONCURRENT_STEPS_ENV: text})
+
+
+def test_each_profile_is_a_job_of_the_code_location_with_its_executor() -> None:
+    executors = {
+        profile: defs.get_job_def(profile.job_name).executor_def.name for profile in Profile
+    }
+    assert executors == {
+        Profile.IN_PROCESS: "in_process",
+        Profile.MULTIPROCESS: "multiprocess_executor",
+        Profile.CELERY: "celery_executor",
+    }
+    for profile in Profile:
+        job_def = defs.get_job_def(profile.job_name)
+        assert job_def.tags[PROFILE_TAG] == profile.value
+        assert job_def.graph.node_named("run_step").definition.pool == PERFDB_POOL
+
+
+def test_the_sensor_sends_heavy_job_types_to_the_heavy_profile(
+    seeded_db: PerfDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = alarm_job(seeded_db)
+    monkeypatch.setenv(HEAVY_PROFILE_ENV, "multiprocess")
+    monkeypatch.delenv(PROFILE_ENV, raising=False)
+
+    light = run_request(job)
+    monkeypatch.setattr(JobAlarmCalc, "_heavy_steps", True)
+    heavy = run_request(job)
+
+    assert (light.job_name, light.tags[PROFILE_TAG]) == ("perfdb_job", "in_process")
+    assert (heavy.job_name, heavy.tags[PROFILE_TAG]) == ("perfdb_job_multiprocess", "multiprocess")
+    assert dg.validate_run_config(defs.get_job_def(heavy.job_name), heavy.run_config)
+
+
+# --- real runs: multiprocess steps in the pool ---------------------------------------------------
+
+OBJECT = "WTG-POOL"
+STEP_SECONDS = [1.0, 1.0, 1.0]
+POOL_LIMIT = 1
+
+
+@dataclass
+class Interval:
+    job_id: int
+    started: datetime
+    finished: datetime
+
+
+def most_at_once(intervals: list[Interval]) -> int:
+    edges = sorted(
+        [(i.started, 1) for i in intervals] + [(i.finished, -1) for i in intervals],
+        key=lambda edge: (edge[0], edge[1]),  # an end before a start at the same instant
+    )
+    running = peak = 0
+    for _, change in edges:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.fixture
+def pooled_daemon(
+    pg_perfdb_url: str, tmp_path: Path
+) -> Iterator[tuple[PerfDB, dg.DagsterInstance]]:
+    """A daemon whose deployment sends heavy job types to the multiprocess profile (two step
+    processes per run), with the pool `perfdb` limited to one step at a time."""
+    perfdb = PerfDB.connect(pg_perfdb_url)
+    try:
+        add_slow_steps_type(perfdb, OBJECT)
+        with scratch_pg_database() as dagster_pg_url:
+            env = dagster_environment(
+                make_dagster_home(tmp_path / "dagster_home"), pg_perfdb_url, dagster_pg_url
+            )
+            env[HEAVY_PROFILE_ENV] = "multiprocess"
+            env[MAX_CONCURRENT_STEPS_ENV] = "2"
+            with instance_for_environment(env) as instance:
+                # What `dagster instance concurrency set perfdb 1` does.
+                instance.event_log_storage.set_concurrency_slots(PERFDB_POOL, POOL_LIMIT)
+                with running_daemon(write_workspace(tmp_path), env, tmp_path / "daemon.log"):
+                    yield perfdb, instance
+    finally:
+        perfdb.dispose()
+
+
+@pytest.mark.slow
+def test_two_multiprocess_runs_never_exceed_the_pool_limit(
+    pooled_daemon: tuple[PerfDB, dg.DagsterInstance], tmp_path: Path
+) -> None:
+    perfdb, instance = pooled_daemon
+    assert SlowStepsJob._heavy_steps
+    jobs = [
+        perfdb.queue.create_job(
+            SLOW_STEPS_SPEC.name,
+            {"object": OBJECT, "seconds": STEP_SECONDS, "pid_file": str(tmp_path / f"{n}.pid")},
+            description="pool",
+            queue=True,
+        )
+        for n in range(2)
+    ]
+    for job in jobs:
+        wait_for(
+            job_in_state(perfdb, job.id, JobState.FINISHED, JobState.FAILED),
+            timeout=240,
+            what=f"job {job.id} to end",
+        )
+
+    intervals: list[Interval] = []
+    step_pids: set[int] = set()
+    for job in jobs:
+        finished = perfdb.queue.get_job(job.id)
+        assert finished.state == JobState.FINISHED, finished.comment
+        run = instance.get_run_by_id(finished.run_id or "")
+        assert run is not None and run.job_name == "perfdb_job_multiprocess"
+        assert run.tags[PROFILE_TAG] == "multiprocess"
+        for step in perfdb.queue.get_steps(job.id):
+            assert step.started is not None and step.finished is not None
+            intervals.append(Interval(job.id, step.started, step.finished))
+        for record in instance.get_records_for_run(
+            finished.run_id or "", of_type=dg.DagsterEventType.STEP_OUTPUT
+        ).records:
+            data = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
+            metadata = getattr(data, "metadata", {}) or {}
+            if "worker_pid" in metadata:
+                step_pids.add(int(metadata["worker_pid"].value))
+    # Both runs were in flight together, yet one step ran at a time: the pool's limit.
+    run_ids = [perfdb.queue.get_job(job.id).run_id or "" for job in jobs]
+    for run_id in run_ids:
+        wait_for(finished_run(instance, run_id), timeout=60, what=f"run {run_id} to end")
+    assert len(intervals) == 2 * len(STEP_SECONDS)
+    assert most_at_once(intervals) == POOL_LIMIT
+    assert _runs_overlapped(instance, run_ids)
+    # A process per step, none of them this test's.
+    assert len(step_pids) == len(intervals) and os.getpid() not in step_pids
+
+
+def _runs_overlapped(instance: dg.DagsterInstance, run_ids: list[str]) -> bool:
+    spans = []
+    for run_id in run_ids:
+        record = instance.get_run_record_by_id(run_id)
+        assert record is not None and record.start_time and record.end_time
+        spans.append((record.start_time, record.end_time))
+    (start_a, end_a), (start_b, end_b) = spans
+    return start_a < end_b and start_b < end_a
