@@ -31,6 +31,8 @@ HEAVY_PROFILE_ENV = "JOBS_PIPELINE_HEAVY_EXECUTION"
 MAX_CONCURRENT_STEPS_ENV = "JOBS_PIPELINE_MAX_CONCURRENT_STEPS"
 CELERY_BROKER_ENV = "JOBS_PIPELINE_CELERY_BROKER"
 CELERY_BACKEND_ENV = "JOBS_PIPELINE_CELERY_BACKEND"
+CELERY_QUEUE_ENV = "JOBS_PIPELINE_CELERY_QUEUE"
+DEFAULT_CELERY_QUEUE = "dagster"
 DEFAULT_CELERY_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 DEFAULT_CELERY_BACKEND = "rpc://"
 PROFILE_TAG = "jobs_pipeline/execution"
@@ -113,7 +115,11 @@ def executor_for(profile: Profile) -> dg.ExecutorDefinition:
         {
             "broker": _env_or_default(CELERY_BROKER_ENV, DEFAULT_CELERY_BROKER),
             "backend": _env_or_default(CELERY_BACKEND_ENV, DEFAULT_CELERY_BACKEND),
-            "config_source": CELERY_SETTINGS,
+            # Workers listen on this queue (`scripts/celery-worker`): one per deployment.
+            "config_source": {
+                **CELERY_SETTINGS,
+                "task_default_queue": os.environ.get(CELERY_QUEUE_ENV) or DEFAULT_CELERY_QUEUE,
+            },
         },
         name="celery_executor",
     )

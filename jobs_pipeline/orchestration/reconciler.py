@@ -275,14 +275,21 @@ class Reconciler:
             self._warn(f"could not attach the summary of job {job_id} to run {run.run_id}: {error}")
 
     def _failure_message(self, run: dg.DagsterRun) -> str:
+        """Why the run failed: its first error that is not one of Dagster's wrappers (a broker
+        that refused the connection, say), else the first line of its failure event."""
         records = self.instance.get_records_for_run(
             run.run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1, ascending=False
         ).records
         for record in records:
-            message = record.event_log_entry.message or ""
-            if record.event_log_entry.dagster_event is not None:
-                message = record.event_log_entry.dagster_event.message or message
-            return message.strip().splitlines()[0] if message.strip() else ""
+            event = record.event_log_entry.dagster_event
+            error = getattr(event.event_specific_data, "error", None) if event else None
+            # Past Dagster's wrappers, to the error that says what went wrong.
+            while error is not None and error.cls_name.startswith("Dagster") and error.cause:
+                error = error.cause
+            message = error.message if error is not None else ""
+            if not message.strip():
+                message = (event.message if event else None) or record.event_log_entry.message
+            return message.strip().splitlines()[0] if message and message.strip() else ""
         return ""
 
     def _op_failures(self, run: dg.DagsterRun) -> dict[int, str]:
@@ -364,7 +371,11 @@ class Reconciler:
         if comment is None:
             run = records[0].dagster_run
             status = _STATUS_WORDS.get(run.status, run.status.value.lower())
-            comment = f"run {run.run_id} {status} before it claimed the job: queue it again"
+            failure = self._failure_message(run) if run.status == DagsterRunStatus.FAILURE else ""
+            because = f" ({failure})" if failure else ""
+            comment = (
+                f"run {run.run_id} {status} before it claimed the job{because}: queue it again"
+            )
         after = self._guarded(
             job,
             self.queue.fail_job,

@@ -102,6 +102,11 @@ def occurrence_counts(perfdb: PerfDB) -> dict[tuple[str, int | None], int]:
 @pytest.fixture
 def seeded_db(perfdb: PerfDB) -> PerfDB:
     """The fleet described at the top of this module, on each backend."""
+    return seed_fleet(perfdb)
+
+
+def seed_fleet(perfdb: PerfDB) -> PerfDB:
+    """Writes the fleet described at the top of this module."""
     perfdb.values.import_frame(sample_frame(SAMPLES))
     perfdb.catalog.ensure_objects([NO_DATA])
     perfdb.catalog.define_alarm(

@@ -98,12 +98,13 @@ class PacedAlarmCalc(JobAlarmCalc):
         pid_dir = os.environ.get(PID_DIR_ENV)
         if pid_dir:
             (Path(pid_dir) / f"{self.job_id}.pid").write_text(str(os.getpid()))
-        time.sleep(PACED_STEP_SECONDS)
+        time.sleep(float(os.environ.get(PACE_ENV) or PACED_STEP_SECONDS))
         return super()._run_step(step_id)
 
 
 PID_DIR_ENV = "JOBS_PIPELINE_TEST_PID_DIR"
 PACED_STEP_SECONDS = 0.4
+PACE_ENV = "JOBS_PIPELINE_TEST_STEP_SECONDS"  # another pace, for the processes given it
 PACED_ALARM_CALC_SPEC = JobTypeSpec(
     name=PacedAlarmCalc._name,
     description=PacedAlarmCalc._description,
