@@ -4,6 +4,7 @@ that caps the steps using the performance database across runs."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.orchestration.conftest import alarm_job
 from jobs_pipeline_tests.orchestration.processes import (
     SLOW_STEPS_SPEC,
+    VENV_BIN,
     SlowStepsJob,
     add_slow_steps_type,
     dagster_environment,
@@ -147,9 +149,17 @@ def pooled_daemon(
             )
             env[HEAVY_PROFILE_ENV] = "multiprocess"
             env[MAX_CONCURRENT_STEPS_ENV] = "2"
+            # The command docs/deployment.md gives for changing a pool's limit.
+            subprocess.run(
+                [str(VENV_BIN / "dagster"), "instance", "concurrency", "set", PERFDB_POOL, "1"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             with instance_for_environment(env) as instance:
-                # What `dagster instance concurrency set perfdb 1` does.
-                instance.event_log_storage.set_concurrency_slots(PERFDB_POOL, POOL_LIMIT)
+                assert instance.event_log_storage.get_concurrency_info(
+                    PERFDB_POOL
+                ).slot_count == POOL_LIMIT
                 with running_daemon(write_workspace(tmp_path), env, tmp_path / "daemon.log"):
                     yield perfdb, instance
     finally:

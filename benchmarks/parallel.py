@@ -1,0 +1,304 @@
+"""Heavy steps in parallel: one 40-step job under each execution profile, in one run.
+
+Each step is an alarm calculation over a year of 1-minute values (525,600 samples) of one
+object: 4 objects x 10 alarms, in a scratch PostgreSQL performance database, with the Dagster
+instance on a scratch PostgreSQL database too (the repository's `dagster.yaml`, pooled storage,
+the `perfdb` pool's default limit). The job is requeued between runs and every run must leave it
+Finished with the same occurrences. Variants:
+
+  in_process        every step in the run worker, one after another (the baseline)
+  multiprocess x1   Dagster's multiprocess executor (forkserver), one step at a time
+  multiprocess x2   the same, two steps at a time
+  celery x1         one Celery worker (`scripts/celery-worker NAME --concurrency=1`), RabbitMQ
+  celery x2         two such workers
+
+Every run is orchestrated by a fresh child process (`execute_job`), so that each profile's
+settings are read as a deployment reads them; its wall time is from the start of the run to its
+end. The speed-up is against `in_process`; on a 2-core machine the two-worker profiles share the
+cores with PostgreSQL, the orchestrator and each other.
+
+    .venv/bin/python benchmarks/parallel.py [--objects 4] [--alarms 10] [--days 365]
+        [--no-celery]
+
+`JOBS_PIPELINE_CELERY_BROKER` names the broker (default: RabbitMQ on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import scratch_postgresql
+
+from jobs_pipeline.jobs import create_job, upgrade_database
+from jobs_pipeline.orchestration.execution import (
+    CELERY_QUEUE_ENV,
+    MAX_CONCURRENT_STEPS_ENV,
+    PROFILE_ENV,
+    Profile,
+)
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
+from jobs_pipeline.perfdb.states import JobState
+
+ALARM_CALC = "Alarm Calculation"
+FEATURE = "active_power_1min"
+MINUTE = timedelta(minutes=1)
+START = datetime(2025, 1, 1, tzinfo=UTC)
+CELERY_WORKER = PROJECT_ROOT / "scripts" / "celery-worker"
+SPEED_UP_TARGET = 1.8  # "approach 2x" with two workers on two cores
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    profile: Profile
+    workers: int
+
+
+VARIANTS = [
+    Variant("in_process", Profile.IN_PROCESS, 1),
+    Variant("multiprocess x1", Profile.MULTIPROCESS, 1),
+    Variant("multiprocess x2", Profile.MULTIPROCESS, 2),
+    Variant("celery x1", Profile.CELERY, 1),
+    Variant("celery x2", Profile.CELERY, 2),
+]
+
+
+# --- the data and the job ----------------------------------------------------------------------
+
+
+def prepare(perfdb: PerfDB, objects: int, alarms: int, days: int) -> tuple[int, int]:
+    started = time.perf_counter()
+    upgrade_database(perfdb)
+    samples = days * 24 * 60
+    rng = np.random.default_rng(7)
+    timestamps = pd.date_range(START, periods=samples, freq="1min")
+    names = [f"WTG-{n + 1:03d}" for n in range(objects)]
+    for name in names:
+        # A daily cycle with noise and a few hours-long excursions: every alarm finds some.
+        hours = np.arange(samples) / 60.0
+        values = 1000 + 800 * np.sin(hours / 24 * 2 * np.pi) + rng.normal(0, 120, samples)
+        for centre in rng.integers(0, samples, size=days // 7 + 1):
+            values[centre : centre + int(rng.integers(30, 300))] += 900
+        frame = pd.DataFrame(
+            {"object": name, "feature": FEATURE, "timestamp": timestamps, "value": values}
+        )
+        perfdb.values.import_frame(frame, sampling_period=MINUTE)
+    for n in range(alarms):
+        perfdb.catalog.define_alarm(
+            alarm_id=5000 + n,
+            name=f"power above {1600 + 50 * n}",
+            feature=FEATURE,
+            operator=">",
+            threshold=1600 + 50 * n,
+            min_duration=timedelta(minutes=5 * (n % 3)),
+        )
+    job = create_job(
+        perfdb,
+        ALARM_CALC,
+        {
+            "object_names": names,
+            "alarm_ids": [5000 + n for n in range(alarms)],
+            "start": START.isoformat(),
+            "end": (START + timedelta(days=days)).isoformat(),
+        },
+        description="parallel benchmark",
+    )
+    print(
+        f"setup: {objects} objects x {alarms} alarms, {objects * samples:,} values "
+        f"(1-minute, {days} days) in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    return job.id, objects * alarms
+
+
+def outcome(perfdb: PerfDB, job_id: int, steps: int) -> int:
+    job = perfdb.queue.get_job(job_id)
+    states = {step.state for step in perfdb.queue.get_steps(job_id)}
+    if job.state != JobState.FINISHED or states != {JobState.FINISHED}:
+        raise RuntimeError(f"job {job_id} ended {job.state.label}: {job.comment}")
+    if len(perfdb.queue.get_steps(job_id)) != steps:
+        raise RuntimeError(f"job {job_id} does not have {steps} steps")
+    return len(perfdb.occurrences.list())
+
+
+# --- one run, in a child process ----------------------------------------------------------------
+
+
+def run_child(profile_name: str, job_id: int) -> None:
+    """Runs the job once under `profile_name` and prints {"seconds": ..., "run_id": ...}."""
+    import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    from jobs_pipeline.orchestration.sensors import run_request
+
+    profile = Profile(profile_name)
+    perfdb = PerfDB.connect(os.environ[PERFDB_URL_ENV])
+    job = perfdb.queue.queue_job(job_id, actor="benchmark")
+    request = run_request(job)
+    assert request.job_name == profile.job_name, request.job_name
+    recon_job = ReconstructableRepository.for_module(
+        "jobs_pipeline.definitions", "defs", str(PROJECT_ROOT)
+    ).get_reconstructable_job(profile.job_name)
+    with dg.DagsterInstance.get() as instance:
+        started = time.perf_counter()
+        result = dg.execute_job(
+            recon_job, instance, run_config=request.run_config, tags=request.tags
+        )
+        seconds = time.perf_counter() - started
+    perfdb.dispose()
+    print(json.dumps({"seconds": seconds, "run_id": result.run_id, "success": result.success}))
+
+
+def run_variant(variant: Variant, job_id: int, env: dict[str, str], log: Path) -> float:
+    child_env = {
+        **env,
+        PROFILE_ENV: variant.profile.value,
+        MAX_CONCURRENT_STEPS_ENV: str(variant.workers),
+    }
+    with log.open("ab") as stderr:
+        completed = subprocess.run(
+            [sys.executable, __file__, "_run", variant.profile.value, str(job_id)],
+            env=child_env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            check=False,
+        )
+    lines = completed.stdout.decode().strip().splitlines()
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"{variant.label}: the run's process failed; see {log}")
+    result = json.loads(lines[-1])
+    if not result["success"]:
+        raise RuntimeError(f"{variant.label}: run {result['run_id']} failed; see {log}")
+    return float(result["seconds"])
+
+
+@contextmanager
+def celery_workers(count: int, env: dict[str, str], directory: Path) -> Iterator[None]:
+    """`count` workers of one task at a time each, ready before the run starts."""
+    processes = []
+    logs = []
+    try:
+        for n in range(count):
+            log_path = directory / f"worker-{uuid.uuid4().hex[:6]}.log"
+            logs.append(log_path)
+            with log_path.open("wb") as log:
+                processes.append(
+                    subprocess.Popen(
+                        [str(CELERY_WORKER), f"bench{n}", "--concurrency=1"],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        deadline = time.monotonic() + 120
+        while not all(" ready." in path.read_text(errors="replace") for path in logs):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"celery workers not ready; see {directory}")
+            time.sleep(0.5)
+        yield
+    finally:
+        for process in processes:
+            stop_group(process)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+
+# --- the benchmark -----------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=4)
+    parser.add_argument("--alarms", type=int, default=10)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--no-celery", action="store_true")
+    args = parser.parse_args()
+
+    with ExitStack() as stack:
+        perf_url = stack.enter_context(scratch_postgresql("jp_bench_parallel"))
+        dagster_url = stack.enter_context(scratch_postgresql("jp_bench_parallel_dagster"))
+        scratch = Path(tempfile.mkdtemp(prefix="jp_parallel_"))
+        stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+        home = scratch / "dagster_home"
+        home.mkdir()
+        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_URL": dagster_url,
+            PERFDB_URL_ENV: perf_url,
+            CELERY_QUEUE_ENV: f"jobs_pipeline_bench_{uuid.uuid4().hex[:8]}",
+        }
+        perfdb = PerfDB.connect(perf_url)
+        stack.callback(perfdb.dispose)
+        job_id, steps = prepare(perfdb, args.objects, args.alarms, args.days)
+        log = scratch / "runs.log"
+
+        variants = [v for v in VARIANTS if not (args.no_celery and v.profile is Profile.CELERY)]
+        seconds: dict[str, float] = {}
+        occurrences: set[int] = set()
+        for variant in variants:
+            with ExitStack() as workers:
+                if variant.profile is Profile.CELERY:
+                    workers.enter_context(celery_workers(variant.workers, env, scratch))
+                seconds[variant.label] = run_variant(variant, job_id, env, log)
+            occurrences.add(outcome(perfdb, job_id, steps))
+            print(f"  {variant.label}: {seconds[variant.label]:.1f} s", flush=True)
+        if len(occurrences) != 1:
+            raise RuntimeError(f"the profiles disagree on the occurrences: {occurrences}")
+
+    base = seconds["in_process"]
+    print()
+    print(
+        f"{steps} steps, each {args.days} days of 1-minute values; {os.cpu_count()} cores; "
+        f"{occurrences.pop()} occurrences every run"
+    )
+    header = f"{'profile':<18}{'wall s':>8}{'s/step':>8}{'speed-up':>10}  target"
+    print(header)
+    print("-" * len(header))
+    for variant in variants:
+        wall = seconds[variant.label]
+        speed_up = base / wall
+        target = ""
+        if variant.workers == 2:
+            verdict = "met" if speed_up >= SPEED_UP_TARGET else "MISSED"
+            target = f">= {SPEED_UP_TARGET}x: {verdict}"
+        print(f"{variant.label:<18}{wall:>8.1f}{wall / steps:>8.2f}{speed_up:>9.2f}x  {target}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "_run":
+        run_child(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()
