@@ -19,11 +19,17 @@ which defaults to the first.
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
 import dagster as dg
 
+from jobs_pipeline.orchestration.heartbeats import orchestrator_heartbeat
+from jobs_pipeline.orchestration.ops import PLAN_OP_NAME
+from jobs_pipeline.orchestration.resources import shared_perfdb
+from jobs_pipeline.perfdb.engine import default_url
 from jobs_pipeline.perfdb.errors import InputError
 
 PROFILE_ENV = "JOBS_PIPELINE_EXECUTION"
@@ -95,11 +101,61 @@ def _env_or_default(name: str, default: str) -> dict[str, str] | str:
     return {"env": name} if os.environ.get(name) else default
 
 
+class _BeatingExecutor(dg.Executor):
+    """Another executor, plus the run's heartbeat from the run worker while it orchestrates:
+    with ops in other processes, nothing else beats while steps wait for a pool slot or a free
+    worker. Everything else is the wrapped executor's (dagster-celery's loop reads its
+    settings from `plan_context.executor`)."""
+
+    def __init__(self, inner: dg.Executor) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    @property
+    def retries(self) -> Any:
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self) -> Any:
+        return self._inner.step_dependency_config
+
+    def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
+        run_config = dict(plan_context.run_config)
+        job_id = run_config.get("ops", {}).get(PLAN_OP_NAME, {}).get("config", {}).get("job_id")
+        if job_id is None:  # not a run of a queued job
+            yield from self._inner.execute(plan_context, execution_plan)
+            return
+        url = run_config.get("resources", {}).get("perfdb", {}).get("config", {}).get("url")
+        perfdb = shared_perfdb(url or default_url())
+        with orchestrator_heartbeat(perfdb, plan_context.run_id, int(job_id)):
+            yield from self._inner.execute(plan_context, execution_plan)
+
+
+def _with_orchestrator_heartbeat(executor_def: dg.ExecutorDefinition) -> dg.ExecutorDefinition:
+    create = executor_def.executor_creation_fn
+    if create is None:
+        warnings.warn(
+            f"{executor_def.name} has no creation function: its runs get no heartbeat from "
+            f"the run worker",
+            stacklevel=2,
+        )
+        return executor_def
+    return dg.ExecutorDefinition(
+        name=executor_def.name,
+        config_schema=executor_def.config_schema,  # type: ignore[arg-type]  # Dagster takes its own
+        requirements=executor_def.get_requirements,
+        executor_creation_fn=lambda init_context: _BeatingExecutor(create(init_context)),
+        description=executor_def.description,
+    )
+
+
 def executor_for(profile: Profile) -> dg.ExecutorDefinition:
     if profile is Profile.IN_PROCESS:
-        return dg.in_process_executor
+        return dg.in_process_executor  # its ops beat from the run worker themselves
     if profile is Profile.MULTIPROCESS:
-        return dg.multiprocess_executor.configured(
+        return _with_orchestrator_heartbeat(dg.multiprocess_executor).configured(
             {
                 "max_concurrent": max_concurrent_steps(),
                 # A step process forks from a server that has imported the project once.
@@ -111,7 +167,7 @@ def executor_for(profile: Profile) -> dg.ExecutorDefinition:
         )
     from dagster_celery import celery_executor
 
-    return celery_executor.configured(
+    return _with_orchestrator_heartbeat(celery_executor).configured(
         {
             "broker": _env_or_default(CELERY_BROKER_ENV, DEFAULT_CELERY_BROKER),
             "backend": _env_or_default(CELERY_BACKEND_ENV, DEFAULT_CELERY_BACKEND),

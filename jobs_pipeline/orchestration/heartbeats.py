@@ -1,9 +1,14 @@
-"""One heartbeat per (database, run, job) in this process, started by whichever op of the run
-comes first (the plan op, or a step op of a re-execution from failure or in a step process)."""
+"""Heartbeats of a run. In the process that runs its ops: one per (database, run, job), started
+by whichever op of the run comes first (the plan op, or a step op of a re-execution from failure
+or in a step process). In the run worker of a run whose ops run elsewhere (multiprocess,
+Celery): one for as long as the executor runs, so that a run whose steps wait (for a slot of the
+`perfdb` pool, for a free worker) is not taken for dead between its ops."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
@@ -42,3 +47,11 @@ def _run_alive(instance: dg.DagsterInstance | None, run_id: str):  # type: ignor
         return run is not None and not run.is_finished
 
     return alive
+
+
+@contextmanager
+def orchestrator_heartbeat(perfdb: PerfDB, run_id: str, job_id: int) -> Iterator[None]:
+    """Beats for the run's job while the run's executor runs in this process (from before its
+    plan op claims the job until the executor returns)."""
+    with Heartbeat(perfdb.queue, job_id, run_id, wait_for_claim=True):
+        yield

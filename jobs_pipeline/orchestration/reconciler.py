@@ -357,7 +357,9 @@ class Reconciler:
                 started = record.start_time
                 if run.status != DagsterRunStatus.STARTED or started is None:
                     return  # queued in Dagster, or starting (run monitoring times that out)
-                if now.timestamp() - started <= self.silence:
+                # A run whose plan op waits for a worker beats on the Queued job meanwhile.
+                beat = job.heartbeat.timestamp() if job.heartbeat is not None else started
+                if now.timestamp() - max(started, beat) <= self.silence:
                     return
                 comment = (
                     f"run {run.run_id} started {now.timestamp() - started:.0f} s ago but never "

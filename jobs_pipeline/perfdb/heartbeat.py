@@ -62,6 +62,7 @@ class Heartbeat:
         interval: float | None = None,
         *,
         run_alive: Callable[[], bool] | None = None,
+        wait_for_claim: bool = False,
     ) -> None:
         self.queue = queue
         self.job_id = job_id
@@ -69,6 +70,9 @@ class Heartbeat:
         self.interval = interval if interval is not None else heartbeat_seconds()
         self.give_up_after = max(heartbeat_silence_seconds(), self.interval)
         self.run_alive = run_alive
+        # A run's orchestrator starts beating before its plan op claims the job: while the job
+        # is Queued, the beat says that a run for it is alive (its plan op waiting for a worker).
+        self.wait_for_claim = wait_for_claim
         self._stopped = threading.Event()
         self._thread = threading.Thread(
             target=self._beat_until_stopped, name=f"heartbeat-job-{job_id}", daemon=True
@@ -95,12 +99,17 @@ class Heartbeat:
 
     def _beat_until_stopped(self) -> None:
         last_beat = time.monotonic()
+        held = False
         while not self._stopped.wait(self.interval):
             try:
                 if self.run_alive is not None and not self.run_alive():
                     return
                 if not self.queue.beat(self.job_id, self.run_id):
+                    if self.wait_for_claim and not held and self.queue.beat_queued(self.job_id):
+                        last_beat = time.monotonic()
+                        continue  # not claimed yet, and still Queued
                     return  # the job is final or held by another run: nothing to keep alive
+                held = True
                 last_beat = time.monotonic()
             except Exception as error:
                 if time.monotonic() - last_beat > self.give_up_after:

@@ -562,6 +562,17 @@ class JobQueue:
             ).rowcount
         return bool(changed)
 
+    def beat_queued(self, job_id: int) -> bool:
+        """The heartbeat of a run that is alive but has not claimed the Queued job yet (its plan
+        op waits for a worker or a process); False once the job is no longer Queued."""
+        with begin(self.engine) as connection:
+            changed = connection.execute(
+                JOB.update()
+                .where(JOB.c.id == job_id, JOB.c.state_id == JobState.QUEUED)
+                .values(heartbeat=utcnow())
+            ).rowcount
+        return bool(changed)
+
     def history(self, job_id: int) -> list[HistoryEntry]:
         query = sa.select(HISTORY).where(HISTORY.c.job_id == job_id).order_by(HISTORY.c.id)
         with begin(self.engine, write=False) as connection:

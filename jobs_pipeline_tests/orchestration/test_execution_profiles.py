@@ -28,6 +28,7 @@ from jobs_pipeline.orchestration.ops import PERFDB_POOL
 from jobs_pipeline.orchestration.sensors import run_request
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError
+from jobs_pipeline.perfdb.heartbeat import HEARTBEAT_SECONDS_ENV, HEARTBEAT_SILENCE_ENV
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.orchestration.conftest import alarm_job
 from jobs_pipeline_tests.orchestration.processes import (
@@ -111,8 +112,12 @@ def test_the_sensor_sends_heavy_job_types_to_the_heavy_profile(
 # --- real runs: multiprocess steps in the pool ---------------------------------------------------
 
 OBJECT = "WTG-POOL"
-STEP_SECONDS = [1.0, 1.0, 1.0]
+# One job's step holds the pool's only slot for 8 s, so the other job's run waits that long for
+# a slot between two of its ops, longer than the silence after which the reconciler takes a run
+# for dead: its run worker's heartbeat is what keeps it alive.
+STEP_SECONDS = ([8.0], [1.0, 1.0, 1.0])
 POOL_LIMIT = 1
+SILENCE_SECONDS = 5
 
 
 @dataclass
@@ -139,7 +144,8 @@ def pooled_daemon(
     pg_perfdb_url: str, tmp_path: Path
 ) -> Iterator[tuple[PerfDB, dg.DagsterInstance]]:
     """A daemon whose deployment sends heavy job types to the multiprocess profile (two step
-    processes per run), with the pool `perfdb` limited to one step at a time."""
+    processes per run), with the pool `perfdb` limited to one step at a time, and a reconciler
+    that declares a run dead after `SILENCE_SECONDS` without a heartbeat."""
     perfdb = PerfDB.connect(pg_perfdb_url)
     try:
         add_slow_steps_type(perfdb, OBJECT)
@@ -149,6 +155,8 @@ def pooled_daemon(
             )
             env[HEAVY_PROFILE_ENV] = "multiprocess"
             env[MAX_CONCURRENT_STEPS_ENV] = "2"
+            env[HEARTBEAT_SECONDS_ENV] = "0.5"
+            env[HEARTBEAT_SILENCE_ENV] = str(SILENCE_SECONDS)
             # The command docs/deployment.md gives for changing a pool's limit.
             subprocess.run(
                 [str(VENV_BIN / "dagster"), "instance", "concurrency", "set", PERFDB_POOL, "1"],
@@ -175,11 +183,11 @@ def test_two_multiprocess_runs_never_exceed_the_pool_limit(
     jobs = [
         perfdb.queue.create_job(
             SLOW_STEPS_SPEC.name,
-            {"object": OBJECT, "seconds": STEP_SECONDS, "pid_file": str(tmp_path / f"{n}.pid")},
+            {"object": OBJECT, "seconds": seconds, "pid_file": str(tmp_path / f"{n}.pid")},
             description="pool",
             queue=True,
         )
-        for n in range(2)
+        for n, seconds in enumerate(STEP_SECONDS)
     ]
     for job in jobs:
         wait_for(
@@ -206,11 +214,12 @@ def test_two_multiprocess_runs_never_exceed_the_pool_limit(
             metadata = getattr(data, "metadata", {}) or {}
             if "worker_pid" in metadata:
                 step_pids.add(int(metadata["worker_pid"].value))
-    # Both runs were in flight together, yet one step ran at a time: the pool's limit.
+    # Both runs were in flight together, yet one step ran at a time: the pool's limit; and the
+    # run that waited for its slots was not taken for dead.
     run_ids = [perfdb.queue.get_job(job.id).run_id or "" for job in jobs]
     for run_id in run_ids:
         wait_for(finished_run(instance, run_id), timeout=60, what=f"run {run_id} to end")
-    assert len(intervals) == 2 * len(STEP_SECONDS)
+    assert len(intervals) == sum(map(len, STEP_SECONDS))
     assert most_at_once(intervals) == POOL_LIMIT
     assert _runs_overlapped(instance, run_ids)
     # A process per step, none of them this test's.

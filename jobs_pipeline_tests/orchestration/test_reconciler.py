@@ -5,6 +5,7 @@ claiming them; cancel requests written as row updates; runs of any origin."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -457,3 +458,22 @@ def test_a_run_that_started_but_never_claimed_its_job_fails_it_once_silent(
     assert failed.comment.endswith(" s ago but never claimed the job: queue it again")
     stored = instance.get_run_by_id(run.run_id)
     assert stored is not None and stored.status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_run_whose_plan_op_waits_for_a_worker_is_alive_while_it_beats(
+    seeded_db: PerfDB, instance: dg.DagsterInstance
+) -> None:
+    # A multiprocess or Celery run's plan op may wait for a process or a free worker; the run
+    # worker beats on the Queued job meanwhile.
+    job = alarm_job(seeded_db, WITH_DATA)
+    run = run_for(instance, job)
+    mark_started(instance, run)
+    time.sleep(0.3)
+    assert seeded_db.queue.beat_queued(job.id)
+
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(Cursor())
+    assert seeded_db.queue.get_job(job.id).state == QUEUED
+
+    time.sleep(0.3)  # and once the beats stop, the run is taken for dead
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(Cursor())
+    assert seeded_db.queue.get_job(job.id).state == FAILED

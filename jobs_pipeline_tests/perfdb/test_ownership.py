@@ -288,6 +288,28 @@ def test_the_heartbeat_thread_beats_and_stops_once_the_job_is_final(
             time.sleep(0.02)
 
 
+def test_a_waiting_run_beats_on_its_queued_job_until_it_claims_it(
+    perfdb: PerfDB, object_ids: dict[str, int]
+) -> None:
+    job_id = new_job(perfdb, queue=True).id
+    assert perfdb.queue.get_job(job_id).heartbeat is None
+
+    with Heartbeat(perfdb.queue, job_id, "run-a", interval=0.05, wait_for_claim=True) as beat:
+        deadline = time.monotonic() + 10
+        while perfdb.queue.get_job(job_id).heartbeat is None:  # Queued: the waiting run beats
+            assert time.monotonic() < deadline, "no heartbeat on the Queued job"
+            time.sleep(0.02)
+        perfdb.queue.claim_job(job_id, "run-a")
+        claimed = perfdb.queue.get_job(job_id).heartbeat
+        while perfdb.queue.get_job(job_id).heartbeat == claimed:  # held: beats as the holder
+            assert time.monotonic() < deadline, "no heartbeat once claimed"
+            time.sleep(0.02)
+        assert beat.alive
+    # Only a Queued job takes such a beat.
+    assert not perfdb.queue.beat_queued(job_id)
+    assert not perfdb.queue.beat_queued(job_in_state(perfdb, object_ids, CREATED))
+
+
 # --- outcome wording and bounded comments ----------------------------------------------------
 
 
