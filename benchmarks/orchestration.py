@@ -540,18 +540,17 @@ def scale_worker(home: str, job_id: int, profile_path: str) -> None:
     """The run worker of one measured run (`--scale-worker`): `execute_job` in this process,
     as Dagster's run worker does; prints the run id, wall time and peak RSS as JSON."""
     import json
-    import resource
 
     job = production_job()
     perfdb = PerfDB.connect(os.environ[PERFDB_URL_ENV])
     queued = perfdb.queue.get_job(job_id)
     with dg.DagsterInstance.from_config(home) as instance:
-        rss_start = _rss_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        rss_start = _memory_mib("VmHWM")
         profiler = cProfile.Profile() if profile_path else None
         result, seconds = execute_timed(job, instance, queued, profiler)
         if profiler is not None:
             profiler.dump_stats(profile_path)
-    rss_peak = _rss_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    rss_peak = _memory_mib("VmHWM")
     print(
         json.dumps(
             {
@@ -565,8 +564,13 @@ def scale_worker(home: str, job_id: int, profile_path: str) -> None:
     )
 
 
-def _rss_mib(max_rss_kib: int) -> float:
-    return max_rss_kib / 1024  # Linux reports ru_maxrss in KiB
+def _memory_mib(field_name: str) -> float:
+    """A figure of this process from /proc (VmHWM: peak RSS since exec; `ru_maxrss` would
+    include the benchmark process that forked this one)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field_name} in /proc/self/status")
 
 
 def run_worker(
