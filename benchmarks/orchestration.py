@@ -21,6 +21,19 @@ queued -> job Finished.
     .venv/bin/python benchmarks/orchestration.py [--objects N] [--days D] [--repeat R]
         [--no-multiprocess] [--no-daemon] [--profile] [--workspace FILE]
 
+With `--steps N [N ...]` it measures scale instead: for each N, a job of N steps (objects x alarms;
+10,000 = 500 objects x 20 alarms, the fleet's four and copies of them under other ids; `--days`
+defaults to 3) runs standalone, then through Dagster in a run-worker process of its own
+(`execute_job` of the production `perfdb_job`, pooled PostgreSQL storage, step ops in the pool
+`perfdb`), and for N up to `--no-pool-up-to` once more on an instance without the pool's limit. It
+prints overhead per step against standalone and its growth over the smallest N, the plan op's time
+per step, the summary op's time, the run worker's peak RSS (VmHWM), events per step by type, and
+the time `dagster-webserver` (started on the benchmark's instance) takes to answer the run page's
+queries (`run_page.graphql`: the run, the first 1,000 events, the step stats), with the targets
+and `met`/`MISSED`. `--profile` adds one cProfiled run per N. Example:
+
+    .venv/bin/python benchmarks/orchestration.py --steps 200 2000 10000 2>/dev/null
+
 Dagster logs every event to stderr (`2>/dev/null` keeps just the tables); (c) starts a process per
 step and takes minutes (`--no-multiprocess` skips it). `--profile` runs (b) once more with the
 event storage's statements timed, and once under cProfile, and prints where the time goes.
