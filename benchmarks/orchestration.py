@@ -812,20 +812,29 @@ def report_scale(runs: list[ScaleRun]) -> None:
     print(
         "Jobs of N steps, one run each through Dagster in-process (its own run-worker process, "
         "pooled PostgreSQL storage, step ops in the pool `perfdb`), on a machine shared with "
-        "other work: single measurements, not medians"
+        "other work: single measurements, not medians; marginal = overhead ms per step added "
+        "since the previous N"
     )
     header = (
         f"{'N':>7}{'standalone s':>14}{'Dagster s':>11}{'overhead ms/step':>18}"
-        f"{'x 200-step':>11}{'plan ms/step':>14}{'summary s':>11}{'RSS MiB':>9}"
+        f"{'x smallest':>11}{'marginal':>10}{'plan ms/step':>14}{'summary s':>11}{'RSS MiB':>9}"
         f"{'events/step':>13}{'run page s':>12}"
     )
     print(header)
     print("-" * len(header))
+    previous: ScaleRun | None = None
     for steps, run in sorted(pooled.items()):
         page = _page_seconds(run)
+        # The overhead of each step more than the previous N: per-run costs cancel out.
+        marginal = (
+            ""
+            if previous is None
+            else f"{1000 * (_overhead(run) - _overhead(previous)) / (steps - previous.steps):.1f}"
+        )
+        previous = run
         print(
             f"{steps:>7}{run.standalone_seconds:>14.1f}{run.seconds:>11.1f}{run.overhead_ms:>18.1f}"
-            f"{run.overhead_ms / smallest.overhead_ms:>10.2f}x"
+            f"{run.overhead_ms / smallest.overhead_ms:>10.2f}x{marginal:>10}"
             f"{1000 * run.plan_seconds / steps:>14.2f}{run.summary_seconds:>11.2f}"
             f"{run.rss_peak_mib:>9.0f}{run.events_per_step:>13.2f}"
             f"{'' if page is None else f'{page:.2f}':>12}"
@@ -890,6 +899,10 @@ def report_scale(runs: list[ScaleRun]) -> None:
                 f"{with_pool.overhead_ms - run.overhead_ms:.1f} ms/step "
                 f"({with_pool.events_per_step:.2f} vs {run.events_per_step:.2f} events/step)"
             )
+
+
+def _overhead(run: ScaleRun) -> float:
+    return run.seconds - run.standalone_seconds
 
 
 def _page_seconds(run: ScaleRun) -> float | None:
