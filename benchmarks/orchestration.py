@@ -21,6 +21,19 @@ queued -> job Finished.
     .venv/bin/python benchmarks/orchestration.py [--objects N] [--days D] [--repeat R]
         [--no-multiprocess] [--no-daemon] [--profile] [--workspace FILE]
 
+With `--steps N [N ...]` it measures scale instead: for each N, a job of N steps (objects x alarms;
+10,000 = 500 objects x 20 alarms, the fleet's four and copies of them under other ids; `--days`
+defaults to 3) runs standalone, then through Dagster in a run-worker process of its own
+(`execute_job` of the production `perfdb_job`, pooled PostgreSQL storage, step ops in the pool
+`perfdb`), and for N up to `--no-pool-up-to` once more on an instance without the pool's limit. It
+prints overhead per step against standalone and its growth over the smallest N, the plan op's time
+per step, the summary op's time, the run worker's peak RSS (VmHWM), events per step by type, and
+the time `dagster-webserver` (started on the benchmark's instance) takes to answer the run page's
+queries (`run_page.graphql`: the run, the first 1,000 events, the step stats), with the targets
+and `met`/`MISSED`. `--profile` adds one cProfiled run per N. Example:
+
+    .venv/bin/python benchmarks/orchestration.py --steps 200 2000 10000 2>/dev/null
+
 Dagster logs every event to stderr (`2>/dev/null` keeps just the tables); (c) starts a process per
 step and takes minutes (`--no-multiprocess` skips it). `--profile` runs (b) once more with the
 event storage's statements timed, and once under cProfile, and prints where the time goes.
@@ -69,6 +82,7 @@ from jobs_pipeline.orchestration.sensors import run_tags
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.demo import store_fleet
 from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
+from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import JobState
 
 # Dagster's multiprocess executor loads this file by path in each step process: make the
@@ -196,16 +210,32 @@ def run_dagster(
     profiler: cProfile.Profile | None = None,
 ) -> tuple[float, int]:
     queued = perfdb.queue.queue_job(job_id, actor="benchmark")
-    started = time.perf_counter()
-    if profiler is not None:
-        profiler.enable()
-    result = dg.execute_job(job, instance, run_config=run_config(job_id), tags=run_tags(queued))
-    if profiler is not None:
-        profiler.disable()
-    seconds = time.perf_counter() - started
+    result, seconds = execute_timed(job, instance, queued, profiler)
     if not result.success:
         raise RuntimeError(f"run {result.run_id} failed")
     return seconds, len(instance.all_logs(result.run_id))
+
+
+def execute_timed(
+    job: dg.ReconstructableJob,
+    instance: dg.DagsterInstance,
+    queued: Job,
+    profiler: cProfile.Profile | None = None,
+) -> tuple[dg.ExecutionResult, float]:
+    """One run of the queued job with `execute_job`, as a run worker does; and its seconds."""
+    started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    result = dg.execute_job(job, instance, run_config=run_config(queued.id), tags=run_tags(queued))
+    if profiler is not None:
+        profiler.disable()
+    return result, time.perf_counter() - started
+
+
+def production_job() -> dg.ReconstructableJob:
+    return ReconstructableRepository.for_module(
+        "jobs_pipeline.definitions", "defs", str(PROJECT_ROOT)
+    ).get_reconstructable_job("perfdb_job")
 
 
 @contextmanager
@@ -235,9 +265,7 @@ def bench_runs(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> Non
     stack.enter_context(environment(**{PERFDB_URL_ENV: perf_url, DAGSTER_PG_URL_ENV: pooled_url}))
     job_id = prepare(perfdb, args.objects, args.days)
 
-    production_job = ReconstructableRepository.for_module(
-        "jobs_pipeline.definitions", "defs", str(PROJECT_ROOT)
-    ).get_reconstructable_job("perfdb_job")
+    production = production_job()
     pooled = stack.enter_context(
         dg.DagsterInstance.from_config(str(production_home(scratch / "pooled")))
     )
@@ -251,10 +279,12 @@ def bench_runs(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> Non
 
     runners: dict[str, Callable[[], tuple[float, int]]] = {
         "a": lambda: run_standalone(perfdb, job_id),
-        "b": lambda: run_dagster(perfdb, job_id, pooled, production_job),
-        "b'": lambda: run_dagster(perfdb, job_id, stock, production_job),
-        'b"': lambda: run_dagster(perfdb, job_id, unsynced, production_job),
+        "b": lambda: run_dagster(perfdb, job_id, pooled, production),
+        "b'": lambda: run_dagster(perfdb, job_id, stock, production),
+        'b"': lambda: run_dagster(perfdb, job_id, unsynced, production),
     }
+    if args.pooled_only:
+        del runners["b'"], runners['b"']
     variants = {
         "a": Variant("(a)  JobInstance.run(), standalone"),
         "b": Variant("(b)  Dagster in-process, pooled PostgreSQL storage"),
@@ -284,7 +314,7 @@ def bench_runs(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> Non
 
     report_runs(variants, steps)
     if args.profile:
-        profile_in_process(perfdb, job_id, pooled, production_job, variants["a"].median)
+        profile_in_process(perfdb, job_id, pooled, production, variants["a"].median)
 
 
 def report_runs(variants: dict[str, Variant], steps: int) -> None:
@@ -308,13 +338,18 @@ def report_runs(variants: dict[str, Variant], steps: int) -> None:
             f"{1000 * wall / steps:>9.1f}{wall / base:>7.2f}x{overhead:>18}{events:>13}"
         )
     in_process = 1000 * (variants["b"].median - base) / steps
-    stock = 1000 * (variants["b'"].median - base) / steps
     verdict = "met" if in_process <= OVERHEAD_TARGET_MS else "MISSED"
     print(
         f"Dagster overhead in-process on pooled PostgreSQL storage: {in_process:.1f} ms/step "
-        f"(target <= {OVERHEAD_TARGET_MS:.0f} ms: {verdict}); on stock dagster-postgres storage: "
-        f"{stock:.1f} ms/step; pooling saves {stock - in_process:.1f} ms/step"
+        f"(target <= {OVERHEAD_TARGET_MS:.0f} ms: {verdict}); (b) / (a) = "
+        f"{variants['b'].median / base:.2f}x"
     )
+    if variants["b'"].seconds:
+        stock = 1000 * (variants["b'"].median - base) / steps
+        print(
+            f"on stock dagster-postgres storage: {stock:.1f} ms/step; pooling saves "
+            f"{stock - in_process:.1f} ms/step"
+        )
 
 
 class StorageMeter:
@@ -423,6 +458,466 @@ def profile_in_process(
     stats.sort_stats("tottime").print_stats(15)
 
 
+# --- scale: jobs of 200 to 10,000 steps ---------------------------------------------------------
+
+SCALE_MAX_OBJECTS = 500
+PLAN_TARGET_MS = 2.0
+RSS_TARGET_MIB = 1024.0
+RUN_PAGE_TARGET_SECONDS = 3.0
+OVERHEAD_GROWTH_TARGET = 1.3
+RUN_PAGE_QUERIES = Path(__file__).resolve().parent / "run_page.graphql"
+RUN_PAGE_OPERATIONS = ("RunRootQuery", "RunLogsQuery", "RunStepStatsQuery")
+# The UI asks for the first page of a run's events with this limit (LogsProvider.tsx).
+RUN_LOGS_PAGE = 1000
+DAGSTER_WEBSERVER = PROJECT_ROOT / ".venv" / "bin" / "dagster-webserver"
+WEBSERVER_TIMEOUT = 180.0
+
+
+@dataclass
+class ScaleRun:
+    """One Dagster run of an N-step job, measured in its own run-worker process."""
+
+    steps: int
+    pool: bool
+    run_id: str = ""
+    seconds: float = 0.0
+    standalone_seconds: float = 0.0
+    plan_seconds: float = 0.0
+    summary_seconds: float = 0.0
+    rss_start_mib: float = 0.0
+    rss_peak_mib: float = 0.0
+    events: Counter[str] = field(default_factory=Counter)
+    queries: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def overhead_ms(self) -> float:
+        return 1000 * (self.seconds - self.standalone_seconds) / self.steps
+
+    @property
+    def events_per_step(self) -> float:
+        return sum(self.events.values()) / self.steps
+
+
+def scale_shape(steps: int) -> tuple[int, int]:
+    """(objects, alarms) with objects x alarms = steps: the fleet's 4 alarms and their variants
+    over at most 500 objects (200 = 50 x 4, 2,000 = 500 x 4, 10,000 = 500 x 20)."""
+    alarms = 4
+    while steps > alarms * SCALE_MAX_OBJECTS or steps % alarms:
+        alarms += 4
+        if alarms > 400:
+            raise SystemExit(f"--steps {steps}: not objects x alarms with objects <= 500")
+    return steps // alarms, alarms
+
+
+def define_alarm_variants(perfdb: PerfDB, fleet: Any, alarms: int) -> list[int]:
+    """The fleet's alarms and copies of them under other ids (`1001` -> `11001`, `21001`...):
+    as many (object, alarm) steps as a 10,000-step job needs, each as much work as the real."""
+    ids = [alarm.alarm_id for alarm in fleet.alarms]
+    copy = 1
+    while len(ids) < alarms:
+        for alarm in fleet.alarms:
+            variant = alarm.alarm_id + 10_000 * copy
+            perfdb.catalog.define_alarm(
+                alarm_id=variant,
+                name=f"{alarm.name} ({copy})",
+                feature=alarm.feature,
+                operator=alarm.operator,
+                threshold=alarm.threshold,
+                clear_threshold=alarm.clear_threshold,
+                min_duration=alarm.min_duration,
+            )
+            ids.append(variant)
+        copy += 1
+    return ids[:alarms]
+
+
+def scale_job(perfdb: PerfDB, fleet: Any, alarm_ids: list[int], steps: int) -> int:
+    objects, alarms = scale_shape(steps)
+    return create_job(
+        perfdb,
+        ALARM_CALC,
+        {
+            "object_names": fleet.object_names[:objects],
+            "alarm_ids": alarm_ids[:alarms],
+            "start": fleet.start.isoformat(),
+            "end": fleet.end.isoformat(),
+        },
+        description=f"orchestration benchmark, {steps} steps",
+    ).id
+
+
+def no_pool_home(directory: Path) -> Path:
+    """The repository's `dagster.yaml` without the `perfdb` pool's default limit: step ops
+    claim no concurrency slot (on a Dagster database where no limit was ever set)."""
+    directory.mkdir(parents=True)
+    config = yaml.safe_load(INSTANCE_CONFIG.read_text())
+    config["concurrency"].pop("pools", None)
+    (directory / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return directory
+
+
+def scale_worker(home: str, job_id: int, profile_path: str) -> None:
+    """The run worker of one measured run (`--scale-worker`): `execute_job` in this process,
+    as Dagster's run worker does; prints the run id, wall time and peak RSS as JSON."""
+    import json
+
+    job = production_job()
+    perfdb = PerfDB.connect(os.environ[PERFDB_URL_ENV])
+    queued = perfdb.queue.get_job(job_id)
+    with dg.DagsterInstance.from_config(home) as instance:
+        rss_start = _memory_mib("VmHWM")
+        profiler = cProfile.Profile() if profile_path else None
+        result, seconds = execute_timed(job, instance, queued, profiler)
+        if profiler is not None:
+            profiler.dump_stats(profile_path)
+    rss_peak = _memory_mib("VmHWM")
+    print(
+        json.dumps(
+            {
+                "run_id": result.run_id,
+                "success": result.success,
+                "seconds": seconds,
+                "rss_start_mib": rss_start,
+                "rss_peak_mib": rss_peak,
+            }
+        )
+    )
+
+
+def _memory_mib(field_name: str) -> float:
+    """A figure of this process from /proc (VmHWM: peak RSS since exec; `ru_maxrss` would
+    include the benchmark process that forked this one)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field_name} in /proc/self/status")
+
+
+def run_worker(
+    home: Path, job_id: int, env: dict[str, str], profile_path: Path | None = None
+) -> dict[str, Any]:
+    import json
+
+    completed = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--scale-worker",
+            str(home),
+            str(job_id),
+            str(profile_path or ""),
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
+    outcome: dict[str, Any] = json.loads(completed.stdout.decode().strip().splitlines()[-1])
+    if not outcome["success"]:
+        raise RuntimeError(f"run {outcome['run_id']} failed")
+    return outcome
+
+
+def run_figures(dagster_url: str, run: ScaleRun) -> None:
+    """Events by type and the plan and summary ops' durations, from the run's event log."""
+    engine = sa.create_engine(dagster_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = :run "
+                    "GROUP BY dagster_event_type"
+                ),
+                {"run": run.run_id},
+            ).all()
+            run.events = Counter({str(kind or "(log message)"): count for kind, count in rows})
+            spans = connection.execute(
+                sa.text(
+                    "SELECT step_key, max(timestamp) - min(timestamp) FROM event_logs "
+                    "WHERE run_id = :run AND step_key IN (:plan, 'summarise_job') "
+                    "AND dagster_event_type IN ('STEP_START', 'STEP_SUCCESS') GROUP BY step_key"
+                ),
+                {"run": run.run_id, "plan": PLAN_OP_NAME},
+            ).all()
+    finally:
+        engine.dispose()
+    durations = {key: span.total_seconds() for key, span in spans}
+    run.plan_seconds = durations.get(PLAN_OP_NAME, float("nan"))
+    run.summary_seconds = durations.get("summarise_job", float("nan"))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def webserver(home: Path, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`dagster-webserver` on the benchmark's instance, in its own session; stopped with SIGTERM
+    to its process group, SIGKILL after 30 s."""
+    import urllib.request
+
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(DAGSTER_WEBSERVER),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                str(WORKSPACE_FILE),
+            ],
+            env={**env, "DAGSTER_HOME": str(home)},
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + WEBSERVER_TIMEOUT
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"dagster-webserver did not start; see {log_path}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        stop_process_group(process)
+
+
+def time_run_page(url: str, run_id: str, repeat: int) -> dict[str, list[float]]:
+    """Seconds per answer of each of the run page's queries (`repeat` times each)."""
+    import json
+    import urllib.request
+
+    document = RUN_PAGE_QUERIES.read_text()
+    timings: dict[str, list[float]] = {}
+    for operation in RUN_PAGE_OPERATIONS:
+        variables: dict[str, Any] = {"runId": run_id}
+        if operation == "RunLogsQuery":
+            variables.update(cursor=None, limit=RUN_LOGS_PAGE)
+        body = json.dumps(
+            {"query": document, "operationName": operation, "variables": variables}
+        ).encode()
+        for _ in range(repeat):
+            request = urllib.request.Request(
+                f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+            )
+            started = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=600) as response:
+                answer = json.loads(response.read())
+            timings.setdefault(operation, []).append(time.perf_counter() - started)
+            if answer.get("errors"):
+                raise RuntimeError(f"{operation}: {answer['errors']}")
+    return timings
+
+
+def bench_scale(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> None:
+    perf_url = stack.enter_context(scratch_postgresql("jp_bench_scale_perf"))
+    pooled_url = stack.enter_context(scratch_postgresql("jp_bench_scale_dagster"))
+    unpooled_url = stack.enter_context(scratch_postgresql("jp_bench_scale_nopool"))
+    perfdb = PerfDB.connect(perf_url)
+    stack.callback(perfdb.dispose)
+    largest = max(args.steps)
+    objects = max(scale_shape(steps)[0] for steps in args.steps)
+    started = time.perf_counter()
+    fleet = generate_fleet(objects=objects, days=args.days)
+    upgrade_database(perfdb)
+    store_fleet(perfdb, fleet)
+    alarm_ids = define_alarm_variants(perfdb, fleet, max(scale_shape(s)[1] for s in args.steps))
+    with perfdb.engine.connect() as connection:
+        # Every run reads warm pages, the first standalone run included.
+        connection.exec_driver_sql("SELECT count(*), sum(value) FROM feature_values")
+    print(
+        f"setup: {objects} objects x {len(alarm_ids)} alarms over {args.days} days in "
+        f"{time.perf_counter() - started:.1f} s; largest job {largest} steps"
+    )
+    homes = {True: production_home(scratch / "scale_pool"), False: no_pool_home(scratch / "scale")}
+    urls = {True: pooled_url, False: unpooled_url}
+    base_env = {**os.environ, PERFDB_URL_ENV: perf_url}
+    runs: list[ScaleRun] = []
+    for steps in sorted(args.steps):
+        # Standalone first, on a job of its own: it warms the caches for the Dagster runs.
+        standalone_job = scale_job(perfdb, fleet, alarm_ids, steps)
+        standalone, _ = run_standalone(perfdb, standalone_job)
+        check_finished(perfdb, standalone_job, steps)
+        job_id = scale_job(perfdb, fleet, alarm_ids, steps)
+        for pool in (True, False):
+            if not pool and steps > args.no_pool_up_to:
+                continue
+            perfdb.queue.queue_job(job_id, actor="benchmark")
+            outcome = run_worker(homes[pool], job_id, {**base_env, DAGSTER_PG_URL_ENV: urls[pool]})
+            check_finished(perfdb, job_id, steps)
+            run = ScaleRun(
+                steps=steps,
+                pool=pool,
+                run_id=outcome["run_id"],
+                seconds=outcome["seconds"],
+                standalone_seconds=standalone,
+                rss_start_mib=outcome["rss_start_mib"],
+                rss_peak_mib=outcome["rss_peak_mib"],
+            )
+            run_figures(dagster_postgres_url(urls[pool]), run)
+            runs.append(run)
+            print(
+                f"  {steps} steps, {'pool' if pool else 'no pool'}: {run.seconds:.1f} s "
+                f"(standalone {standalone:.1f} s), {run.events_per_step:.2f} events/step",
+                flush=True,
+            )
+        if args.profile:
+            # One more run under cProfile, not measured: where the run worker's time goes.
+            perfdb.queue.queue_job(job_id, actor="benchmark")
+            profile_path = scratch / f"scale_{steps}.prof"
+            env = {**base_env, DAGSTER_PG_URL_ENV: pooled_url}
+            outcome = run_worker(homes[True], job_id, env, profile_path)
+            check_finished(perfdb, job_id, steps)
+            print_profile(profile_path, steps, outcome["seconds"])
+    if args.webserver:
+        env = {**base_env, DAGSTER_PG_URL_ENV: pooled_url}
+        with webserver(homes[True], env, scratch / "webserver.log") as url:
+            for run in runs:
+                if run.pool:
+                    run.queries = time_run_page(url, run.run_id, args.query_repeat)
+    report_scale(runs)
+
+
+def print_profile(path: Path, steps: int, seconds: float) -> None:
+    stats = pstats.Stats(str(path))
+    own: defaultdict[str, float] = defaultdict(float)
+    for (filename, _line, function), row in stats.stats.items():  # type: ignore[attr-defined]
+        own[component(filename, function)] += row[2]
+    total = sum(own.values())
+    print(f"    run worker of {steps} steps under cProfile ({seconds:.1f} s, inflated)")
+    for name, spent in sorted(own.items(), key=lambda item: -item[1]):
+        print(
+            f"    {name:<44}{spent:>7.1f} s{spent / total:>6.0%}"
+            f"{1000 * spent / steps:>7.2f} ms/step"
+        )
+    print("    top 20 functions by own time:")
+    stats.sort_stats("tottime").print_stats(20)
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def report_scale(runs: list[ScaleRun]) -> None:
+    pooled = {run.steps: run for run in runs if run.pool}
+    unpooled = {run.steps: run for run in runs if not run.pool}
+    smallest = pooled[min(pooled)]
+    print()
+    print(
+        "Jobs of N steps, one run each through Dagster in-process (its own run-worker process, "
+        "pooled PostgreSQL storage, step ops in the pool `perfdb`), on a machine shared with "
+        "other work: single measurements, not medians; marginal = overhead ms per step added "
+        "since the previous N"
+    )
+    header = (
+        f"{'N':>7}{'standalone s':>14}{'Dagster s':>11}{'overhead ms/step':>18}"
+        f"{'x smallest':>11}{'marginal':>10}{'plan ms/step':>14}{'summary s':>11}{'RSS MiB':>9}"
+        f"{'events/step':>13}{'run page s':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    previous: ScaleRun | None = None
+    for steps, run in sorted(pooled.items()):
+        page = _page_seconds(run)
+        # The overhead of each step more than the previous N: per-run costs cancel out.
+        marginal = (
+            ""
+            if previous is None
+            else f"{1000 * (_overhead(run) - _overhead(previous)) / (steps - previous.steps):.1f}"
+        )
+        previous = run
+        print(
+            f"{steps:>7}{run.standalone_seconds:>14.1f}{run.seconds:>11.1f}{run.overhead_ms:>18.1f}"
+            f"{run.overhead_ms / smallest.overhead_ms:>10.2f}x{marginal:>10}"
+            f"{1000 * run.plan_seconds / steps:>14.2f}{run.summary_seconds:>11.2f}"
+            f"{run.rss_peak_mib:>9.0f}{run.events_per_step:>13.2f}"
+            f"{'' if page is None else f'{page:.2f}':>12}"
+        )
+    print()
+    print("targets (each N)")
+    for steps, run in sorted(pooled.items()):
+        growth = run.overhead_ms / smallest.overhead_ms
+        checks = [
+            (
+                f"overhead/step within {OVERHEAD_GROWTH_TARGET}x of {smallest.steps} steps",
+                f"{growth:.2f}x",
+                growth <= OVERHEAD_GROWTH_TARGET,
+            ),
+            (
+                f"plan op < {PLAN_TARGET_MS:.0f} ms/step",
+                f"{1000 * run.plan_seconds / steps:.2f} ms",
+                1000 * run.plan_seconds / steps < PLAN_TARGET_MS,
+            ),
+            (
+                f"run-worker peak RSS < {RSS_TARGET_MIB:.0f} MiB",
+                f"{run.rss_peak_mib:.0f} MiB (at start {run.rss_start_mib:.0f})",
+                run.rss_peak_mib < RSS_TARGET_MIB,
+            ),
+        ]
+        page = _page_seconds(run)
+        if page is not None:
+            checks.append(
+                (
+                    f"run page queries < {RUN_PAGE_TARGET_SECONDS:.0f} s (sum of medians)",
+                    f"{page:.2f} s",
+                    page < RUN_PAGE_TARGET_SECONDS,
+                )
+            )
+        for label, value, ok in checks:
+            print(f"  N={steps:<6} {label:<50}{value:>26}  {_verdict(ok)}")
+    if any(run.queries for run in pooled.values()):
+        print()
+        print("run page queries, seconds per answer (median of the repeats; first answer)")
+        for steps, run in sorted(pooled.items()):
+            parts = [
+                f"{name} {statistics.median(times):.2f} ({times[0]:.2f})"
+                for name, times in run.queries.items()
+            ]
+            print(f"  N={steps:<6} " + ", ".join(parts))
+    print()
+    print("events per step by type (pooled runs)")
+    kinds = sorted({kind for run in pooled.values() for kind in run.events})
+    for steps, run in sorted(pooled.items()):
+        shown = ", ".join(
+            f"{kind} {run.events[kind] / steps:.2f}" for kind in kinds if run.events[kind]
+        )
+        print(f"  N={steps:<6} {shown}")
+    if unpooled:
+        print()
+        print("the concurrency pool's cost: the same job without a pool limit (no slot claims)")
+        for steps, run in sorted(unpooled.items()):
+            with_pool = pooled[steps]
+            print(
+                f"  N={steps:<6} with pool {with_pool.overhead_ms:.1f} ms/step, without "
+                f"{run.overhead_ms:.1f} ms/step: the pool costs "
+                f"{with_pool.overhead_ms - run.overhead_ms:.1f} ms/step "
+                f"({with_pool.events_per_step:.2f} vs {run.events_per_step:.2f} events/step)"
+            )
+
+
+def _overhead(run: ScaleRun) -> float:
+    return run.seconds - run.standalone_seconds
+
+
+def _page_seconds(run: ScaleRun) -> float | None:
+    if not run.queries:
+        return None
+    return sum(statistics.median(times) for times in run.queries.values())
+
+
 # --- latency through the daemon ----------------------------------------------------------------
 
 
@@ -451,12 +946,17 @@ def daemon_process(
         yield process
     finally:
         # The daemon, its code server and any run worker share the process group.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group a `start_new_session` child leads; SIGKILL after 30 s."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def wait_until(condition: Callable[[], Any], what: str, process: subprocess.Popen[bytes]) -> Any:
@@ -604,10 +1104,34 @@ def report_latency(samples: list[Latency], sensor_period: float | None) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--scale-worker"]:
+        home, job_id, profile_path = sys.argv[2:5]
+        scale_worker(home, int(job_id), profile_path)
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=50)
-    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--days", type=int, default=None, help="period of the job (default 30; 3 with --steps)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        help="instead of the 200-step comparison: one run each of jobs of these sizes "
+        "(e.g. 200 2000 10000), with plan time, overhead, RSS, events and run page timings",
+    )
+    parser.add_argument(
+        "--no-pool-up-to",
+        type=int,
+        default=2000,
+        help="with --steps: also run jobs up to this size without the pool limit (default 2000)",
+    )
+    parser.add_argument("--no-webserver", dest="webserver", action="store_false")
+    parser.add_argument("--query-repeat", type=int, default=3, help="answers timed per query")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of (a) and (b)s")
+    parser.add_argument(
+        "--pooled-only", action="store_true", help="only (a) and (b) (and (c)): the headline ratio"
+    )
     parser.add_argument("--no-multiprocess", dest="multiprocess", action="store_false")
     parser.add_argument("--no-daemon", dest="daemon", action="store_false")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of (b)")
@@ -618,9 +1142,15 @@ def main() -> None:
         help="workspace file of the daemon (default: the repository's)",
     )
     args = parser.parse_args()
+    if args.days is None:
+        args.days = 3 if args.steps else 30
 
     with tempfile.TemporaryDirectory(prefix="jp_bench_orchestration_") as directory:
         scratch = Path(directory)
+        if args.steps:
+            with ExitStack() as stack:
+                bench_scale(args, scratch, stack)
+            return
         with ExitStack() as stack:
             bench_runs(args, scratch, stack)
         if args.daemon:

@@ -6,6 +6,7 @@ import warnings
 
 import dagster as dg
 
+from jobs_pipeline.orchestration import dagster_scaling
 from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, executor_for
 from jobs_pipeline.orchestration.io_manager import StepIdIOManager
 from jobs_pipeline.orchestration.ops import STEP_IO_MANAGER_KEY, perfdb_job_graph
@@ -18,6 +19,9 @@ from jobs_pipeline.orchestration.sensors import queue_sensor_factory
 warnings.filterwarnings(
     "ignore", message=r"Parameter `owners` of initializer `SensorDefinition.__init__`"
 )
+
+# Runs of thousands of step ops: Dagster's scheduler in linear time (see the module).
+dagster_scaling.install()
 
 _DESCRIPTIONS = {
     Profile.IN_PROCESS: "every step in the run worker, one after another",

@@ -1,9 +1,10 @@
 """Step ids travel between ops through their mapping keys, not through storage.
 
 The performance database already knows every step, and a mapped output's key starts with its
-step id (`s12_LAN_01_1001`). So nothing is written on output, and an input is rebuilt from the
-upstream key: a re-execution in another process or on another machine needs no files of its
-parent run.
+step id (`s12_LAN_01_1001`). The plan and step ops pass Nothing (a step op reads its step id
+from its own mapping key), so this manager only sees the summary's output; it writes nothing,
+and an input, should an op ever take one, is rebuilt from the upstream key: a re-execution in
+another process or on another machine needs no files of its parent run.
 """
 
 import re

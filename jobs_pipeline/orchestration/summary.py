@@ -48,11 +48,11 @@ def job_summary(perfdb: PerfDB, job_id: int, run_id: str | None = None) -> dict[
         **{f"steps_{state.lower()}": count for state, count in sorted(states.items())},
     }
     if run_id is not None:
-        steps = perfdb.queue.get_steps(job_id)
+        # From the same rows: a summary of 10,000 steps reads them once.
         metadata["steps_this_run"] = sum(
             1
-            for step in steps
-            if step.run_id == run_id and step.state in (JobState.FINISHED, JobState.FAILED)
+            for cell in cells
+            if cell.run_id == run_id and cell.state in (JobState.FINISHED, JobState.FAILED)
         )
     failed = [cell for cell in cells if cell.state != JobState.FINISHED]
     if failed:

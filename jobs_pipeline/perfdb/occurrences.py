@@ -74,6 +74,7 @@ class Occurrences:
                     comment=row.comment,
                     occurrences=row.occurrences,
                     alarm_seconds=float(row.alarm_seconds or 0.0),
+                    run_id=row.run_id,
                 )
                 for row in connection.execute(query)
             ]
@@ -181,6 +182,7 @@ class JobCell:
     comment: str | None
     occurrences: int
     alarm_seconds: float
+    run_id: str | None = None  # the run that last started the step
 
 
 def _cells_query(job_id: int, dialect: str) -> sa.Select:  # type: ignore[type-arg]
@@ -207,6 +209,7 @@ def _cells_query(job_id: int, dialect: str) -> sa.Select:  # type: ignore[type-a
             alarms.c.name.label("alarm_name"),
             steps.c.state_id,
             steps.c.comment,
+            steps.c.run_id,
             sa.func.count(OCCURRENCES.c.id).label("occurrences"),
             seconds.label("alarm_seconds"),
         )
@@ -222,6 +225,7 @@ def _cells_query(job_id: int, dialect: str) -> sa.Select:  # type: ignore[type-a
             alarms.c.name,
             steps.c.state_id,
             steps.c.comment,
+            steps.c.run_id,
             steps.c.position,
         )
         .order_by(steps.c.position)

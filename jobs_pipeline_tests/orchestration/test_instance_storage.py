@@ -22,13 +22,16 @@ from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
 
+from jobs_pipeline.orchestration import instance_storage
 from jobs_pipeline.orchestration.instance_storage import (
     DEFAULT_URL_ENV,
     TESTED_DAGSTER_VERSION,
+    TESTED_STORE_EVENT_DIGEST,
     PooledPostgresEventLogStorage,
     PooledPostgresRunStorage,
     PooledPostgresScheduleStorage,
     dagster_postgres_url,
+    source_digest,
 )
 from jobs_pipeline_tests.conftest import create_pg_database, drop_pg_database
 from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
@@ -110,6 +113,40 @@ def test_dagster_is_the_release_the_pooled_storages_were_written_for() -> None:
     # with `create_pg_engine(postgres_url, ...)`, then move these versions and pyproject together.
     assert dagster.__version__ == TESTED_DAGSTER_VERSION
     assert dagster_postgres.__version__ == TESTED_DAGSTER_POSTGRES_VERSION
+    # On failure: compare dagster-postgres's `store_event` with the copy in
+    # `PooledPostgresEventLogStorage.store_event` (which runs the stock one until then).
+    stock = dagster_postgres.PostgresEventLogStorage.store_event
+    assert source_digest(stock) == TESTED_STORE_EVENT_DIGEST
+
+
+def test_pooled_events_are_stored_without_notify_and_closed_connections_are_replaced(
+    dagster_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance = dg.DagsterInstance.get()
+    try:
+        engine = instance.event_log_storage._engine  # type: ignore[attr-defined]
+        statements: list[str] = []
+        sa.event.listen(
+            engine, "before_cursor_execute", lambda _c, _cur, text, *_a: statements.append(text)
+        )
+        run_and_read_back(instance)
+        assert any(text.startswith("INSERT INTO event_logs") for text in statements)
+        assert not any("NOTIFY" in text for text in statements)
+
+        # A pooled connection that the server closed a moment ago is replaced, not used: the
+        # server's goodbye is waiting on its socket (no ping needed to see it).
+        with engine.connect() as connection:
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        killer = sa.create_engine(dagster_pg_url, poolclass=sa.NullPool)
+        with killer.connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        killer.dispose()
+        monkeypatch.setattr(instance_storage, "PING_AFTER_IDLE_SECONDS", 3600.0)
+        run_and_read_back(instance)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+    finally:
+        instance.dispose()
 
 
 def test_without_a_postgres_url_the_instance_uses_sqlite_files(dagster_home: Path) -> None:
