@@ -195,20 +195,24 @@ def test_two_multiprocess_runs_never_exceed_the_pool_limit(
             timeout=240,
             what=f"job {job.id} to end",
         )
+    # The job is final before its last step's events and its summary are stored.
+    run_ids = [perfdb.queue.get_job(job.id).run_id or "" for job in jobs]
+    for run_id in run_ids:
+        wait_for(finished_run(instance, run_id), timeout=60, what=f"run {run_id} to end")
 
     intervals: list[Interval] = []
     step_pids: set[int] = set()
-    for job in jobs:
+    for job, run_id in zip(jobs, run_ids, strict=True):
         finished = perfdb.queue.get_job(job.id)
         assert finished.state == JobState.FINISHED, finished.comment
-        run = instance.get_run_by_id(finished.run_id or "")
+        run = instance.get_run_by_id(run_id)
         assert run is not None and run.job_name == "perfdb_job_multiprocess"
         assert run.tags[PROFILE_TAG] == "multiprocess"
         for step in perfdb.queue.get_steps(job.id):
             assert step.started is not None and step.finished is not None
             intervals.append(Interval(job.id, step.started, step.finished))
         for record in instance.get_records_for_run(
-            finished.run_id or "", of_type=dg.DagsterEventType.STEP_OUTPUT
+            run_id, of_type=dg.DagsterEventType.STEP_OUTPUT
         ).records:
             data = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
             metadata = getattr(data, "metadata", {}) or {}
@@ -216,9 +220,6 @@ def test_two_multiprocess_runs_never_exceed_the_pool_limit(
                 step_pids.add(int(metadata["worker_pid"].value))
     # Both runs were in flight together, yet one step ran at a time: the pool's limit; and the
     # run that waited for its slots was not taken for dead.
-    run_ids = [perfdb.queue.get_job(job.id).run_id or "" for job in jobs]
-    for run_id in run_ids:
-        wait_for(finished_run(instance, run_id), timeout=60, what=f"run {run_id} to end")
     assert len(intervals) == sum(map(len, STEP_SECONDS))
     assert most_at_once(intervals) == POOL_LIMIT
     assert _runs_overlapped(instance, run_ids)
