@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -285,6 +286,8 @@ def main() -> None:
         "--timeline", action="store_true", help="print the events of the median run"
     )
     args = parser.parse_args()
+    # Stopped with SIGTERM, it still stops its daemon and drops its databases.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     with tempfile.TemporaryDirectory(prefix="jp_bench_burst_") as directory, ExitStack() as stack:
         scratch = Path(directory)
