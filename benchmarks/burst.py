@@ -216,6 +216,7 @@ def report(
     )
     total = sum(cpu.values())
     roles = ", ".join(f"{role} {spent / jobs:.2f}" for role, spent in sorted(cpu.items()))
+    # A code server replaced during the burst moves from its own role to the daemon's reaped.
     print(
         f"CPU of the daemon's process group: {total:.0f} s, {total / jobs:.2f} s per job ({roles})"
     )
@@ -229,21 +230,21 @@ def report(
     )
 
 
-def process_role(pid: int, pgid: int, command: str) -> str:
+def process_roles(pid: int, pgid: int, command: str) -> tuple[str, str]:
+    """What a process of the daemon's group is, and what the children it reaped were."""
     if pid == pgid:
-        return "daemon"
+        # The daemon starts a new code server every minute and reaps the old one.
+        return "daemon", "replaced code servers"
     if " api grpc " in command:
-        return "code server"
-    if "forkserver" in command:
-        return "run workers"  # the forkserver reaps the workers forked from it
-    if "spawn_main" in command:
-        return "run workers"
-    return "other"
+        return "code server", "run workers"
+    if "forkserver" in command or "spawn_main" in command:
+        return "run workers", "run workers"  # a forkserver, or a worker
+    return "other", "other"
 
 
 def group_cpu_seconds(pgid: int) -> dict[str, float]:
-    """User + system CPU of the processes in a process group by role (Linux /proc), each with
-    that of its reaped children: the code server's include the run workers it spawned."""
+    """User + system CPU of the processes of a process group and of the children they reaped,
+    by role (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
     seconds: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
@@ -256,16 +257,10 @@ def group_cpu_seconds(pgid: int) -> dict[str, float]:
             continue
         if int(fields[2]) != pgid:
             continue
-        role = process_role(int(entry.name), pgid, command)
-        if role == "code server":
-            own = sum(int(value) for value in fields[11:13])
-            reaped = sum(int(value) for value in fields[13:15])
-            seconds[role] = seconds.get(role, 0.0) + own / tick
-            seconds["run workers"] = seconds.get("run workers", 0.0) + reaped / tick
-            continue
-        # utime, stime, cutime, cstime
-        spent = sum(int(value) for value in fields[11:15]) / tick
-        seconds[role] = seconds.get(role, 0.0) + spent
+        own, reaped = process_roles(int(entry.name), pgid, command)
+        # utime, stime | cutime, cstime
+        seconds[own] = seconds.get(own, 0.0) + sum(int(v) for v in fields[11:13]) / tick
+        seconds[reaped] = seconds.get(reaped, 0.0) + sum(int(v) for v in fields[13:15]) / tick
     return seconds
 
 
@@ -302,6 +297,7 @@ def main() -> None:
         home = scratch_home(scratch / "home", args.dagster_yaml, args.job_type_limit)
         env, instance = daemon_setup(home, dagster_url, perf_url, stack)
         runs_config = instance.get_concurrency_config().run_queue_config
+        assert runs_config is not None, "the run queue is configured in dagster.yaml"
         type_limits = [
             limit["limit"]
             for limit in runs_config.tag_concurrency_limits
@@ -340,14 +336,17 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {len(ended)} of {len(burst)} jobs ended in time")
             time.sleep(0.5)
-        last = max(job.finished for job in ended)
+        last = max(job.finished for job in ended if job.finished is not None)
         cpu_after = group_cpu_seconds(process.pid)
-        cpu = {role: cpu_after[role] - cpu_before.get(role, 0.0) for role in cpu_after}
+        cpu = {
+            role: cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)
+            for role in cpu_after.keys() | cpu_before.keys()
+        }
         wall = (last - first) / timedelta(seconds=1)
         # The runs' end events follow the jobs' ends by a moment.
         wait_until(
             lambda: all(
-                (record := instance.get_run_record_by_id(job.run_id)) is not None
+                (record := instance.get_run_record_by_id(job.run_id or "")) is not None
                 and record.dagster_run.is_finished
                 for job in ended
             ),
