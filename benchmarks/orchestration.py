@@ -1011,6 +1011,22 @@ def _since(queued_at: datetime, timestamp: float) -> float:
     return timestamp - queued_at.timestamp()
 
 
+def daemon_setup(
+    home: Path, dagster_url: str, perf_url: str, stack: ExitStack
+) -> tuple[dict[str, str], dg.DagsterInstance]:
+    """The environment of a daemon on these databases, and an instance on the same for this
+    process (closed with `stack`)."""
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        DAGSTER_PG_URL_ENV: dagster_url,
+        PERFDB_URL_ENV: perf_url,
+    }
+    with environment(**{DAGSTER_PG_URL_ENV: dagster_url}):
+        instance = stack.enter_context(dg.DagsterInstance.from_config(str(home)))
+    return env, instance
+
+
 def bench_daemon(workspace: Path, scratch: Path, stack: ExitStack) -> None:
     perf_url = stack.enter_context(scratch_postgresql("jp_bench_daemon_perf"))
     dagster_url = stack.enter_context(scratch_postgresql("jp_bench_daemon_dagster"))
@@ -1031,14 +1047,7 @@ def bench_daemon(workspace: Path, scratch: Path, stack: ExitStack) -> None:
         description="orchestration benchmark, one step",
     ).id
     home = production_home(scratch / "daemon_home")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        DAGSTER_PG_URL_ENV: dagster_url,
-        PERFDB_URL_ENV: perf_url,
-    }
-    with environment(**{DAGSTER_PG_URL_ENV: dagster_url}):
-        instance = stack.enter_context(dg.DagsterInstance.from_config(str(home)))
+    env, instance = daemon_setup(home, dagster_url, perf_url, stack)
     log_path = scratch / "daemon.log"
     process = stack.enter_context(daemon_process(workspace, env, log_path))
     rng = random.Random(0)

@@ -12,6 +12,7 @@ from jobs_pipeline.orchestration.io_manager import StepIdIOManager
 from jobs_pipeline.orchestration.ops import STEP_IO_MANAGER_KEY, perfdb_job_graph
 from jobs_pipeline.orchestration.reconciler import perfdb_reconciler
 from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.run_workers import start_run_workers_from_forkserver
 from jobs_pipeline.orchestration.sensors import queue_sensor_factory
 
 # Dagster warns about its own `owners` parameter whenever it binds resources to a sensor; the
@@ -22,6 +23,8 @@ warnings.filterwarnings(
 
 # Runs of thousands of step ops: Dagster's scheduler in linear time (see the module).
 dagster_scaling.install()
+# The code server that loads this forks its run workers from a warm process (run_workers.py).
+start_run_workers_from_forkserver()
 
 _DESCRIPTIONS = {
     Profile.IN_PROCESS: "every step in the run worker, one after another",

@@ -10,7 +10,13 @@ from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, profile_
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
 from jobs_pipeline.orchestration.quiet_logs import run_console_level
 from jobs_pipeline.orchestration.resources import PerfDBResource
-from jobs_pipeline.orchestration.tags import JOB_ID_TAG, JOB_TYPE_TAG, QUEUE_COUNT_TAG
+from jobs_pipeline.orchestration.tags import (
+    JOB_ID_TAG,
+    JOB_TYPE_TAG,
+    QUEUE_COUNT_TAG,
+    RUN_KEY_TAG,
+    SENSOR_NAME_TAG,
+)
 from jobs_pipeline.perfdb.errors import InputError, is_transient
 from jobs_pipeline.perfdb.queue import bounded
 from jobs_pipeline.perfdb.records import Job
@@ -20,6 +26,7 @@ __all__ = ["JOB_ID_TAG", "JOB_TYPE_TAG", "QUEUE_COUNT_TAG", "queue_sensor_factor
 
 SENSOR_BATCH_SIZE = 50
 SENSOR_ACTOR = "sensor"
+QUEUE_SENSOR_NAME = "perfdb_queue_sensor"
 
 
 def run_key(job: Job) -> str:
@@ -70,6 +77,27 @@ def _read_cursor(cursor: str | None) -> int:
         return 0
 
 
+def _launched(context: dg.SensorEvaluationContext, jobs: list[Job]) -> set[str]:
+    """The run keys of these jobs that already have a run of this sensor: the job waits for it
+    (in Dagster's run queue, or starting), Dagster would drop a new request, and checking the
+    row again costs queries on every tick of a long queue. On a Dagster storage error, none
+    (Dagster still drops repeated keys)."""
+    if not jobs:
+        return set()
+    try:
+        records = context.instance.get_run_records(
+            filters=dg.RunsFilter(tags={RUN_KEY_TAG: [run_key(job) for job in jobs]})
+        )
+    except Exception as error:
+        context.log.warning(f"could not read the runs of queued jobs: {error}")
+        return set()
+    return {
+        record.dagster_run.tags[RUN_KEY_TAG]
+        for record in records
+        if record.dagster_run.tags.get(SENSOR_NAME_TAG) == QUEUE_SENSOR_NAME
+    }
+
+
 # The daemon's sensor loop sets the pace (1 s with the run coordinator of dagster.yaml, 5 s by
 # Dagster's default); a minimum of 1 s lets every pass of that loop look at the queue.
 QUEUE_SENSOR_INTERVAL_SECONDS = 1
@@ -81,7 +109,7 @@ def queue_sensor_factory(
     minimum_interval_seconds: int = QUEUE_SENSOR_INTERVAL_SECONDS,
 ):
     @dg.sensor(
-        name="perfdb_queue_sensor",
+        name=QUEUE_SENSOR_NAME,
         jobs=job_defs,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -104,9 +132,12 @@ def queue_sensor_factory(
                 raise
             # The database is restarting: the next tick tries again, nothing is lost.
             return dg.SkipReason(f"performance database unreachable: {error}")
+        launched = _launched(context, jobs)
         requests: list[dg.RunRequest] = []
         failed: list[str] = []
         for job in jobs:
+            if run_key(job) in launched:
+                continue
             try:
                 check_queued_job(db, job)
             except (InputError, *VALUE_ERRORS) as error:
@@ -125,6 +156,8 @@ def queue_sensor_factory(
         if not requests:
             seen = f"{len(jobs)} queued jobs after id {after_id}" if jobs else "no queued jobs"
             detail = f"; failed {len(failed)} malformed" if failed else ""
+            if launched:
+                detail += f"; {len(launched)} waiting for their runs"
             return dg.SkipReason(f"{seen}{detail}")
         return dg.SensorResult(run_requests=requests)
 

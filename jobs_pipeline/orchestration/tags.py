@@ -5,3 +5,6 @@ from __future__ import annotations
 JOB_ID_TAG = "jobs_pipeline/job_id"
 JOB_TYPE_TAG = "jobs_pipeline/job_type"
 QUEUE_COUNT_TAG = "jobs_pipeline/queue_count"
+# Dagster's own tags on a sensor's runs (`dagster._core.storage.tags`).
+RUN_KEY_TAG = "dagster/run_key"
+SENSOR_NAME_TAG = "dagster/sensor_name"

@@ -3,7 +3,7 @@
 - `dagster-daemon run -w workspace.yaml` with the repository's `dagster.yaml` on a scratch
   PostgreSQL database: a job created and queued with the `jobs-pipeline` command is launched by
   the queue sensor and finishes with the expected occurrences; requeued, it runs again under a
-  new run key.
+  new run key. The code server forks its run workers from a forkserver.
 - `jobs-pipeline job run ID` without a daemon (SQLite for both databases): exit 0 and the run's
   id on stdout; exit 2 for a job that is not Queued.
 """
@@ -128,6 +128,19 @@ def jobs_pipeline(
     )
 
 
+def forkserver_in_group(pgid: int) -> bool:
+    """Whether a multiprocessing forkserver runs in this process group (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            group = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if group == pgid and b"multiprocessing.forkserver" in command:
+            return True
+    return False
+
+
 def runs_of_job(instance: dg.DagsterInstance, job_id: int) -> list[dg.DagsterRun]:
     """Oldest first."""
     runs = instance.get_runs(filters=dg.RunsFilter(tags={JOB_ID_TAG: str(job_id)}))
@@ -196,6 +209,8 @@ def test_daemon_runs_a_job_queued_with_the_cli_and_runs_it_again_when_requeued(
                 assert_tagged(first, job_id, queue_count=1)
                 assert first.tags[RUN_KEY_TAG] == f"job-{job_id}-1"
                 assert first.tags[SENSOR_NAME_TAG] == "perfdb_queue_sensor"
+                # The code server forked the run's worker from its forkserver (run_workers.py).
+                assert forkserver_in_group(daemon.process.pid)
 
                 requeued = jobs_pipeline("--db", pg_perfdb_url, "job", "queue", str(job_id))
                 assert requeued.returncode == 0, requeued.stderr

@@ -81,6 +81,8 @@ def dagster_pg_url(dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 def assert_configured_like_production(instance: dg.DagsterInstance) -> None:
     coordinator = instance.run_coordinator
     assert isinstance(coordinator, dg.QueuedRunCoordinator)
+    assert coordinator.dequeue_use_threads
+    assert coordinator.dequeue_num_workers == 4
     concurrency = instance.get_concurrency_config()
     assert concurrency.run_queue_config.max_concurrent_runs == 4
     assert [limit["key"] for limit in concurrency.run_queue_config.tag_concurrency_limits] == [

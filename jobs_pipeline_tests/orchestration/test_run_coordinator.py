@@ -54,6 +54,9 @@ def test_the_repository_instance_config_loads_it_with_a_one_second_loop(
         coordinator = instance.run_coordinator
         assert isinstance(coordinator, QueueRunCoordinator)
         assert coordinator.sensor_loop_seconds == 1
+        # Runs are launched by a pool of threads, as many as runs may be in flight.
+        assert coordinator.dequeue_use_threads
+        assert coordinator.dequeue_num_workers == 4
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
         assert sensor_daemon.MIN_INTERVAL_LOOP_TIME == 1
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from jobs_pipeline.orchestration.sensors import (
     SENSOR_ACTOR,
     run_tags,
 )
+from jobs_pipeline.orchestration.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import Actor, JobState
@@ -65,9 +67,16 @@ class Tick:
         return [request.run_key for request in self.run_requests]
 
 
-def tick(resource: PerfDBResource, cursor: str | None = None) -> Tick:
-    """One evaluation of the queue sensor, as the daemon would run it."""
-    with dg.DagsterInstance.ephemeral() as instance:
+def tick(
+    resource: PerfDBResource,
+    cursor: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> Tick:
+    """One evaluation of the queue sensor, as the daemon would run it (on an empty Dagster
+    instance unless given one)."""
+    with ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(dg.DagsterInstance.ephemeral())
         context = dg.build_sensor_context(
             resources={"perfdb": resource}, cursor=cursor, instance=instance
         )
@@ -227,6 +236,49 @@ def test_a_requeued_job_gets_a_new_run_key(
     assert result.run_keys == [f"job-{failed.id}-2", f"job-{finished.id}-2"]
     assert [request.tags[QUEUE_COUNT_TAG] for request in result.run_requests] == ["2", "2"]
     assert [request.tags for request in result.run_requests] == [run_tags(j) for j in requeued]
+
+
+def sensor_run(instance: dg.DagsterInstance, key: str, sensor: str = "perfdb_queue_sensor") -> None:
+    """A run that a sensor created with this run key (waiting in Dagster's run queue)."""
+    instance.add_run(
+        dg.DagsterRun(job_name="perfdb_job", tags={RUN_KEY_TAG: key, SENSOR_NAME_TAG: sensor})
+    )
+
+
+def test_a_job_whose_run_exists_is_left_to_that_run(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource
+) -> None:
+    waiting, fresh, elsewhere = (alarm_job(seeded_db, WITH_DATA) for _ in range(3))
+    with dg.DagsterInstance.ephemeral() as instance:
+        sensor_run(instance, *keys(waiting))
+        sensor_run(instance, *keys(elsewhere), sensor="someone_elses_sensor")
+        # Its row is not checked again: gone bad meanwhile, it stays Queued for its run's plan op.
+        set_parameters(seeded_db, waiting.id, json.dumps(raw_parameters(start="yesterday")))
+
+        result = tick(perfdb_resource, instance=instance)
+
+        assert result.run_keys == keys(fresh, elsewhere)
+        assert seeded_db.queue.get_job(waiting.id).state == JobState.QUEUED
+        sensor_run(instance, *keys(fresh))
+        sensor_run(instance, *keys(elsewhere))
+        assert tick(perfdb_resource, instance=instance).skip_reason == (
+            "3 queued jobs after id 0; 3 waiting for their runs"
+        )
+
+
+def test_without_dagsters_runs_every_queued_job_is_requested(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [alarm_job(seeded_db, WITH_DATA) for _ in range(2)]
+    with dg.DagsterInstance.ephemeral() as instance:
+        sensor_run(instance, *keys(jobs[0]))
+
+        def unreachable(*args: Any, **kwargs: Any) -> Any:
+            raise ConnectionError("Dagster storage unreachable")
+
+        monkeypatch.setattr(instance, "get_run_records", unreachable)
+        # Dagster drops the repeated key itself.
+        assert tick(perfdb_resource, instance=instance).run_keys == keys(*jobs)
 
 
 def test_skip_reason_says_what_the_sensor_saw(
