@@ -7,7 +7,10 @@ Each chunk is a frame of object, feature, timestamp (UTC) and value (NaN = no da
 from __future__ import annotations
 
 import csv
+import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -32,6 +35,60 @@ class SourceFailed(PerfDBError):
     """The file could not be read to the end; nothing was written."""
 
 
+@dataclass(frozen=True)
+class _FileState:
+    device: int
+    inode: int
+    size: int
+    modified_ns: int
+
+
+class WatchedFile:
+    """A file that must stay as it was while an import reads it, chunk after chunk.
+
+    A file deleted, replaced, truncated or written to in the middle of an import may have been
+    read in part, or in parts of two versions: `chunks` then raises `SourceFailed`, which says
+    what happened, instead of finishing the import (or of refusing a line that a cut made)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.before = self._state()
+
+    def _state(self) -> _FileState | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return _FileState(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    def check(self) -> None:
+        """Raises `SourceFailed` if the file is no longer what it was when watching began."""
+        before, now = self.before, self._state()
+        if before is None or now == before:
+            return  # a file missing from the start is the readers' to refuse
+        if now is None:
+            happened = "was deleted"
+        elif (now.device, now.inode) != (before.device, before.inode):
+            happened = "was replaced by another file"
+        elif now.size < before.size:
+            happened = f"was truncated from {before.size:,} to {now.size:,} bytes"
+        elif now.size > before.size:
+            happened = f"grew from {before.size:,} to {now.size:,} bytes"
+        else:
+            happened = "was modified"
+        raise SourceFailed(f"{self.path} {happened} while it was imported; nothing was written")
+
+    def chunks(self, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """`chunks`, then a check that the file did not change while they were read; a refusal
+        of its contents is checked too, since a cut file can look like a bad line."""
+        try:
+            yield from chunks
+        except PerfDBError:
+            self.check()
+            raise
+        self.check()
+
+
 def is_parquet(source: str | Path | IO[str]) -> bool:
     return isinstance(source, str | Path) and Path(source).suffix.lower() in PARQUET_SUFFIXES
 
@@ -48,6 +105,41 @@ def csv_header(path: Path) -> list[str]:
     if not header:
         raise ImportFailed("the CSV is empty: expected a header object,feature,timestamp,value")
     return [name.strip().lower() for name in header]
+
+
+# The two problems pandas' CSV parser finds itself, as it words them.
+_FIELD_COUNT = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+
+
+def csv_read_problem(error: Exception, source: str | Path | IO[str]) -> str:
+    """One line that names the line of a CSV that pandas could not parse or decode."""
+    if isinstance(error, UnicodeDecodeError):
+        found = _first_undecodable_line(source)
+        if found is not None:
+            line, column, byte = found
+            problem = f"line {line}: not UTF-8 text (byte 0x{byte:02x} at column {column})"
+            return f"{problem}: not a CSV file" if line == 1 else problem
+    text = " ".join(str(error).split())
+    if match := _FIELD_COUNT.search(text):
+        expected, number, seen = match.groups()
+        return f"line {number}: {seen} fields, expected {expected}"
+    if match := _OPEN_QUOTE.search(text):
+        return f"line {int(match.group(1)) + 1}: a quoted field that never ends"
+    return f"cannot read the CSV: {text}"
+
+
+def _first_undecodable_line(source: str | Path | IO[str]) -> tuple[int, int, int] | None:
+    """(line, column, byte) of the first byte of a file that is not UTF-8 text."""
+    if not isinstance(source, str | Path):
+        return None
+    with Path(source).open("rb") as file:
+        for line, raw in enumerate(file, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return line, error.start + 1, raw[error.start]
+    return None
 
 
 def check_columns(columns: list[str]) -> None:

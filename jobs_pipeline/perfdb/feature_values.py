@@ -24,7 +24,10 @@ from jobs_pipeline.perfdb.errors import ImportFailed
 from jobs_pipeline.perfdb.feature_files import (
     CSV_COLUMNS,
     ROW_INDEX,
+    SourceFailed,
+    WatchedFile,
     check_columns,
+    csv_read_problem,
     fast_csv_chunks,
     is_parquet,
     parquet_chunks,
@@ -78,11 +81,13 @@ def _exact_csv_chunks(
     except FileNotFoundError:
         raise ImportFailed(f"no such file: {source}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ImportFailed(f"cannot read the CSV: {error}") from None
+        raise ImportFailed(csv_read_problem(error, source)) from None
     except pd.errors.EmptyDataError:
         raise ImportFailed(
             "the CSV is empty: expected a header object,feature,timestamp,value"
         ) from None
+    except OSError as error:
+        raise SourceFailed(f"reading {source} failed: {error}; nothing was written") from None
 
 
 def _checked_csv_chunk(frame: pd.DataFrame, first_line: int) -> pd.DataFrame:
@@ -161,26 +166,31 @@ class FeatureValues:
         well-formed CSV file is parsed by pyarrow; a refused one is read again by the exact
         parser, which names the line. `on_chunk(rows)` is told of each chunk written (to show
         progress)."""
-        if is_parquet(source):
-            path = Path(source)  # type: ignore[arg-type]
+        if not isinstance(source, str | Path):
             return self.import_chunks(
-                parquet_chunks(path, batch_rows=chunk_rows),
+                _exact_csv_chunks(source, chunk_rows=chunk_rows),
                 sampling_period=sampling_period,
                 on_chunk=on_chunk,
             )
-        if isinstance(source, str | Path):
-            path = Path(source)
-            try:
-                return self.import_chunks(
-                    fast_csv_chunks(path, block_bytes=max(chunk_rows * 40, 1024)),
-                    sampling_period=sampling_period,
-                    on_chunk=on_chunk,
-                )
-            except ImportFailed as fast_error:
-                if "no such file" in str(fast_error) or "missing column" in str(fast_error):
-                    raise
+        path = Path(source)
+        watched = WatchedFile(path)
+        if is_parquet(path):
+            return self.import_chunks(
+                watched.chunks(parquet_chunks(path, batch_rows=chunk_rows)),
+                sampling_period=sampling_period,
+                on_chunk=on_chunk,
+            )
+        try:
+            return self.import_chunks(
+                watched.chunks(fast_csv_chunks(path, block_bytes=max(chunk_rows * 40, 1024))),
+                sampling_period=sampling_period,
+                on_chunk=on_chunk,
+            )
+        except ImportFailed as fast_error:
+            if "no such file" in str(fast_error) or "missing column" in str(fast_error):
+                raise
         return self.import_chunks(
-            _exact_csv_chunks(source, chunk_rows=chunk_rows),
+            watched.chunks(_exact_csv_chunks(path, chunk_rows=chunk_rows)),
             sampling_period=sampling_period,
             on_chunk=on_chunk,
         )
