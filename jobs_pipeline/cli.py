@@ -249,7 +249,7 @@ def cmd_demo_seed(args: argparse.Namespace) -> None:
 
 def cmd_features_import(args: argparse.Namespace) -> None:
     from jobs_pipeline.perfdb.catalog import DEFAULT_SAMPLING_PERIOD
-    from jobs_pipeline.perfdb.feature_values import CHUNK_ROWS
+    from jobs_pipeline.perfdb.feature_files import CHUNK_ROWS
 
     perfdb = _perfdb(args)
     with _import_progress(args.file) as on_chunk:

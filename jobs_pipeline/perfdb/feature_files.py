@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -25,9 +25,13 @@ from jobs_pipeline.perfdb.errors import ImportFailed, PerfDBError
 CSV_COLUMNS = ("object", "feature", "timestamp", "value")
 ROW_INDEX = "row"
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
-# About 40 bytes a line: a block of this size is a chunk of some 400,000 values.
-CSV_BLOCK_BYTES = 16 << 20
-PARQUET_BATCH_ROWS = 400_000
+# Values per chunk that `fast_csv_chunks` and `parquet_chunks` yield.
+CHUNK_ROWS = 400_000
+# pyarrow parses a CSV in blocks of this size and keeps some ten times that in buffers (and, with
+# 16 MB blocks, more the longer the file: 670 MB after 15 million lines); 1 MB blocks cost
+# about 60 MB whatever the file and parse as fast. Chunks gather blocks up to `CHUNK_ROWS`.
+CSV_BLOCK_BYTES = 1 << 20
+PARQUET_BUFFER_BYTES = 1 << 20
 _NAME_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 
@@ -150,10 +154,13 @@ def check_columns(columns: list[str]) -> None:
         )
 
 
-def fast_csv_chunks(path: Path, *, block_bytes: int = CSV_BLOCK_BYTES) -> Iterator[pd.DataFrame]:
-    """The CSV in chunks parsed by pyarrow (multi-threaded C++), for well-formed files whose
-    timestamps all carry a zone or all carry none. Any problem raises `ImportFailed` without a
-    line number: the caller then reads the file again with the exact reader, which names it."""
+def fast_csv_chunks(
+    path: Path, *, chunk_rows: int = CHUNK_ROWS, block_bytes: int = CSV_BLOCK_BYTES
+) -> Iterator[pd.DataFrame]:
+    """The CSV in chunks of at least `chunk_rows` lines (but the last), parsed by pyarrow
+    (multi-threaded C++) in blocks of `block_bytes`, for well-formed files whose timestamps all
+    carry a zone or all carry none. Any problem raises `ImportFailed` without a line number: the
+    caller then reads the file again with the exact reader, which names it."""
     names = csv_header(path)
     check_columns(names)
     timestamp_type = pa.timestamp("us", tz="UTC" if _first_stamp_has_zone(path, names) else None)
@@ -174,7 +181,7 @@ def fast_csv_chunks(path: Path, *, block_bytes: int = CSV_BLOCK_BYTES) -> Iterat
     try:
         with path.open("rb") as file:
             reader = pa_csv.open_csv(file, read_options=read, convert_options=options)
-            for batch in reader:
+            for batch in _gathered(reader, chunk_rows):
                 frame = _batch_frame(batch, first_row)
                 first_row += batch.num_rows
                 yield frame
@@ -184,6 +191,28 @@ def fast_csv_chunks(path: Path, *, block_bytes: int = CSV_BLOCK_BYTES) -> Iterat
         raise ImportFailed(f"cannot read the CSV: {error}") from None
     except OSError as error:
         raise SourceFailed(f"reading {path} failed: {error}; nothing was written") from None
+
+
+def _gathered(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Consecutive batches joined into batches of at least `rows` rows (but the last)."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in batches:
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        if pending_rows >= rows:
+            yield _joined(pending)
+            pending, pending_rows = [], 0
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    # Each block has its own dictionary of names: joining them unifies the dictionaries.
+    table = pa.Table.from_batches(batches).combine_chunks()
+    return table.to_batches()[0]
 
 
 def _first_stamp_has_zone(path: Path, names: list[str]) -> bool:
@@ -230,10 +259,13 @@ def _stripped_names(column: pa.Array) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=categories)
 
 
-def parquet_chunks(path: Path, *, batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[pd.DataFrame]:
+def parquet_chunks(path: Path, *, batch_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """The Parquet file in row batches; problems name the row (1 is the first)."""
     try:
-        file = pq.ParquetFile(path)
+        # Pre-buffering keeps every row group it read until the file is closed (memory grew with
+        # the file: 250 MB more for 20 million values); a read buffer streams a large row group
+        # page by page instead of reading its column chunks whole.
+        file = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
     except FileNotFoundError:
         raise ImportFailed(f"no such file: {path}") from None
     except (pa.ArrowInvalid, OSError) as error:

@@ -22,6 +22,8 @@ from jobs_pipeline.perfdb.catalog import (
 from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.errors import ImportFailed
 from jobs_pipeline.perfdb.feature_files import (
+    CHUNK_ROWS,
+    CSV_BLOCK_BYTES,
     CSV_COLUMNS,
     ROW_INDEX,
     SourceFailed,
@@ -39,8 +41,6 @@ from jobs_pipeline.perfdb.types import UTCDateTime
 VALUES = table_of(FeatureValueRow)
 _MISSING_VALUE_TEXT = frozenset({"", "nan"})
 LINE_INDEX = "line"
-# Rows per chunk of a streamed import: some 100 MB of memory at most.
-CHUNK_ROWS = 400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -182,7 +182,13 @@ class FeatureValues:
             )
         try:
             return self.import_chunks(
-                watched.chunks(fast_csv_chunks(path, block_bytes=max(chunk_rows * 40, 1024))),
+                watched.chunks(
+                    fast_csv_chunks(
+                        path,
+                        chunk_rows=chunk_rows,
+                        block_bytes=min(CSV_BLOCK_BYTES, max(chunk_rows * 40, 1024)),
+                    )
+                ),
                 sampling_period=sampling_period,
                 on_chunk=on_chunk,
             )
