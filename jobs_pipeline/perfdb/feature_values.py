@@ -448,7 +448,7 @@ def _copy_in(connection: Connection, statement: str, blocks: Iterable[np.ndarray
     with cursor, cursor.copy(statement) as copy:
         copy.write(_COPY_HEADER)
         for records in blocks:
-            copy.write(records.tobytes())
+            copy.write(memoryview(records.view(np.uint8)))  # the records' bytes, not a copy
         copy.write(_COPY_TRAILER)
 
 
@@ -530,30 +530,35 @@ _FRESH_CONFLICT_SQL = {
         " AND v.value IS NOT s.value ORDER BY s.line LIMIT 1"
     ),
 }
-# The merge of the staging table: changed values first, then the new ones.
-_MERGE_SQL = {
-    "postgresql": (
-        "UPDATE feature_values v SET value = NULLIF(s.value, 'NaN') FROM feature_values_import s"
-        " WHERE v.object_id = s.object_id AND v.feature_id = s.feature_id"
-        " AND v.timestamp = s.timestamp AND v.value IS DISTINCT FROM NULLIF(s.value, 'NaN')",
-        "INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
-        " SELECT object_id, feature_id, timestamp, NULLIF(value, 'NaN')"
-        " FROM feature_values_import s"
-        " WHERE NOT EXISTS (SELECT 1 FROM feature_values v WHERE v.object_id = s.object_id"
-        " AND v.feature_id = s.feature_id AND v.timestamp = s.timestamp)"
-        " ON CONFLICT DO NOTHING",
-    ),
-    "sqlite": (
-        "UPDATE feature_values SET value = s.value FROM feature_values_import s"
-        " WHERE feature_values.object_id = s.object_id AND feature_values.feature_id = s.feature_id"
-        " AND feature_values.timestamp = s.timestamp AND feature_values.value IS NOT s.value",
-        "INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
-        " SELECT object_id, feature_id, timestamp, value FROM feature_values_import s"
-        " WHERE NOT EXISTS (SELECT 1 FROM feature_values v WHERE v.object_id = s.object_id"
-        " AND v.feature_id = s.feature_id AND v.timestamp = s.timestamp)"
-        " ON CONFLICT DO NOTHING",
-    ),
-}
+# The merge of the staging table on PostgreSQL: one join of the staged rows with the stored ones
+# finds the values that changed and the ones that are new, then updates the first and inserts
+# the second (two joins, one per statement, made re-imports three times slower). Returns the
+# number of changed and of new values.
+_MERGE_POSTGRESQL = (
+    "WITH differing AS (SELECT s.object_id, s.feature_id, s.timestamp,"
+    " NULLIF(s.value, 'NaN') AS value, v.object_id IS NULL AS new"
+    " FROM feature_values_import s LEFT JOIN feature_values v ON v.object_id = s.object_id"
+    " AND v.feature_id = s.feature_id AND v.timestamp = s.timestamp"
+    " WHERE v.object_id IS NULL OR v.value IS DISTINCT FROM NULLIF(s.value, 'NaN')),"
+    " changed AS (UPDATE feature_values v SET value = d.value FROM differing d"
+    " WHERE NOT d.new AND v.object_id = d.object_id AND v.feature_id = d.feature_id"
+    " AND v.timestamp = d.timestamp RETURNING 1),"
+    " inserted AS (INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
+    " SELECT object_id, feature_id, timestamp, value FROM differing WHERE new"
+    " ON CONFLICT DO NOTHING RETURNING 1)"
+    " SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM inserted)"
+)
+# On SQLite (no data-modifying CTEs): changed values first, then the new ones.
+_MERGE_SQLITE = (
+    "UPDATE feature_values SET value = s.value FROM feature_values_import s"
+    " WHERE feature_values.object_id = s.object_id AND feature_values.feature_id = s.feature_id"
+    " AND feature_values.timestamp = s.timestamp AND feature_values.value IS NOT s.value",
+    "INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
+    " SELECT object_id, feature_id, timestamp, value FROM feature_values_import s"
+    " WHERE NOT EXISTS (SELECT 1 FROM feature_values v WHERE v.object_id = s.object_id"
+    " AND v.feature_id = s.feature_id AND v.timestamp = s.timestamp)"
+    " ON CONFLICT DO NOTHING",
+)
 _STAGING_INDEX_SQL = (
     "CREATE INDEX feature_values_import_key ON feature_values_import"
     " (object_id, feature_id, timestamp)"
@@ -749,10 +754,13 @@ class _ImportWriter:
     def finish(self) -> ImportSummary:
         if self.staging:
             self._refuse_staged_conflicts()
-            update, insert = _MERGE_SQL[self.dialect]
-            self.changed = self.connection.exec_driver_sql(update).rowcount
-            self.new += self.connection.exec_driver_sql(insert).rowcount
-            if self.dialect == "sqlite":
+            if self.dialect == "postgresql":
+                changed, new = self.connection.exec_driver_sql(_MERGE_POSTGRESQL).one()
+                self.changed, self.new = changed, self.new + new
+            else:
+                update, insert = _MERGE_SQLITE
+                self.changed = self.connection.exec_driver_sql(update).rowcount
+                self.new += self.connection.exec_driver_sql(insert).rowcount
                 self.connection.exec_driver_sql(_DROP_STAGING_SQL)
         return ImportSummary(
             rows=self.rows,

@@ -596,15 +596,23 @@ def test_a_file_in_many_chunks_is_imported_whole_and_again_changes_nothing(
     path = write_lines(tmp_path / "many.csv", *MANY_LINES)
     told: list[int] = []
 
+    changed = [line + "5" if i % 10 == 0 else line for i, line in enumerate(MANY_LINES)]
+    more = [f"T4,p,{stamp:%Y-%m-%dT%H:%M:%SZ},{i}" for i, stamp in enumerate(STAMPS[:5])]
+    other = write_lines(tmp_path / "other.csv", *changed, *more)
+
     first = perfdb.values.import_csv(path, chunk_rows=10, on_chunk=told.append)
     again = perfdb.values.import_csv(path, chunk_rows=10)
+    third = perfdb.values.import_csv(other, chunk_rows=10)
 
     assert len(told) >= 3 and sum(told) == 120
     assert (first.rows, first.new_values, first.changed_values) == (120, 120, 0)
     assert (again.rows, again.new_values, again.changed_values) == (120, 0, 0)
+    assert (third.rows, third.new_values, third.changed_values) == (125, 5, 12)
     assert [value for *_, value in stored(perfdb)] == [
-        float(n * 1000 + i) for n in (1, 2, 3) for i in range(40)
-    ]
+        float(n * 1000 + i) * (10 if i % 10 == 0 else 1) + (5 if i % 10 == 0 else 0)
+        for n in (1, 2, 3)
+        for i in range(40)
+    ] + [float(i) for i in range(5)]
 
 
 @pytest.mark.parametrize("case", list(BAD_LAST_LINES))
