@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import os
+import queue
 import re
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -93,6 +95,51 @@ class WatchedFile:
         self.check()
 
 
+def read_ahead(chunks: Generator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """`chunks`, made by a thread of its own one chunk ahead of the caller: reading and parsing
+    the next chunk (pyarrow's C++, which releases the GIL) overlaps with writing this one.
+
+    The caller sees the chunks and the errors of `chunks` as if it iterated them itself;
+    stopping early (closing the iterator, an error while writing) stops the thread and closes
+    `chunks`."""
+    handoff: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1)
+    stopped = threading.Event()
+
+    def offer(item: tuple[str, object]) -> bool:
+        while not stopped.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not offer(("chunk", chunk)):
+                    return
+            offer(("end", None))
+        except BaseException as error:  # handed to the caller, who raises it
+            offer(("error", error))
+        finally:
+            chunks.close()
+
+    thread = threading.Thread(target=produce, name="feature-file-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item  # type: ignore[misc]
+            yield item  # type: ignore[misc]
+    finally:
+        stopped.set()
+        thread.join()
+
+
 def is_parquet(source: str | Path | IO[str]) -> bool:
     return isinstance(source, str | Path) and Path(source).suffix.lower() in PARQUET_SUFFIXES
 
@@ -155,8 +202,8 @@ def check_columns(columns: list[str]) -> None:
 
 
 def fast_csv_chunks(
-    path: Path, *, chunk_rows: int = CHUNK_ROWS, block_bytes: int = CSV_BLOCK_BYTES
-) -> Iterator[pd.DataFrame]:
+    path: Path, chunk_rows: int = CHUNK_ROWS, block_bytes: int = CSV_BLOCK_BYTES
+) -> Generator[pd.DataFrame]:
     """The CSV in chunks of at least `chunk_rows` lines (but the last), parsed by pyarrow
     (multi-threaded C++) in blocks of `block_bytes`, for well-formed files whose timestamps all
     carry a zone or all carry none. Any problem raises `ImportFailed` without a line number: the
@@ -259,7 +306,7 @@ def _stripped_names(column: pa.Array) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=categories)
 
 
-def parquet_chunks(path: Path, *, batch_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def parquet_chunks(path: Path, *, batch_rows: int = CHUNK_ROWS) -> Generator[pd.DataFrame]:
     """The Parquet file in row batches; problems name the row (1 is the first)."""
     try:
         # Pre-buffering keeps every row group it read until the file is closed (memory grew with

@@ -33,6 +33,7 @@ from jobs_pipeline.perfdb.feature_files import (
     fast_csv_chunks,
     is_parquet,
     parquet_chunks,
+    read_ahead,
 )
 from jobs_pipeline.perfdb.models import FeatureValueRow, table_of
 from jobs_pipeline.perfdb.records import ImportSummary
@@ -174,20 +175,20 @@ class FeatureValues:
             )
         path = Path(source)
         watched = WatchedFile(path)
+        # Parsing ahead in a thread pays while psycopg waits for the server (GIL released); on
+        # SQLite it slows the import, which takes and gives back the GIL for every row it writes.
+        ahead = read_ahead if self.engine.dialect.name == "postgresql" else iter
         if is_parquet(path):
             return self.import_chunks(
-                watched.chunks(parquet_chunks(path, batch_rows=chunk_rows)),
+                watched.chunks(ahead(parquet_chunks(path, batch_rows=chunk_rows))),
                 sampling_period=sampling_period,
                 on_chunk=on_chunk,
             )
+        block_bytes = min(CSV_BLOCK_BYTES, max(chunk_rows * 40, 1024))
         try:
             return self.import_chunks(
                 watched.chunks(
-                    fast_csv_chunks(
-                        path,
-                        chunk_rows=chunk_rows,
-                        block_bytes=min(CSV_BLOCK_BYTES, max(chunk_rows * 40, 1024)),
-                    )
+                    ahead(fast_csv_chunks(path, chunk_rows=chunk_rows, block_bytes=block_bytes))
                 ),
                 sampling_period=sampling_period,
                 on_chunk=on_chunk,
@@ -448,7 +449,7 @@ def _copy_in(connection: Connection, statement: str, blocks: Iterable[np.ndarray
     with cursor, cursor.copy(statement) as copy:
         copy.write(_COPY_HEADER)
         for records in blocks:
-            copy.write(memoryview(records.view(np.uint8)))  # the records' bytes, not a copy
+            copy.write(records.view(np.uint8).data)  # the records' bytes, not a copy
         copy.write(_COPY_TRAILER)
 
 
