@@ -492,11 +492,11 @@ _PROBE_SQL = {
 }
 _INSERT_SQLITE = (
     "INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
-    " VALUES (?, ?, replace(?, 'T', ' '), ?)"
+    " VALUES (?, ?, ?, ?)"
 )
 _STAGE_SQLITE = (
     "INSERT INTO feature_values_import (object_id, feature_id, timestamp, value, line)"
-    " VALUES (?, ?, replace(?, 'T', ' '), ?, ?)"
+    " VALUES (?, ?, ?, ?, ?)"
 )
 # The first staged row, in file order, whose value differs from the staged row before it with
 # the same key (so from every earlier one: NaN equals NaN on PostgreSQL, NULL is NULL on SQLite).
@@ -549,16 +549,20 @@ _MERGE_POSTGRESQL = (
     " ON CONFLICT DO NOTHING RETURNING 1)"
     " SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM inserted)"
 )
-# On SQLite (no data-modifying CTEs): changed values first, then the new ones.
+# On SQLite (no data-modifying CTEs) the one join keeps the differing rows in a second temporary
+# table, from which the changed values are updated and the new ones inserted.
 _MERGE_SQLITE = (
-    "UPDATE feature_values SET value = s.value FROM feature_values_import s"
-    " WHERE feature_values.object_id = s.object_id AND feature_values.feature_id = s.feature_id"
-    " AND feature_values.timestamp = s.timestamp AND feature_values.value IS NOT s.value",
+    "CREATE TEMPORARY TABLE feature_values_differing AS SELECT s.object_id, s.feature_id,"
+    " s.timestamp, s.value, v.object_id IS NULL AS new FROM feature_values_import s"
+    " LEFT JOIN feature_values v ON v.object_id = s.object_id AND v.feature_id = s.feature_id"
+    " AND v.timestamp = s.timestamp WHERE v.object_id IS NULL OR v.value IS NOT s.value",
+    "UPDATE feature_values SET value = d.value FROM feature_values_differing d"
+    " WHERE NOT d.new AND feature_values.object_id = d.object_id"
+    " AND feature_values.feature_id = d.feature_id AND feature_values.timestamp = d.timestamp",
     "INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
-    " SELECT object_id, feature_id, timestamp, value FROM feature_values_import s"
-    " WHERE NOT EXISTS (SELECT 1 FROM feature_values v WHERE v.object_id = s.object_id"
-    " AND v.feature_id = s.feature_id AND v.timestamp = s.timestamp)"
+    " SELECT object_id, feature_id, timestamp, value FROM feature_values_differing WHERE new"
     " ON CONFLICT DO NOTHING",
+    "DROP TABLE temp.feature_values_differing",
 )
 _STAGING_INDEX_SQL = (
     "CREATE INDEX feature_values_import_key ON feature_values_import"
@@ -567,11 +571,17 @@ _STAGING_INDEX_SQL = (
 
 
 def _sqlite_times(micros: np.ndarray) -> list[str]:
-    return np.datetime_as_string(micros.astype("datetime64[us]"), unit="us").tolist()
+    """Microseconds since the epoch as SQLite's timestamp text ('2024-01-01 00:10:00.000000').
+    A fleet's series share their timestamps: each distinct one is formatted once."""
+    codes, distinct = pd.factorize(micros)
+    text = np.datetime_as_string(distinct.astype("datetime64[us]"), unit="us")
+    characters = text.view(np.uint32).reshape(-1, text.dtype.itemsize // 4)
+    characters[:, 10] = ord(" ")  # the ISO 'T' between date and time (years have 4 digits)
+    return text.astype(object)[codes].tolist()
 
 
 def _sqlite_time(micros: int) -> str:
-    return _sqlite_times(np.array([micros]))[0].replace("T", " ")
+    return _sqlite_times(np.array([micros], dtype=np.int64))[0]
 
 
 def _sqlite_values(values: np.ndarray) -> list[float | None]:
@@ -759,9 +769,11 @@ class _ImportWriter:
                 changed, new = self.connection.exec_driver_sql(_MERGE_POSTGRESQL).one()
                 self.changed, self.new = changed, self.new + new
             else:
-                update, insert = _MERGE_SQLITE
+                differing, update, insert, drop = _MERGE_SQLITE
+                self.connection.exec_driver_sql(differing)
                 self.changed = self.connection.exec_driver_sql(update).rowcount
                 self.new += self.connection.exec_driver_sql(insert).rowcount
+                self.connection.exec_driver_sql(drop)
                 self.connection.exec_driver_sql(_DROP_STAGING_SQL)
         return ImportSummary(
             rows=self.rows,
