@@ -43,6 +43,8 @@ VALUES = table_of(FeatureValueRow)
 _MISSING_VALUE_TEXT = frozenset({"", "nan"})
 LINE_INDEX = "line"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Rows handed to SQLite's executemany at a time.
+SQLITE_BATCH_ROWS = 50_000
 
 
 def parse_feature_csv(source: str | Path | IO[str]) -> pd.DataFrame:
@@ -491,8 +493,7 @@ _PROBE_SQL = {
     ),
 }
 _INSERT_SQLITE = (
-    "INSERT INTO feature_values (object_id, feature_id, timestamp, value)"
-    " VALUES (?, ?, ?, ?)"
+    "INSERT INTO feature_values (object_id, feature_id, timestamp, value) VALUES (?, ?, ?, ?)"
 )
 _STAGE_SQLITE = (
     "INSERT INTO feature_values_import (object_id, feature_id, timestamp, value, line)"
@@ -723,16 +724,7 @@ class _ImportWriter:
                 ),
             )
             return
-        self.connection.connection.driver_connection.executemany(  # type: ignore[union-attr]
-            _INSERT_SQLITE,
-            zip(
-                rows.object_id.tolist(),
-                rows.feature_id.tolist(),
-                _sqlite_times(rows.micros),
-                _sqlite_values(rows.value),
-                strict=True,
-            ),
-        )
+        self._insert_sqlite(_INSERT_SQLITE, rows, None)
 
     def _stage(self, rows: _Rows, lines: np.ndarray) -> None:
         if not self.staging:
@@ -750,17 +742,23 @@ class _ImportWriter:
                 (records,),
             )
             return
-        self.connection.connection.driver_connection.executemany(  # type: ignore[union-attr]
-            _STAGE_SQLITE,
-            zip(
-                rows.object_id.tolist(),
-                rows.feature_id.tolist(),
-                _sqlite_times(rows.micros),
-                _sqlite_values(rows.value),
-                lines.tolist(),
-                strict=True,
-            ),
-        )
+        self._insert_sqlite(_STAGE_SQLITE, rows, lines)
+
+    def _insert_sqlite(self, statement: str, rows: _Rows, lines: np.ndarray | None) -> None:
+        """Rows (with their lines) as Python objects for SQLite, a slice at a time: a whole
+        chunk of them took some 50 MB."""
+        driver = self.connection.connection.driver_connection
+        for start in range(0, len(rows.micros), SQLITE_BATCH_ROWS):
+            part = slice(start, start + SQLITE_BATCH_ROWS)
+            columns = [
+                rows.object_id[part].tolist(),
+                rows.feature_id[part].tolist(),
+                _sqlite_times(rows.micros[part]),
+                _sqlite_values(rows.value[part]),
+            ]
+            if lines is not None:
+                columns.append(lines[part].tolist())
+            driver.executemany(statement, zip(*columns, strict=True))  # type: ignore[union-attr]
 
     def finish(self) -> ImportSummary:
         if self.staging:
