@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,9 +227,11 @@ class FeatureValues:
         sampling_period: timedelta | None = None,
         on_chunk: Callable[[int], object] | None = None,
     ) -> ImportSummary:
-        """`import_frame` of frames that together are one import, written as they come."""
+        """`import_frame` of frames that together are one import, written as they come. A
+        generator of chunks is closed when the import ends, however it ends (its file, and the
+        thread of `read_ahead`, go with it)."""
         seconds = None if sampling_period is None else sampling_period_seconds(sampling_period)
-        with begin(self.engine) as connection:
+        with begin(self.engine) as connection, _closing(chunks):
             writer = _ImportWriter(connection, seconds)
             for frame in chunks:
                 writer.add(frame)
@@ -252,6 +255,15 @@ class FeatureValues:
     def count(self) -> int:
         with begin(self.engine) as connection:
             return connection.execute(sa.select(sa.func.count()).select_from(VALUES)).scalar_one()
+
+
+@contextmanager
+def _closing(chunks: Iterable[pd.DataFrame]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if isinstance(chunks, Generator):
+            chunks.close()
 
 
 # Timestamps leave the database as microseconds since the epoch, computed by the database

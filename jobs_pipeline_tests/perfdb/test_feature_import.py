@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -713,3 +714,24 @@ def test_a_file_that_changes_during_the_import_writes_nothing(
     assert str(info.value).startswith(f"{path} {CHANGES[how]}")
     assert str(info.value).endswith(" while it was imported; nothing was written")
     assert (stored(perfdb), counts(perfdb)) == before
+
+
+def test_a_refused_chunk_stops_the_reading_at_once(perfdb: PerfDB, tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "object": np.repeat(["T1", "T2", "T3"], 40),
+            "feature": "p",
+            "timestamp": np.tile(STAMPS, 3),
+            "value": np.arange(120.0),
+        }
+    )
+    frame.loc[1, "timestamp"] = frame.loc[0, "timestamp"]  # a conflict in the first chunk
+    path = tmp_path / "early.parquet"
+    frame.to_parquet(path, row_group_size=10)
+
+    with pytest.raises(ImportFailed) as info:  # held: the import's frames stay alive
+        perfdb.values.import_csv(path, chunk_rows=10)
+
+    assert [t for t in threading.enumerate() if t.name == "feature-file-reader"] == []
+    assert str(info.value).startswith("row 2: duplicate of row 1 ")
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
