@@ -3,8 +3,14 @@
 100 objects x 5 alarms over 30 days of 10-minute data from the synthetic fleet (its 4 alarms plus
 a 5th defined here on `ambient_temperature`), in a scratch PostgreSQL database (and, with
 `--sqlite`, a temporary SQLite file). Prints the total time of `run()`, the milliseconds per step
-spent reading values, computing, writing occurrences and updating states, and the SQL statements,
-transactions and (on PostgreSQL) network round trips per step and phase.
+spent reading values, computing, and updating states (finishing a step writes its occurrences in
+the same transaction), and the SQL statements, transactions and (on PostgreSQL) network round
+trips per step and phase.
+
+Then the read at its bound: a year of 10-minute values of one object's feature (52,560) read by
+`PerfDB.values.read` (what a step calls: one statement) against, on PostgreSQL, a binary
+`COPY (SELECT timestamp, value ... ORDER BY timestamp) TO STDOUT` of the same rows through
+psycopg, both timed per call in the same run (best and median of several), with the ratio.
 
     .venv/bin/python benchmarks/job_run.py [--sqlite] [--objects N] [--days D] [--profile]
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -32,6 +39,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import psycopg
 import sqlalchemy as sa
 from scratch import scratch_postgresql  # benchmarks/scratch.py
 
@@ -50,7 +60,11 @@ EXTRA_ALARM = AlarmSpec(
     clear_threshold=1.0,
     min_duration=timedelta(minutes=30),
 )
-PHASES = ("read", "compute", "write", "state")
+PHASES = ("read", "compute", "state")
+# The read at its bound: a year of 10-minute values, read this many times each way.
+YEAR_VALUES = 52_560
+READ_REPEATS = 15
+READ_TARGET_RATIO = 2.0
 # Statements SQLite's engine issues itself to open a transaction (see perfdb.engine).
 TRANSACTION_STATEMENTS = frozenset({"BEGIN IMMEDIATE"})
 
@@ -159,7 +173,6 @@ def bench(backend: str, url: str, fleet: SyntheticFleet, profile: bool) -> None:
         job_id = prepare(perfdb, fleet)
         meter = Meter(perfdb.engine)
         meter.wrap(perfdb.values, "read", "read")
-        meter.wrap(perfdb.occurrences, "replace", "write")
         meter.wrap(perfdb.queue, "start_step", "state")
         meter.wrap(perfdb.queue, "finish_step", "state")
 
@@ -182,8 +195,68 @@ def bench(backend: str, url: str, fleet: SyntheticFleet, profile: bool) -> None:
         if profiler is not None:
             print("  profile of run(), top 25 by cumulative time:")
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        read_at_the_bound(perfdb, url)
     finally:
         perfdb.dispose()
+
+
+def timed(call: Callable[[], object]) -> tuple[float, float]:
+    """Best and median seconds of `READ_REPEATS` calls (after one that warms the caches)."""
+    call()
+    seconds = []
+    for _ in range(READ_REPEATS):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return min(seconds), statistics.median(seconds)
+
+
+def read_at_the_bound(perfdb: PerfDB, url: str) -> None:
+    """A year of one object's feature read per call, beside the binary COPY of the same rows."""
+    times = pd.date_range("2024-01-01", periods=YEAR_VALUES, freq="10min", tz="UTC")
+    values = np.random.default_rng(0).normal(1000.0, 250.0, YEAR_VALUES)
+    values[::97] = np.nan
+    perfdb.values.import_frame(
+        pd.DataFrame({"object": "YEAR-01", "feature": "year_power", "timestamp": times}).assign(
+            value=values
+        )
+    )
+    object_id = perfdb.catalog.object_ids(["YEAR-01"])["YEAR-01"]
+    feature_id = perfdb.catalog.get_feature("year_power").id
+    start, end = times[0].to_pydatetime(), (times[-1] + pd.Timedelta(minutes=10)).to_pydatetime()
+    read = perfdb.values.read(object_id, feature_id, start, end)
+    assert len(read) == YEAR_VALUES and int(read.isna().sum()) == int(np.isnan(values).sum())
+    best, median = timed(lambda: perfdb.values.read(object_id, feature_id, start, end))
+    print(
+        f"  read of a year ({YEAR_VALUES:,} values) per call: {1000 * best:.1f} ms best, "
+        f"{1000 * median:.1f} ms median, {YEAR_VALUES / best:,.0f} values/s"
+    )
+    if perfdb.engine.dialect.name != "postgresql":
+        print("  (no COPY on SQLite: no bound to compare with)")
+        return
+    statement = (
+        "COPY (SELECT timestamp, value FROM feature_values WHERE object_id = %s"
+        " AND feature_id = %s AND timestamp >= %s AND timestamp < %s ORDER BY timestamp)"
+        " TO STDOUT (FORMAT binary)"
+    )
+    plain = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as connection:
+
+        def copy_out() -> bytes:
+            with (
+                connection.cursor() as cursor,
+                cursor.copy(statement, (object_id, feature_id, start, end)) as copy,
+            ):
+                return b"".join(copy)
+
+        bound_best, bound_median = timed(copy_out)
+    ratio = best / bound_best
+    verdict = "met" if ratio <= READ_TARGET_RATIO else "MISSED"
+    print(
+        f"  bound: binary COPY of the same rows through psycopg: {1000 * bound_best:.1f} ms best, "
+        f"{1000 * bound_median:.1f} ms median; read / bound = {ratio:.2f}x "
+        f"(median {median / bound_median:.2f}x; target <= {READ_TARGET_RATIO:g}x: {verdict})"
+    )
 
 
 def report(
@@ -208,19 +281,18 @@ def report(
     def per_step_ms(key: str) -> float:
         return 1000 * sum(outcome.details[key] for outcome in outcomes) / steps
 
-    # read/compute/write come from the step's own details; "state" is start_step + finish_step
-    # as measured around the calls (the details only time finish_step).
+    # read/compute come from the step's own details; "state" is start_step + finish_step (which
+    # writes the occurrences in its transaction) as measured around the calls.
     ms = {
         "read": per_step_ms("read_seconds"),
         "compute": per_step_ms("compute_seconds"),
-        "write": per_step_ms("write_seconds"),
         "state": 1000 * meter.seconds["state"] / steps,
     }
     accounted = sum(ms.values()) * steps / 1000
     print(f"  steps created in the constructor: {create_seconds:.2f} s")
     print(
         f"  run(): {run_seconds:.2f} s total, {1000 * run_seconds / steps:.2f} ms per step "
-        f"({run_seconds - accounted:.2f} s outside the four phases: claim, finalise, Python)"
+        f"({run_seconds - accounted:.2f} s outside the three phases: claim, finalise, Python)"
     )
     print(
         f"  {'per step':<10}{'ms':>8}{'share':>8}{'statements':>12}{'transactions':>14}"

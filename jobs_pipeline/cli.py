@@ -249,11 +249,15 @@ def cmd_demo_seed(args: argparse.Namespace) -> None:
 
 def cmd_features_import(args: argparse.Namespace) -> None:
     from jobs_pipeline.perfdb.catalog import DEFAULT_SAMPLING_PERIOD
+    from jobs_pipeline.perfdb.feature_files import CHUNK_ROWS
 
     perfdb = _perfdb(args)
     with _import_progress(args.file) as on_chunk:
         summary = perfdb.values.import_csv(
-            args.file, sampling_period=args.sampling_period, on_chunk=on_chunk
+            args.file,
+            sampling_period=args.sampling_period,
+            chunk_rows=args.chunk_rows or CHUNK_ROWS,
+            on_chunk=on_chunk,
         )
     created = ""
     if summary.objects_created or summary.features_created:
@@ -789,6 +793,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         type=_sampling_period("--sampling-period"),
         metavar="SECONDS",
         help="sampling period of the features this import creates (default 600)",
+    )
+    feature_import.add_argument(
+        "--chunk-rows",
+        type=_positive_int("--chunk-rows"),
+        metavar="N",
+        help="values read and written at a time: memory against speed (default 400000)",
     )
     feature_import.set_defaults(handler=cmd_features_import)
     feature_list = features.add_parser(

@@ -8,23 +8,28 @@ on stdout and an unchanged database.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+import jobs_pipeline.cli as cli_module
 from jobs_pipeline.cli import main
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.migrate import head_revision
 from jobs_pipeline.perfdb.records import NewStep
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.conftest import BACKENDS
+from jobs_pipeline_tests.conftest import BACKENDS, PG_ADMIN_URL
 
 ALARM_CALC = "Alarm Calculation"
 NASTY = "x'; DROP TABLE objects; --"
@@ -70,8 +75,12 @@ class Cli:
 
     def rejects(self, *args: str, naming: str) -> Result:
         """Runs a command that must fail with exit code 2 and one stderr line with `naming`."""
+        return self.fails(*args, naming=naming, code=2)
+
+    def fails(self, *args: str, naming: str, code: int = 1) -> Result:
+        """Runs a command that must fail with `code` and one stderr line with `naming`."""
         result = self(*args)
-        assert result.code == 2, (args, result)
+        assert result.code == code, (args, result)
         assert result.out == "", (args, result)
         assert result.err.endswith("\n") and result.err.count("\n") == 1, (args, result.err)
         assert naming in result.err, (args, result.err)
@@ -263,6 +272,144 @@ def test_bad_csv_files_exit_2_and_import_nothing(
     )
 
     assert snapshot(perfdb) == before
+
+
+def test_files_that_are_not_feature_files_exit_2_with_the_position(
+    cli: Cli, perfdb: PerfDB, fleet: dict[str, int], tmp_path: Path
+) -> None:
+    header, good = "object,feature,timestamp,value", "LAN-01,active_power,2024-01-01T00:00:00Z,1"
+    (tmp_path / "picture.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (tmp_path / "picture.parquet").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    latin1 = f"{header}\n{good}\nLAN-02,temp\xe9,2024-01-01,1\n"
+    (tmp_path / "latin1.csv").write_bytes(latin1.encode("latin-1"))
+    frame = pd.DataFrame(
+        {
+            "object": ["LAN-01", "LAN-01", "LAN-01"],
+            "feature": "active_power",
+            "timestamp": pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 00:10", "2024-01-01"]),
+            "value": ["1", "2", "3"],
+        }
+    )
+    frame.drop(columns="timestamp").to_parquet(tmp_path / "no_time.parquet")
+    frame.assign(value=["1", "2", "three"]).to_parquet(tmp_path / "bad_number.parquet")
+    frame.assign(value=[1.0, 2.0, 3.0]).to_parquet(tmp_path / "duplicate.parquet")
+    cases = {
+        "picture.csv": "line 1: not UTF-8 text (byte 0x89 at column 1): not a CSV file",
+        "picture.parquet": "cannot read the Parquet file: Parquet magic bytes not found",
+        "latin1.csv": "line 3: not UTF-8 text (byte 0xe9 at column 12)",
+        "extra.csv": "line 3: 5 fields, expected 4",
+        "open_quote.csv": "line 2: a quoted field that never ends",
+        "no_time.parquet": "missing column(s) timestamp",
+        "bad_number.parquet": "row 3: bad number 'three'",
+        "duplicate.parquet": "row 3: duplicate of row 1 ('LAN-01', 'active_power', "
+        "2024-01-01T00:00:00+00:00) with another value: 3 instead of 1",
+    }
+    write_csv(tmp_path, "extra.csv", header, good, f"{good},5")
+    write_csv(tmp_path, "open_quote.csv", header, f'"{good}', good)
+    before = snapshot(perfdb)
+
+    for name, message in cases.items():
+        cli.rejects("features", "import", str(tmp_path / name), naming=message)
+
+    assert snapshot(perfdb) == before
+
+
+def many_values_csv(directory: Path, name: str, plus: int = 0) -> tuple[str, int]:
+    """A CSV of 300 values of three objects (some 10 kB: many chunks of 10 rows), and its size."""
+    stamps = pd.date_range("2024-01-01", periods=100, freq="10min", tz="UTC")
+    lines = [
+        f"T{n},p,{stamp:%Y-%m-%dT%H:%M:%SZ},{i + plus}"
+        for n in (1, 2, 3)
+        for i, stamp in enumerate(stamps)
+    ]
+    return write_csv(directory, name, "object,feature,timestamp,value", *lines), len(lines)
+
+
+def on_each_chunk(monkeypatch: pytest.MonkeyPatch, act: Callable[[int, int], object]) -> None:
+    """`features import` calls `act(chunks so far, values so far)` after each chunk it writes,
+    where its progress display would show them (a real import, told of its progress)."""
+    chunks, values = [0], [0]
+
+    def told(rows: int) -> None:
+        chunks[0] += 1
+        values[0] += rows
+        act(chunks[0], values[0])
+
+    @contextmanager
+    def progress(_path: str) -> Iterator[Callable[[int], object]]:
+        yield told
+
+    monkeypatch.setattr(cli_module, "_import_progress", progress)
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [("deleted", "was deleted while"), ("truncated", "was truncated from ")],
+)
+def test_features_import_of_a_file_that_vanishes_midway_exits_1_and_writes_nothing(
+    cli: Cli, perfdb: PerfDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str,
+    message: str,
+) -> None:  # fmt: skip
+    path, _ = many_values_csv(tmp_path, "values.csv")
+    old, _ = many_values_csv(tmp_path, "old.csv", plus=1000)
+    cli.ok("features", "import", old)
+    before = snapshot(perfdb)
+
+    def vanish(chunks: int, _values: int) -> None:
+        if chunks == 1:
+            if how == "deleted":
+                Path(path).unlink()
+            else:
+                os.truncate(path, Path(path).stat().st_size // 2)
+
+    on_each_chunk(monkeypatch, vanish)
+    result = cli.fails("features", "import", path, "--chunk-rows", "10", naming=message)
+
+    assert result.err == f"error: {path} {message}" + result.err.split(message, 1)[1]
+    assert result.err.endswith("while it was imported; nothing was written\n")
+    assert snapshot(perfdb) == before
+
+
+def terminate_the_import(url: str) -> None:
+    """Ends, from another connection, the session of `url`'s database that is in a transaction."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as connection:
+        ended = connection.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = :name AND state = 'idle in transaction'"
+            ),
+            {"name": sa.make_url(url).database},
+        ).all()
+    assert ended == [(True,)]
+
+
+@pytest.mark.parametrize("earlier", ["nothing", "other values"])
+@pytest.mark.parametrize("when", ["after the first chunk", "after the last chunk"])
+def test_features_import_that_loses_its_connection_exits_1_and_writes_nothing(
+    pg_perfdb_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, when: str, earlier: str,
+) -> None:  # fmt: skip
+    cli = Cli(pg_perfdb_url, capsys)
+    perfdb = PerfDB.connect(pg_perfdb_url)
+    path, rows = many_values_csv(tmp_path, "values.csv")
+    if earlier == "other values":  # the import stages everything and merges it at the end
+        cli.ok("features", "import", many_values_csv(tmp_path, "old.csv", plus=1000)[0])
+    before = snapshot(perfdb)
+
+    def terminate(chunks: int, values: int) -> None:
+        if (chunks == 1) if when == "after the first chunk" else (values == rows):
+            terminate_the_import(pg_perfdb_url)
+
+    on_each_chunk(monkeypatch, terminate)
+    result = cli.fails("features", "import", path, "--chunk-rows", "10", naming="was lost")
+
+    assert result.err == (
+        f"error: the connection to the performance database {sa.make_url(pg_perfdb_url)} was "
+        "lost (terminating connection due to administrator command): nothing was written\n"
+    )
+    assert snapshot(perfdb) == before
+    perfdb.dispose()
 
 
 def test_features_declare_their_sampling_period(cli: Cli, perfdb: PerfDB, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from jobs_pipeline.perfdb.errors import Busy, ConnectionFailed
+from jobs_pipeline.perfdb.errors import Busy, ConnectionFailed, ConnectionLost
 
 PERFDB_URL_ENV = "PERFDB_URL"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -94,8 +94,9 @@ def _create_sqlite_engine(
 @contextmanager
 def begin(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
     """A transaction; `write=False` for one that only reads (on SQLite it then takes no write
-    lock). A database that cannot be reached raises `ConnectionFailed`; one that another writer
-    keeps locked past the busy timeout raises `Busy`."""
+    lock). A database that cannot be reached raises `ConnectionFailed`, a connection lost on the
+    way `ConnectionLost` (one line that says whether anything can have been written); one that
+    another writer keeps locked past the busy timeout raises `Busy`."""
     try:
         connection = engine.connect()
     except sa.exc.OperationalError as error:
@@ -105,10 +106,16 @@ def begin(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
         ) from error
     if not write:
         connection.execution_options(**{_READ_ONLY_OPTION: True})
+    committing = False
     try:
         with connection, connection.begin():
             yield connection
-    except sa.exc.OperationalError as error:
+            committing = True
+    except sa.exc.DBAPIError as error:
+        if error.connection_invalidated:
+            raise ConnectionLost(_lost(engine, error, committing)) from error
+        if not isinstance(error, sa.exc.OperationalError):
+            raise
         if "database is locked" in str(error.orig):
             seconds = _BUSY_TIMEOUTS.get(engine, SQLITE_BUSY_TIMEOUT_SECONDS)
             raise Busy(
@@ -116,6 +123,16 @@ def begin(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
                 f"writer for {seconds:g} s: try again later"
             ) from error
         raise
+
+
+def _lost(engine: Engine, error: sa.exc.DBAPIError, committing: bool) -> str:
+    where = f"the connection to the performance database {redact(engine.url)} was lost"
+    reason = _first_line(error.orig)
+    # A server that answered the COMMIT with an error (it was shut down, the session was
+    # terminated) did not commit; a connection that broke without an answer leaves it unknown.
+    if committing and getattr(error.orig, "sqlstate", None) is None:
+        return f"{where} while committing ({reason}): the changes may or may not have been written"
+    return f"{where} ({reason}): nothing was written"
 
 
 def _first_line(error: BaseException | None) -> str:

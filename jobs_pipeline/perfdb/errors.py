@@ -46,6 +46,10 @@ class ConnectionFailed(PerfDBError):
     """The performance database cannot be reached."""
 
 
+class ConnectionLost(ConnectionFailed):
+    """The connection to the performance database was lost; its transaction was not written."""
+
+
 class Busy(PerfDBError):
     """The performance database stayed locked by another writer past the busy timeout."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import ImportFailed, InputError
+from jobs_pipeline.perfdb.feature_files import SourceFailed
 from jobs_pipeline.perfdb.feature_values import parse_feature_csv
 
 HEADER = "object,feature,timestamp,value\n"
@@ -277,7 +280,11 @@ BAD_FILES = {
     ),
     "extra field": (
         ["A,p,2024-01-01T00:00:00Z,1", "B,p,2024-01-01T00:10:00Z,12,5"],
-        "Expected 4 fields in line 3, saw 5",
+        "line 3: 5 fields, expected 4",
+    ),
+    "open quote": (
+        ["A,p,2024-01-01T00:00:00Z,1", '"B,p,2024-01-01T00:10:00Z,12', "C,p,2024-01-01,1"],
+        "line 3: a quoted field that never ends",
     ),
     "after blank lines": (
         ["A,p,2024-01-01T00:00:00Z,1", "", "", "B,p,2024-01-01T00:10:00Z,NA"],
@@ -531,8 +538,9 @@ def test_a_file_that_is_neither_csv_nor_parquet_is_refused(perfdb: PerfDB, tmp_p
 
     with pytest.raises(ImportFailed, match="cannot read the Parquet file"):
         perfdb.values.import_csv(image)
-    with pytest.raises(ImportFailed, match="cannot read the CSV"):
+    with pytest.raises(ImportFailed) as info:
         perfdb.values.import_csv(binary)
+    assert str(info.value) == "line 1: not UTF-8 text (byte 0x89 at column 1): not a CSV file"
     assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
 
 
@@ -560,3 +568,170 @@ def test_an_import_tells_each_chunk_it_wrote(perfdb: PerfDB, tmp_path: Path) -> 
 
     assert sum(told) == summary.rows == 300
     assert len(told) >= 2  # progress comes chunk by chunk, not once at the end
+
+
+# --- many chunks, and a bad last one ----------------------------------------------------------
+
+# 120 values of three objects: some 4 kB, so that chunks of 10 rows (1 kB blocks for pyarrow)
+# make several chunks on the fast path and on the exact one.
+STAMPS = pd.date_range("2024-01-01", periods=40, freq="10min", tz="UTC")
+MANY_LINES = [
+    f"T{n},p,{stamp:%Y-%m-%dT%H:%M:%SZ},{n * 1000 + i}"
+    for n in (1, 2, 3)
+    for i, stamp in enumerate(STAMPS)
+]
+BAD_LAST_LINES = {
+    "bad number": ("T3,q,2024-01-01T00:00:00Z,oops", r"^line 122: bad number 'oops'$"),
+    "extra field": ("T3,q,2024-01-01T00:00:00Z,1,2", r"^line 122: 5 fields, expected 4$"),
+    "duplicate of the first chunk": (
+        "T1,p,2024-01-01T00:00:00Z,-1",
+        r"^line 122: duplicate of (an earlier line|line 2) \('T1', 'p', "
+        r"2024-01-01T00:00:00\+00:00\) with another value: -1 instead of 100[01]$",
+    ),
+}
+
+
+def test_a_file_in_many_chunks_is_imported_whole_and_again_changes_nothing(
+    perfdb: PerfDB, tmp_path: Path
+) -> None:
+    path = write_lines(tmp_path / "many.csv", *MANY_LINES)
+    told: list[int] = []
+
+    changed = [line + "5" if i % 10 == 0 else line for i, line in enumerate(MANY_LINES)]
+    more = [f"T4,p,{stamp:%Y-%m-%dT%H:%M:%SZ},{i}" for i, stamp in enumerate(STAMPS[:5])]
+    other = write_lines(tmp_path / "other.csv", *changed, *more)
+
+    first = perfdb.values.import_csv(path, chunk_rows=10, on_chunk=told.append)
+    again = perfdb.values.import_csv(path, chunk_rows=10)
+    third = perfdb.values.import_csv(other, chunk_rows=10)
+
+    assert len(told) >= 3 and sum(told) == 120
+    assert (first.rows, first.new_values, first.changed_values) == (120, 120, 0)
+    assert (again.rows, again.new_values, again.changed_values) == (120, 0, 0)
+    assert (third.rows, third.new_values, third.changed_values) == (125, 5, 12)
+    assert [value for *_, value in stored(perfdb)] == [
+        float(n * 1000 + i) * (10 if i % 10 == 0 else 1) + (5 if i % 10 == 0 else 0)
+        for n in (1, 2, 3)
+        for i in range(40)
+    ] + [float(i) for i in range(5)]
+
+
+@pytest.mark.parametrize("case", list(BAD_LAST_LINES))
+@pytest.mark.parametrize("earlier", ["nothing", "the file with other values"])
+def test_a_bad_last_line_after_many_written_chunks_writes_nothing(
+    perfdb: PerfDB, tmp_path: Path, case: str, earlier: str
+) -> None:
+    if earlier != "nothing":  # the re-import goes through the staging table and the merge
+        changed = [line.replace(",", ",1", 3).replace(",1", ",", 2) for line in MANY_LINES]
+        perfdb.values.import_csv(write_lines(tmp_path / "earlier.csv", *changed))
+    before = stored(perfdb), counts(perfdb)
+    last_line, message = BAD_LAST_LINES[case]
+    path = write_lines(tmp_path / "bad.csv", *MANY_LINES, last_line)
+    told: list[int] = []
+
+    with pytest.raises(ImportFailed, match=message):
+        perfdb.values.import_csv(path, chunk_rows=10, on_chunk=told.append)
+
+    assert len(told) >= 3  # chunks were written before the last one was refused
+    assert (stored(perfdb), counts(perfdb)) == before
+    assert orphans(perfdb) == 0
+
+
+def test_a_bad_last_row_group_of_a_parquet_file_writes_nothing(
+    perfdb: PerfDB, tmp_path: Path
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "object": np.repeat(["T1", "T2", "T3"], 40),
+            "feature": "p",
+            "timestamp": np.tile(STAMPS, 3),
+            "value": np.arange(120.0),
+        }
+    )
+    bad = pd.concat([frame, frame.iloc[[0]].assign(value=-1.0)], ignore_index=True)
+    path = tmp_path / "bad.parquet"
+    bad.to_parquet(path, row_group_size=10)
+    told: list[int] = []
+
+    with pytest.raises(ImportFailed) as info:
+        perfdb.values.import_csv(path, chunk_rows=10, on_chunk=told.append)
+
+    assert len(told) == 13  # every chunk was written, then the merge refused the last
+    assert str(info.value) == (
+        "row 121: duplicate of an earlier row ('T1', 'p', 2024-01-01T00:00:00+00:00) with "
+        "another value: -1 instead of 0"
+    )
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
+
+
+# --- a file that changes under the import -----------------------------------------------------
+
+
+def _change(path: Path, how: str) -> None:
+    if how == "deleted":
+        path.unlink()
+    elif how == "truncated":
+        os.truncate(path, path.stat().st_size // 2)
+    elif how == "grew":
+        with path.open("ab") as file:
+            file.write(b"T9,p,2024-01-01T00:00:00Z,9\n")
+    else:
+        other = path.with_name("other" + path.suffix)
+        other.write_bytes(path.read_bytes())
+        os.replace(other, path)
+
+
+CHANGES = {
+    "deleted": "was deleted",
+    "truncated": "was truncated from",
+    "grew": "grew from",
+    "replaced": "was replaced by another file",
+}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("how", list(CHANGES))
+def test_a_file_that_changes_during_the_import_writes_nothing(
+    perfdb: PerfDB, tmp_path: Path, how: str, suffix: str
+) -> None:
+    perfdb.values.import_csv(csv("OLD,p,2024-01-01T00:00:00Z,1"))
+    before = stored(perfdb), counts(perfdb)
+    path = write_lines(tmp_path / "values.csv", *MANY_LINES)
+    if suffix == ".parquet":
+        frame = parse_feature_csv(path)
+        path = tmp_path / "values.parquet"
+        frame.to_parquet(path, row_group_size=10)
+
+    def change_after_the_first_chunk(_rows: int) -> None:
+        if not told:
+            _change(path, how)
+        told.append(_rows)
+
+    told: list[int] = []
+    with pytest.raises(SourceFailed) as info:
+        perfdb.values.import_csv(path, chunk_rows=10, on_chunk=change_after_the_first_chunk)
+
+    assert str(info.value).startswith(f"{path} {CHANGES[how]}")
+    assert str(info.value).endswith(" while it was imported; nothing was written")
+    assert (stored(perfdb), counts(perfdb)) == before
+
+
+def test_a_refused_chunk_stops_the_reading_at_once(perfdb: PerfDB, tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "object": np.repeat(["T1", "T2", "T3"], 40),
+            "feature": "p",
+            "timestamp": np.tile(STAMPS, 3),
+            "value": np.arange(120.0),
+        }
+    )
+    frame.loc[1, "timestamp"] = frame.loc[0, "timestamp"]  # a conflict in the first chunk
+    path = tmp_path / "early.parquet"
+    frame.to_parquet(path, row_group_size=10)
+
+    with pytest.raises(ImportFailed) as info:  # held: the import's frames stay alive
+        perfdb.values.import_csv(path, chunk_rows=10)
+
+    assert [t for t in threading.enumerate() if t.name == "feature-file-reader"] == []
+    assert str(info.value).startswith("row 2: duplicate of row 1 ")
+    assert counts(perfdb) == {"objects": 0, "features": 0, "feature_values": 0}
