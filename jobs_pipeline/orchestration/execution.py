@@ -27,9 +27,8 @@ from typing import Any
 import dagster as dg
 
 from jobs_pipeline.orchestration.heartbeats import orchestrator_heartbeat
-from jobs_pipeline.orchestration.ops import PLAN_OP_NAME
-from jobs_pipeline.orchestration.resources import shared_perfdb
-from jobs_pipeline.perfdb.engine import default_url
+from jobs_pipeline.orchestration.ops import job_id_in_run_config
+from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.perfdb.errors import InputError
 
 PROFILE_ENV = "JOBS_PIPELINE_EXECUTION"
@@ -123,13 +122,14 @@ class _BeatingExecutor(dg.Executor):
 
     def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
         run_config = dict(plan_context.run_config)
-        job_id = run_config.get("ops", {}).get(PLAN_OP_NAME, {}).get("config", {}).get("job_id")
+        job_id = job_id_in_run_config(run_config)
         if job_id is None:  # not a run of a queued job
             yield from self._inner.execute(plan_context, execution_plan)
             return
+        # The database the run's ops use: the resource as the run config sets it.
         url = run_config.get("resources", {}).get("perfdb", {}).get("config", {}).get("url")
-        perfdb = shared_perfdb(url or default_url())
-        with orchestrator_heartbeat(perfdb, plan_context.run_id, int(job_id)):
+        perfdb = PerfDBResource(url=url).get()
+        with orchestrator_heartbeat(perfdb, plan_context.run_id, job_id):
             yield from self._inner.execute(plan_context, execution_plan)
 
 

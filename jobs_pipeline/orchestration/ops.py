@@ -78,10 +78,18 @@ def step_id_of_op(context: dg.OpExecutionContext) -> int:
     return step_id_from_mapping_key(key)
 
 
+def job_id_in_run_config(run_config: Any) -> int | None:
+    """The job id from the run config of the plan op (re-executions carry the same config);
+    None for a run of something else."""
+    job_id = dict(run_config).get("ops", {}).get(PLAN_OP_NAME, {}).get("config", {}).get("job_id")
+    return None if job_id is None else int(job_id)
+
+
 def job_id_of_run(context: dg.OpExecutionContext) -> int:
-    """The job id from the run config of the plan op (re-executions carry the same config)."""
-    run_config: dict[str, Any] = dict(context.run_config)
-    return int(run_config["ops"][PLAN_OP_NAME]["config"]["job_id"])
+    job_id = job_id_in_run_config(context.run_config)
+    if job_id is None:
+        raise KeyError(f"the run config has no job_id for {PLAN_OP_NAME}")
+    return job_id
 
 
 @contextmanager
