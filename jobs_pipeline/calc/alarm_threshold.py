@@ -11,16 +11,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from itertools import repeat
 from typing import Final, NamedTuple
 
 import numpy as np
 import pandas as pd
-from pandas.api.internals import create_dataframe_from_blocks
-from pandas.arrays import DatetimeArray
 
-from jobs_pipeline.calc.datetime_range import DateTimeRange
-from jobs_pipeline.calc.sampling import contiguity_limit, samples_in_period, timedelta_ns
+from jobs_pipeline.calc.datetime_range import DateTimeRange, timedelta_ns
+from jobs_pipeline.calc.occurrence_frame import COLUMNS, occurrence_frame
+from jobs_pipeline.calc.sampling import contiguity_limit, samples_in_period
 
 OPERATORS: Final = (">", ">=", "<", "<=", "==", "!=")
 """Comparison operators an alarm may use, written as ``value <op> threshold``."""
@@ -38,17 +37,8 @@ _COMPARISONS: Final = {
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY_INT = np.empty(0, dtype=np.int64)
 
-# `DatetimeArray._simple_new` is pandas-internal (pandas 3.0): without it the frame form falls
-# back to the public constructor, slower but the same frame (`test_alarm_threshold.py` checks
-# both and is the tripwire for an upgrade).
-_FAST_FRAME: bool = hasattr(DatetimeArray, "_simple_new")
-
-FRAME_COLUMNS: Final = ("start", "end", "peak_value")
+FRAME_COLUMNS: Final = COLUMNS
 """Columns of `AlarmCalcThreshold.find_occurrences_frame`, in order."""
-
-_FRAME_COLUMNS_INDEX: Final = pd.Index(FRAME_COLUMNS)
-_START_COLUMN, _END_COLUMN, _PEAK_COLUMN = (np.array([i], dtype=np.intp) for i in range(3))
-_UTC_NS: Final = pd.DatetimeTZDtype("ns", UTC)
 
 
 class AlarmOccurrenceSpan(NamedTuple):
@@ -74,10 +64,6 @@ class AlarmOccurrenceSpan(NamedTuple):
     def duration(self) -> timedelta:
         """How long the alarm was active."""
         return self.end - self.start
-
-
-# tuple.__new__ runs in C; NamedTuple._make would add a Python call per occurrence.
-_new_span: Final = partial(tuple.__new__, AlarmOccurrenceSpan)
 
 
 class OccurrenceArrays(NamedTuple):
@@ -216,14 +202,16 @@ class AlarmCalcThreshold:
                 increasing time order (the order of the others is not checked, to keep the
                 calculation from reading every timestamp).
         """
-        found = self.find_occurrences_arrays(values, period)
-        if not len(found.peak_value):
+        found = self._find(values, period)
+        if found is None:
             return []
+        bounds, peaks = found
         # Python datetimes from whole microseconds since the epoch, each made by a C call:
         # the aware epoch plus a timedelta that numpy builds.
-        starts = map(_EPOCH.__add__, _microseconds(found.start).tolist())
-        ends = map(_EPOCH.__add__, _microseconds(found.end).tolist())
-        return list(map(_new_span, zip(starts, ends, found.peak_value.tolist(), strict=True)))
+        starts, ends = (map(_EPOCH.__add__, row) for row in _microseconds(bounds).tolist())
+        fields = zip(starts, ends, peaks.tolist(), strict=True)
+        # tuple.__new__ runs in C; NamedTuple._make would add a Python call per occurrence.
+        return list(map(tuple.__new__, repeat(AlarmOccurrenceSpan, len(peaks)), fields))
 
     def find_occurrences_frame(self, values: pd.Series, period: DateTimeRange) -> pd.DataFrame:
         """Same as `find_occurrences`, as a DataFrame.
@@ -233,28 +221,11 @@ class AlarmCalcThreshold:
             ``start`` and ``end`` (``datetime64[ns, UTC]``, ``end`` exclusive) and
             ``peak_value`` (``float64``).
         """
-        found = self.find_occurrences_arrays(values, period)
-        if not _FAST_FRAME:
-            start, end, peak = FRAME_COLUMNS
-            return pd.DataFrame(
-                {
-                    start: pd.Series(found.start, dtype="datetime64[ns]").dt.tz_localize("UTC"),
-                    end: pd.Series(found.end, dtype="datetime64[ns]").dt.tz_localize("UTC"),
-                    peak: pd.Series(found.peak_value, dtype="float64"),
-                }
-            )
-        # The arrays are fresh (or empty), so the frame may own them without a copy. Built as
-        # blocks: the DataFrame constructor's checks and inference cost several times a typical
-        # calculation per call.
-        return create_dataframe_from_blocks(
-            [
-                (DatetimeArray._simple_new(found.start, dtype=_UTC_NS), _START_COLUMN),
-                (DatetimeArray._simple_new(found.end, dtype=_UTC_NS), _END_COLUMN),
-                (found.peak_value.reshape(1, -1), _PEAK_COLUMN),
-            ],
-            index=pd.RangeIndex(len(found.peak_value)),
-            columns=_FRAME_COLUMNS_INDEX,
-        )
+        found = self._find(values, period)
+        if found is None:
+            return occurrence_frame(np.empty((2, 0), dtype="M8[ns]"), np.empty(0))
+        bounds, peaks = found
+        return occurrence_frame(bounds.view("M8[ns]"), peaks)
 
     def find_occurrences_arrays(self, values: pd.Series, period: DateTimeRange) -> OccurrenceArrays:
         """Same as `find_occurrences`, as numpy arrays, without building result objects.
@@ -265,13 +236,30 @@ class AlarmCalcThreshold:
             The occurrences in chronological order, without overlap; start and end with
             nanosecond resolution.
         """
+        found = self._find(values, period)
+        if found is None:
+            return _NO_OCCURRENCES
+        bounds, peaks = found
+        start, end = bounds.view("M8[ns]")
+        return OccurrenceArrays(start, end, peaks)
+
+    def _find(
+        self, values: pd.Series, period: DateTimeRange
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The occurrences as fresh arrays: their starts and ends as the two rows of one
+        ``int64`` array (nanoseconds since the epoch) and their peaks, or None when there are
+        none. One array for both ends saves a numpy call per conversion and filter, and the
+        frame form takes it as one block."""
         # Every step below is a whole-array numpy operation; the constant cost per call (a few
         # dozen numpy calls) is kept low on purpose, because a year of one feature takes only
         # tens of microseconds to scan.
         samples = samples_in_period(values, period)
         if samples is None:
-            return _NO_OCCURRENCES
+            return None
         ts, vals, unit_ns, _, end_ns = samples
+        if self._period_ns % unit_ns:
+            # A sampling period of no whole number of index units (rare): work in nanoseconds.
+            ts, unit_ns = ts * unit_ns, 1
 
         # From here on only the qualifying samples ("members") are looked at: their positions,
         # timestamps and values. An alarm qualifies for a small share of the time, so the work
@@ -288,7 +276,7 @@ class AlarmCalcThreshold:
             members = _positions(_COMPARISONS[self.operator](vals, keeps))
             m_vals = vals[members]
         if not len(members):
-            return _NO_OCCURRENCES
+            return None
         m_ts = ts[members]
 
         limit = contiguity_limit(self._period_ns, unit_ns)
@@ -300,23 +288,25 @@ class AlarmCalcThreshold:
             first, violated = _first_violations(self._violates(m_vals), first, last)
             if violated is not None:
                 if not len(first):
-                    return _NO_OCCURRENCES
+                    return None
                 last, peaks = last[violated], peaks[violated]
 
-        occ_start_ns = m_ts[first] * unit_ns
-        occ_end_ns = _coverage_ends(ts, members[last], m_ts[last], limit, unit_ns, self._period_ns)
+        bounds = np.empty((2, len(first)), dtype=np.int64)
+        m_ts.take(first, out=bounds[0])
+        _coverage_ends(ts, members[last], m_ts[last], limit, self._period_ns // unit_ns, bounds[1])
+        if unit_ns != 1:
+            bounds *= unit_ns
         # Only the last occurrence can reach past the period end: any other one ends at or
         # before a later sample in the period.
-        if occ_end_ns[-1] > end_ns:
-            occ_end_ns[-1] = end_ns
+        if bounds[1, -1] > end_ns:
+            bounds[1, -1] = end_ns
         if self._min_duration_ns:
-            long_enough = occ_end_ns - occ_start_ns >= self._min_duration_ns
+            long_enough = bounds[1] - bounds[0] >= self._min_duration_ns
             if np.count_nonzero(long_enough) < len(long_enough):
-                occ_start_ns, occ_end_ns = occ_start_ns[long_enough], occ_end_ns[long_enough]
-                peaks = peaks[long_enough]
+                bounds, peaks = bounds[:, long_enough], peaks[long_enough]
                 if not len(peaks):
-                    return _NO_OCCURRENCES
-        return OccurrenceArrays(occ_start_ns.view("M8[ns]"), occ_end_ns.view("M8[ns]"), peaks)
+                    return None
+        return bounds, peaks
 
     def _violates(self, vals: np.ndarray) -> np.ndarray:
         if self.operator == "!=":
@@ -368,9 +358,9 @@ def _positions(mask: np.ndarray) -> np.ndarray:
     return _positions_table[:n][mask]
 
 
-def _microseconds(stamps: np.ndarray) -> np.ndarray:
-    """``datetime64[ns]`` as ``timedelta64[us]`` since the epoch, rounded down."""
-    return (stamps.view(np.int64) // 1_000).view("m8[us]")
+def _microseconds(stamps_ns: np.ndarray) -> np.ndarray:
+    """Nanoseconds since the epoch as ``timedelta64[us]``, rounded down."""
+    return (stamps_ns // 1_000).view("m8[us]")
 
 
 def _contiguous_runs(
@@ -414,25 +404,19 @@ def _coverage_ends(
     positions: np.ndarray,
     own: np.ndarray,
     limit: int,
-    unit_ns: int,
-    period_ns: int,
-) -> np.ndarray:
-    """Where the coverage of the samples ``own = stamps[positions]`` ends, in nanoseconds since
-    the epoch: at the next sample when it is contiguous, else one sampling period after the
-    sample. The last sample of the period has no next sample (the samples after the period are
-    not read)."""
+    period: int,
+    out: np.ndarray,
+) -> None:
+    """Writes to ``out`` where the coverage of the samples ``own = stamps[positions]`` ends, in
+    index units: at the next sample when it is contiguous, else one sampling period (``period``,
+    in index units) after the sample. The last sample of the period has no next sample (the
+    samples after the period are not read)."""
     # Clipped, the last sample of the period is its own successor: a step of 0 is no successor.
-    following = stamps.take(positions + 1, mode="clip")
-    steps = following - own
+    stamps.take(positions + 1, mode="clip", out=out)
+    steps = out - own
     steps -= 1
     apart = steps.view(np.uint64) >= limit
-    if period_ns % unit_ns:
-        ends = following * unit_ns
-        np.add(own * unit_ns, period_ns, out=ends, where=apart)
-        return ends
-    np.add(own, period_ns // unit_ns, out=following, where=apart)
-    following *= unit_ns
-    return following
+    np.add(own, period, out=out, where=apart)
 
 
 def _first_violations(

@@ -14,8 +14,8 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from jobs_pipeline.calc.datetime_range import DateTimeRange
-from jobs_pipeline.calc.sampling import contiguity_limit, samples_in_period, timedelta_ns
+from jobs_pipeline.calc.datetime_range import DateTimeRange, timedelta_ns
+from jobs_pipeline.calc.sampling import contiguity_limit, samples_in_period
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from itertools import pairwise
 
 SEED_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -58,6 +59,20 @@ def parse_timestamp(text: str) -> datetime:
     raise ValueError(f"malformed date {text!r}: expected 'YYYY-MM-DD HH:MM:SS' or ISO 8601")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timedelta_ns(value: timedelta) -> int:
+    """Whole nanoseconds in ``value`` (a `pandas.Timedelta` keeps its nanoseconds)."""
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    return micros * 1_000 + int(getattr(value, "nanoseconds", 0))
+
+
+def datetime_ns(value: datetime) -> int:
+    """Nanoseconds since the Unix epoch of an aware datetime (or `pandas.Timestamp`)."""
+    return timedelta_ns(value - _EPOCH)
+
+
 def _as_utc(value: datetime, name: str) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
@@ -104,6 +119,12 @@ class DateTimeRange:
             ValueError: A string is malformed or ``start >= end``.
         """
         return cls(parse_timestamp(start), parse_timestamp(end))
+
+    @cached_property
+    def bounds_ns(self) -> tuple[int, int]:
+        """``(start, end)`` in nanoseconds since the Unix epoch; computed once per range, since
+        a calculation reads them on every call."""
+        return datetime_ns(self.start), datetime_ns(self.end)
 
     @property
     def duration(self) -> timedelta:

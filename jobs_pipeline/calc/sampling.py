@@ -14,7 +14,6 @@ On a regular grid every sample covers ``[t, t + sampling period)``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -23,18 +22,6 @@ import pandas as pd
 from jobs_pipeline.calc.datetime_range import DateTimeRange
 
 _NS_PER_UNIT: Final = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def timedelta_ns(value: timedelta) -> int:
-    """Whole nanoseconds in ``value`` (a `pandas.Timedelta` keeps its nanoseconds)."""
-    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-    return micros * 1_000 + int(getattr(value, "nanoseconds", 0))
-
-
-def datetime_ns(value: datetime) -> int:
-    """Nanoseconds since the Unix epoch of an aware datetime (or `pandas.Timestamp`)."""
-    return timedelta_ns(value - _EPOCH)
 
 
 def contiguity_limit(sampling_period_ns: int, unit_ns: int) -> int:
@@ -96,12 +83,12 @@ def samples_in_period(values: pd.Series, period: DateTimeRange) -> PeriodSamples
     index = values.index
     if not isinstance(index, pd.DatetimeIndex):
         raise TypeError(f"values must have a DatetimeIndex, got {type(index).__name__}")
-    if index.tz is None:
+    dtype = index.dtype
+    if getattr(dtype, "tz", None) is None:
         raise ValueError("values must have a timezone-aware DatetimeIndex, got a naive one")
     # The index's own unit is kept, so no timestamp array is converted, only the boundaries.
-    unit_ns = _NS_PER_UNIT[index.unit]
-    start_ns = datetime_ns(period.start)
-    end_ns = datetime_ns(period.end)
+    unit_ns = _NS_PER_UNIT[dtype.unit]
+    start_ns, end_ns = period.bounds_ns
     all_stamps = index.asi8
     # t * unit_ns >= bound  <=>  t >= ceil(bound / unit_ns), for integer t.
     lo, hi = all_stamps.searchsorted((-(-start_ns // unit_ns), -(-end_ns // unit_ns))).tolist()

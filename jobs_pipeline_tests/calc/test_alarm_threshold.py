@@ -12,6 +12,7 @@ from jobs_pipeline.calc import (
     AlarmOccurrenceSpan,
     DateTimeRange,
     OccurrenceArrays,
+    occurrence_frame,
 )
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -563,18 +564,39 @@ def test_rules_compare_by_their_fields() -> None:
     )
 
 
-def test_the_frame_form_is_the_same_without_pandas_internals(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Tripwire: the fast frame uses `DatetimeArray._simple_new` (pandas-internal); if a pandas
-    # release drops it, the public constructor must give the very same frame.
-    from jobs_pipeline.calc import alarm_threshold
-
-    assert alarm_threshold._FAST_FRAME, "pandas no longer has DatetimeArray._simple_new"
-    values = series([0.0, 9.0, 9.0, 0.0, 9.0, 0.0])
+@pytest.mark.parametrize(
+    "values",
+    [[0.0, 9.0, 9.0, 0.0, 9.0, 0.0], [0.0, 0.0], [9.0]],
+    ids=["two occurrences", "none", "one to the period end"],
+)
+def test_the_frame_form_is_the_same_without_pandas_internals(values: list[float]) -> None:
+    # Tripwire: the fast frame is built from pandas' internal block classes; if a pandas
+    # release moves them, the public constructor must give the very same frame.
+    assert occurrence_frame.FAST, "pandas internals moved: occurrence frames are built slowly"
     rule = alarm(">", 5)
-    fast = rule.find_occurrences_frame(values, period(0, 60))
-    monkeypatch.setattr(alarm_threshold, "_FAST_FRAME", False)
-    slow = rule.find_occurrences_frame(values, period(0, 60))
+    start, end, peak = rule.find_occurrences_arrays(series(values), period(0, 60))
+
+    bounds = np.stack((start, end))
+
+    fast = occurrence_frame.occurrence_frame(bounds.copy(), peak.copy())
+    slow = occurrence_frame.public_frame(bounds, peak)
+
     pd.testing.assert_frame_equal(fast, slow)
-    assert len(fast) == 2
+    pd.testing.assert_frame_equal(fast.copy(), slow)
+    pd.testing.assert_frame_equal(
+        pd.concat([fast, slow], ignore_index=True), pd.concat([slow, slow], ignore_index=True)
+    )
+
+
+def test_frames_from_one_rule_share_no_data() -> None:
+    rule = alarm(">", 5)
+    values = series([0.0, 9.0, 9.0, 0.0, 9.0, 0.0])
+    first = rule.find_occurrences_frame(values, period(0, 60))
+    second = rule.find_occurrences_frame(values, period(0, 60))
+
+    first.loc[0, "end"] = pd.Timestamp("2000-01-01", tz="UTC")
+    first.loc[0, "peak_value"] = -1.0
+
+    pd.testing.assert_frame_equal(second, rule.find_occurrences_frame(values, period(0, 60)))
+    assert first.loc[0, "peak_value"] == -1.0
+    assert first.loc[0, "end"] == pd.Timestamp("2000-01-01", tz="UTC")
