@@ -266,7 +266,7 @@ class AlarmCalcThreshold:
         # shrinks from the whole period to the occurrences.
         if self.operator == "!=":  # never with a clear threshold
             members = _positions(vals != self.threshold)
-            m_vals = vals[members]
+            m_vals = vals.take(members)
             # NaN != threshold holds in IEEE arithmetic, but NaN is no data.
             known = m_vals == m_vals
             if np.count_nonzero(known) < len(known):
@@ -274,10 +274,10 @@ class AlarmCalcThreshold:
         else:
             keeps = self.threshold if self.clear_threshold is None else self.clear_threshold
             members = _positions(_COMPARISONS[self.operator](vals, keeps))
-            m_vals = vals[members]
+            m_vals = vals.take(members)
         if not len(members):
             return None
-        m_ts = ts[members]
+        m_ts = ts.take(members)
 
         limit = contiguity_limit(self._period_ns, unit_ns)
         first, last = _contiguous_runs(members, m_ts, limit)
@@ -293,7 +293,9 @@ class AlarmCalcThreshold:
 
         bounds = np.empty((2, len(first)), dtype=np.int64)
         m_ts.take(first, out=bounds[0])
-        _coverage_ends(ts, members[last], m_ts[last], limit, self._period_ns // unit_ns, bounds[1])
+        _coverage_ends(
+            ts, members.take(last), m_ts.take(last), limit, self._period_ns // unit_ns, bounds[1]
+        )
         if unit_ns != 1:
             bounds *= unit_ns
         # Only the last occurrence can reach past the period end: any other one ends at or

@@ -73,11 +73,26 @@ def public_frame(bounds: np.ndarray, peak_value: np.ndarray) -> pd.DataFrame:
     )
 
 
+# Indexes are immutable, so frames of the same length may share one, as pandas' own shallow
+# copies do; a calculation mostly finds a few dozen occurrences.
+_SHARED_INDEX_ROWS: Final = 4096
+_row_indexes: dict[int, pd.RangeIndex] = {}
+
+
+def _row_index(rows: int) -> pd.RangeIndex:
+    index = _row_indexes.get(rows)
+    if index is None:
+        index = pd.RangeIndex(rows)
+        if rows < _SHARED_INDEX_ROWS:
+            _row_indexes[rows] = index
+    return index
+
+
 def _fast_frame(bounds: np.ndarray, peak_value: np.ndarray) -> pd.DataFrame:
     rows = len(peak_value)
     blocks = (
         DatetimeLikeBlock(_new_datetimes(bounds, dtype=_UTC_NS), _STAMPS_PLACEMENT, 2),
         NumpyBlock(peak_value.reshape(1, rows), _PEAK_PLACEMENT, 2),
     )
-    manager = BlockManager(blocks, [_COLUMNS_INDEX, pd.RangeIndex(rows)], verify_integrity=False)
+    manager = BlockManager(blocks, [_COLUMNS_INDEX, _row_index(rows)], verify_integrity=False)
     return _from_manager(manager, manager.axes)

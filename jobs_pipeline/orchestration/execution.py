@@ -159,9 +159,7 @@ def executor_for(profile: Profile) -> dg.ExecutorDefinition:
             {
                 "max_concurrent": max_concurrent_steps(),
                 # A step process forks from a server that has imported the project once.
-                "start_method": {
-                    "forkserver": {"preload_modules": ["jobs_pipeline.definitions"]}
-                },
+                "start_method": {"forkserver": {"preload_modules": ["jobs_pipeline.definitions"]}},
             },
             name="multiprocess_executor",
         )
