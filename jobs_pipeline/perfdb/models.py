@@ -86,6 +86,8 @@ class JobStepRow(Base):
         sa.UniqueConstraint("job_id", "object_id", "alarm_id", "feature_id"),
         sa.UniqueConstraint("job_id", "position"),
         sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        # "Is any step of this job left to run?" after every step (see `JobQueue`).
+        sa.Index("ix_job_steps_job_id_state_id", "job_id", "state_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
