@@ -37,9 +37,12 @@ def dismiss_dialogs(page: Page) -> None:
             button.first.click()
 
 
-def shoot(page: Page, url: str, path: Path, *, markdown: str | None = None) -> None:
+def shoot(
+    page: Page, url: str, path: Path, *, markdown: str | None = None, expand: bool = False
+) -> None:
     """A screenshot of `url`; with `markdown`, after opening the last "[Show Markdown]" entry
-    of that metadata label (the pictures are markdown with an inline PNG)."""
+    of that metadata label (the pictures are markdown with an inline PNG); with `expand`, after
+    opening the last event's full message (all of a step output's metadata)."""
     page.goto(url)
     time.sleep(5)
     dismiss_dialogs(page)
@@ -50,6 +53,11 @@ def shoot(page: Page, url: str, path: Path, *, markdown: str | None = None) -> N
         if links:
             # The log's cells clip their content; a dispatched click reaches the link anyway.
             links[-1].dispatch_event("click")
+            time.sleep(3)
+    if expand:
+        buttons = page.get_by_text("View full message").all()
+        if buttons:
+            buttons[-1].dispatch_event("click")
             time.sleep(3)
     page.screenshot(path=str(path), full_page=False)
     print(path)
@@ -72,6 +80,13 @@ def main() -> None:
                     f"{base}?logs={quote(f'step:{step_key}')}",
                     out / "step-timeline.png",
                     markdown="timeline",
+                )
+                # The step's data quality and counts, as its output's metadata.
+                shoot(
+                    page,
+                    f"{base}?logs={quote(f'step:{step_key}')}",
+                    out / "step-metadata.png",
+                    expand=True,
                 )
         failed = latest_run(dg.DagsterRunStatus.FAILURE)
         if failed is not None:
