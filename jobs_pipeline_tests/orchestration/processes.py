@@ -194,6 +194,21 @@ def instance_for_environment(env: Mapping[str, str]) -> Iterator[dg.DagsterInsta
         yield instance
 
 
+@contextmanager
+def scratch_dagster_environment(
+    perfdb_url: str, directory: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[dict[str, str]]:
+    """The environment of a deployment whose Dagster home is under `directory` and whose Dagster
+    storage is a scratch PostgreSQL database, with `settings` added; the database is dropped
+    afterwards."""
+    with scratch_pg_database() as dagster_pg_url:
+        env = dagster_environment(
+            make_dagster_home(directory / "dagster_home"), perfdb_url, dagster_pg_url
+        )
+        env.update(settings or {})
+        yield env
+
+
 # --- processes ---------------------------------------------------------------------------------
 
 
@@ -298,3 +313,27 @@ def finished_run(instance: dg.DagsterInstance, run_id: str) -> Callable[[], Any]
         return run if run is not None and run.is_finished else None
 
     return check
+
+
+@dataclass(frozen=True)
+class DaemonDeployment:
+    """A running `dagster-daemon` and an instance on its storage, for a test to look through."""
+
+    env: Mapping[str, str]
+    daemon: Daemon
+    instance: dg.DagsterInstance
+
+
+@contextmanager
+def daemon_deployment(
+    env: Mapping[str, str], directory: Path, workspace: Path | None = None
+) -> Iterator[DaemonDeployment]:
+    """The daemon of the deployment `env` on `workspace` (by default the slow-steps code location,
+    written to `directory`), logging to `directory/daemon.log`; stopped with every process it
+    started, whatever happens."""
+    workspace = workspace or write_workspace(directory)
+    with (
+        running_daemon(workspace, env, directory / "daemon.log") as daemon,
+        instance_for_environment(env) as instance,
+    ):
+        yield DaemonDeployment(env=env, daemon=daemon, instance=instance)

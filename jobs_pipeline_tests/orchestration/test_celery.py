@@ -48,13 +48,11 @@ from jobs_pipeline_tests.orchestration.processes import (
     PID_DIR_ENV,
     REPO_ROOT,
     Daemon,
-    dagster_environment,
+    daemon_deployment,
     finished_run,
-    instance_for_environment,
     job_in_state,
-    make_dagster_home,
     running_daemon,
-    scratch_pg_database,
+    scratch_dagster_environment,
     stop_process_group,
     wait_for,
     write_workspace,
@@ -82,12 +80,17 @@ class CeleryDeployment:
     def pid_dir(self) -> Path:
         return Path(self.env[PID_DIR_ENV])
 
+    def node_name(self, name: str) -> str:
+        """The worker's Celery node name: unique to this deployment, since a broker refuses a
+        second worker of the same name (the tests of another process may run beside these)."""
+        return f"{name}-{self.env[CELERY_QUEUE_ENV].rsplit('_', 1)[-1]}"
+
     def start_worker(self, name: str) -> None:
         """`scripts/celery-worker NAME --concurrency=1`, ready to take tasks."""
         log_path = self.directory / f"{name}.log"
         with log_path.open("wb") as log:
             self.workers[name] = subprocess.Popen(
-                [str(CELERY_WORKER), name, "--concurrency=1"],
+                [str(CELERY_WORKER), self.node_name(name), "--concurrency=1"],
                 env=self.env,
                 cwd=REPO_ROOT,
                 stdout=log,
@@ -144,36 +147,30 @@ def deployment(pg_perfdb_url: str, tmp_path: Path) -> Iterator[CeleryDeployment]
         seed_fleet(perfdb)
         perfdb.queue.upsert_job_types([PACED_ALARM_CALC_SPEC])
         (tmp_path / "pids").mkdir()
-        with scratch_pg_database() as dagster_pg_url:
-            env = dagster_environment(
-                make_dagster_home(tmp_path / "dagster_home"), pg_perfdb_url, dagster_pg_url
+        settings = {
+            PROFILE_ENV: "celery",
+            CELERY_BROKER_ENV: BROKER,
+            CELERY_QUEUE_ENV: f"jobs_pipeline_test_{uuid.uuid4().hex[:12]}",
+            PID_DIR_ENV: str(tmp_path / "pids"),
+            PACE_ENV: str(STEP_SECONDS),
+        }
+        with (
+            scratch_dagster_environment(pg_perfdb_url, tmp_path, settings) as env,
+            daemon_deployment(env, tmp_path) as running,
+        ):
+            deployment = CeleryDeployment(
+                perfdb=perfdb,
+                env=env,
+                instance=running.instance,
+                daemon=running.daemon,
+                directory=tmp_path,
+                workers=workers,
             )
-            env.update(
-                {
-                    PROFILE_ENV: "celery",
-                    CELERY_BROKER_ENV: BROKER,
-                    CELERY_QUEUE_ENV: f"jobs_pipeline_test_{uuid.uuid4().hex[:12]}",
-                    PID_DIR_ENV: str(tmp_path / "pids"),
-                    PACE_ENV: str(STEP_SECONDS),
-                }
-            )
-            with (
-                running_daemon(write_workspace(tmp_path), env, tmp_path / "daemon.log") as daemon,
-                instance_for_environment(env) as instance,
-            ):
-                deployment = CeleryDeployment(
-                    perfdb=perfdb,
-                    env=env,
-                    instance=instance,
-                    daemon=daemon,
-                    directory=tmp_path,
-                    workers=workers,
-                )
-                try:
-                    yield deployment
-                finally:
-                    for worker in workers.values():
-                        stop_process_group(worker, timeout=20)
+            try:
+                yield deployment
+            finally:
+                for worker in workers.values():
+                    stop_process_group(worker, timeout=20)
     finally:
         perfdb.dispose()
 
@@ -258,7 +255,10 @@ def test_steps_spread_over_two_workers_and_a_failed_run_is_reexecuted_from_failu
     run = instance.get_run_by_id(job.run_id)
     assert run is not None
     assert (run.job_name, run.tags[PROFILE_TAG]) == ("perfdb_job_celery", "celery")
-    assert celery_worker_names(instance, job.run_id) == {"alpha", "beta"}
+    assert celery_worker_names(instance, job.run_id) == {
+        deployment.node_name("alpha"),
+        deployment.node_name("beta"),
+    }
     workers = step_workers(instance, job.run_id)
     assert len(workers) == 2 and {host for host, _ in workers} == {socket.gethostname()}
     assert os.getpid() not in {pid for _, pid in workers}

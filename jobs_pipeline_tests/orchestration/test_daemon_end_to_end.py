@@ -31,13 +31,14 @@ from jobs_pipeline_tests.orchestration.processes import (
     PRODUCTION_WORKSPACE,
     REPO_ROOT,
     VENV_BIN,
+    DaemonDeployment,
+    daemon_deployment,
     dagster_environment,
     finished_run,
     instance_for_environment,
     job_in_state,
     make_dagster_home,
-    running_daemon,
-    scratch_pg_database,
+    scratch_dagster_environment,
     wait_for,
 )
 
@@ -157,90 +158,88 @@ def assert_tagged(run: dg.DagsterRun, job_id: int, queue_count: int) -> None:
 # --- the daemon ----------------------------------------------------------------------------
 
 
+def successful_run_of(
+    running: DaemonDeployment, job_id: int, run_id: str | None, *, queue_count: int
+) -> dg.DagsterRun:
+    """The run `run_id` once it has ended, checked to have succeeded as the sensor's run of the
+    job's `queue_count`-th queueing."""
+    run = wait_for(
+        finished_run(running.instance, run_id or ""),
+        timeout=JOB_TIMEOUT,
+        what=f"run {run_id} to end",
+        daemon=running.daemon,
+    )
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert_tagged(run, job_id, queue_count=queue_count)
+    assert run.tags[RUN_KEY_TAG] == f"job-{job_id}-{queue_count}"
+    return run
+
+
 def test_daemon_runs_a_job_queued_with_the_cli_and_runs_it_again_when_requeued(
     pg_perfdb_url: str, tmp_path: Path
 ) -> None:
     perfdb = PerfDB.connect(pg_perfdb_url)
     try:
         store_samples(perfdb)
-        with scratch_pg_database() as dagster_pg_url:
-            env = dagster_environment(
-                make_dagster_home(tmp_path / "dagster_home"), pg_perfdb_url, dagster_pg_url
+        with (
+            scratch_dagster_environment(pg_perfdb_url, tmp_path) as env,
+            daemon_deployment(env, tmp_path, PRODUCTION_WORKSPACE) as running,
+        ):
+            daemon, instance = running.daemon, running.instance
+            created = jobs_pipeline(
+                "--db",
+                pg_perfdb_url,
+                "job",
+                "create",
+                "--type",
+                ALARM_CALC,
+                "--params",
+                json.dumps(PARAMETERS),
+                "--description",
+                "March recalculation",
+                "--queue",
             )
-            with (
-                running_daemon(PRODUCTION_WORKSPACE, env, tmp_path / "daemon.log") as daemon,
-                instance_for_environment(env) as instance,
-            ):
-                created = jobs_pipeline(
-                    "--db",
-                    pg_perfdb_url,
-                    "job",
-                    "create",
-                    "--type",
-                    ALARM_CALC,
-                    "--params",
-                    json.dumps(PARAMETERS),
-                    "--description",
-                    "March recalculation",
-                    "--queue",
-                )
-                assert created.returncode == 0, created.stderr
-                job_id = int(created.stdout)
+            assert created.returncode == 0, created.stderr
+            job_id = int(created.stdout)
 
-                job = wait_for(
-                    job_in_state(perfdb, job_id, JobState.FINISHED, JobState.FAILED),
-                    timeout=JOB_TIMEOUT,
-                    what=f"job {job_id} to end",
-                    daemon=daemon,
-                )
-                assert job.state == JobState.FINISHED, job.comment
-                assert occurrences(perfdb) == EXPECTED_OCCURRENCES
-                steps = perfdb.queue.get_steps(job_id)
-                assert [step.state for step in steps] == [JobState.FINISHED] * 4
-                assert {step.run_id for step in steps} == {job.run_id}
-                # Wait for the run itself, too: stopping the daemon interrupts runs in flight.
-                first = wait_for(
-                    finished_run(instance, job.run_id or ""),
-                    timeout=JOB_TIMEOUT,
-                    what=f"run {job.run_id} to end",
-                    daemon=daemon,
-                )
-                assert first.status == dg.DagsterRunStatus.SUCCESS
-                assert_tagged(first, job_id, queue_count=1)
-                assert first.tags[RUN_KEY_TAG] == f"job-{job_id}-1"
-                assert first.tags[SENSOR_NAME_TAG] == "perfdb_queue_sensor"
-                # The code server forked the run's worker from its forkserver (run_workers.py).
-                assert forkserver_in_group(daemon.process.pid)
+            job = wait_for(
+                job_in_state(perfdb, job_id, JobState.FINISHED, JobState.FAILED),
+                timeout=JOB_TIMEOUT,
+                what=f"job {job_id} to end",
+                daemon=daemon,
+            )
+            assert job.state == JobState.FINISHED, job.comment
+            assert occurrences(perfdb) == EXPECTED_OCCURRENCES
+            steps = perfdb.queue.get_steps(job_id)
+            assert [step.state for step in steps] == [JobState.FINISHED] * 4
+            assert {step.run_id for step in steps} == {job.run_id}
+            # Wait for the run itself, too: stopping the daemon interrupts runs in flight.
+            first = successful_run_of(running, job_id, job.run_id, queue_count=1)
+            assert first.tags[SENSOR_NAME_TAG] == "perfdb_queue_sensor"
+            # The code server forked the run's worker from its forkserver (run_workers.py).
+            assert forkserver_in_group(daemon.process.pid)
 
-                requeued = jobs_pipeline("--db", pg_perfdb_url, "job", "queue", str(job_id))
-                assert requeued.returncode == 0, requeued.stderr
+            requeued = jobs_pipeline("--db", pg_perfdb_url, "job", "queue", str(job_id))
+            assert requeued.returncode == 0, requeued.stderr
 
-                def ended_again() -> Any:
-                    job = perfdb.queue.get_job(job_id)
-                    return job if job.queue_count == 2 and job.state in FINAL_STATES else None
+            def ended_again() -> Any:
+                job = perfdb.queue.get_job(job_id)
+                return job if job.queue_count == 2 and job.state in FINAL_STATES else None
 
-                again = wait_for(
-                    ended_again,
-                    timeout=JOB_TIMEOUT,
-                    what=f"job {job_id} to end a second time",
-                    daemon=daemon,
-                )
-                assert again.state == JobState.FINISHED, again.comment
-                assert again.run_id != first.run_id
-                assert occurrences(perfdb) == EXPECTED_OCCURRENCES
-                second = wait_for(
-                    finished_run(instance, again.run_id or ""),
-                    timeout=JOB_TIMEOUT,
-                    what=f"run {again.run_id} to end",
-                    daemon=daemon,
-                )
-                assert second.status == dg.DagsterRunStatus.SUCCESS
-                assert_tagged(second, job_id, queue_count=2)
-                assert second.tags[RUN_KEY_TAG] == f"job-{job_id}-2"
-                assert [run.run_id for run in runs_of_job(instance, job_id)] == [
-                    first.run_id,
-                    second.run_id,
-                ]
+            again = wait_for(
+                ended_again,
+                timeout=JOB_TIMEOUT,
+                what=f"job {job_id} to end a second time",
+                daemon=daemon,
+            )
+            assert again.state == JobState.FINISHED, again.comment
+            assert again.run_id != first.run_id
+            assert occurrences(perfdb) == EXPECTED_OCCURRENCES
+            second = successful_run_of(running, job_id, again.run_id, queue_count=2)
+            assert [run.run_id for run in runs_of_job(instance, job_id)] == [
+                first.run_id,
+                second.run_id,
+            ]
     finally:
         perfdb.dispose()
 

@@ -27,15 +27,11 @@ from jobs_pipeline_tests.orchestration.processes import (
     SLOW_STEPS_SPEC,
     Daemon,
     add_slow_steps_type,
-    dagster_environment,
+    daemon_deployment,
     finished_run,
-    instance_for_environment,
     job_in_state,
-    make_dagster_home,
-    running_daemon,
-    scratch_pg_database,
+    scratch_dagster_environment,
     wait_for,
-    write_workspace,
 )
 
 pytestmark = pytest.mark.slow
@@ -63,17 +59,16 @@ def deployment(pg_perfdb_url: str, tmp_path: Path) -> Iterator[Deployment]:
     perfdb = PerfDB.connect(pg_perfdb_url)
     try:
         add_slow_steps_type(perfdb, OBJECT)
-        with scratch_pg_database() as dagster_pg_url:
-            env = dagster_environment(
-                make_dagster_home(tmp_path / "dagster_home"), pg_perfdb_url, dagster_pg_url
+        with (
+            scratch_dagster_environment(pg_perfdb_url, tmp_path) as env,
+            daemon_deployment(env, tmp_path) as running,
+        ):
+            yield Deployment(
+                perfdb=perfdb,
+                daemon=running.daemon,
+                instance=running.instance,
+                pid_file=tmp_path / "pid",
             )
-            with (
-                running_daemon(write_workspace(tmp_path), env, tmp_path / "daemon.log") as daemon,
-                instance_for_environment(env) as instance,
-            ):
-                yield Deployment(
-                    perfdb=perfdb, daemon=daemon, instance=instance, pid_file=tmp_path / "pid"
-                )
     finally:
         perfdb.dispose()
 

@@ -36,15 +36,11 @@ from jobs_pipeline_tests.orchestration.processes import (
     VENV_BIN,
     SlowStepsJob,
     add_slow_steps_type,
-    dagster_environment,
+    daemon_deployment,
     finished_run,
-    instance_for_environment,
     job_in_state,
-    make_dagster_home,
-    running_daemon,
-    scratch_pg_database,
+    scratch_dagster_environment,
     wait_for,
-    write_workspace,
 )
 
 # --- settings ------------------------------------------------------------------------------------
@@ -149,14 +145,13 @@ def pooled_daemon(
     perfdb = PerfDB.connect(pg_perfdb_url)
     try:
         add_slow_steps_type(perfdb, OBJECT)
-        with scratch_pg_database() as dagster_pg_url:
-            env = dagster_environment(
-                make_dagster_home(tmp_path / "dagster_home"), pg_perfdb_url, dagster_pg_url
-            )
-            env[HEAVY_PROFILE_ENV] = "multiprocess"
-            env[MAX_CONCURRENT_STEPS_ENV] = "2"
-            env[HEARTBEAT_SECONDS_ENV] = "0.5"
-            env[HEARTBEAT_SILENCE_ENV] = str(SILENCE_SECONDS)
+        settings = {
+            HEAVY_PROFILE_ENV: "multiprocess",
+            MAX_CONCURRENT_STEPS_ENV: "2",
+            HEARTBEAT_SECONDS_ENV: "0.5",
+            HEARTBEAT_SILENCE_ENV: str(SILENCE_SECONDS),
+        }
+        with scratch_dagster_environment(pg_perfdb_url, tmp_path, settings) as env:
             # The command docs/deployment.md gives for changing a pool's limit.
             subprocess.run(
                 [str(VENV_BIN / "dagster"), "instance", "concurrency", "set", PERFDB_POOL, "1"],
@@ -164,12 +159,12 @@ def pooled_daemon(
                 check=True,
                 capture_output=True,
             )
-            with instance_for_environment(env) as instance:
-                assert instance.event_log_storage.get_concurrency_info(
-                    PERFDB_POOL
-                ).slot_count == POOL_LIMIT
-                with running_daemon(write_workspace(tmp_path), env, tmp_path / "daemon.log"):
-                    yield perfdb, instance
+            with daemon_deployment(env, tmp_path) as running:
+                assert (
+                    running.instance.event_log_storage.get_concurrency_info(PERFDB_POOL).slot_count
+                    == POOL_LIMIT
+                )
+                yield perfdb, running.instance
     finally:
         perfdb.dispose()
 
