@@ -167,13 +167,14 @@ def run_child(profile_name: str, job_id: int) -> None:
     print(json.dumps({"seconds": seconds, "run_id": result.run_id, "success": result.success}))
 
 
-def busy_cpu_seconds() -> float:
-    """CPU time the whole machine has spent busy since boot (all cores; idle and I/O wait not
-    counted), from /proc/stat."""
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time the whole machine has spent busy, and idle waiting for the disk, since boot
+    (all cores), from /proc/stat."""
     with open("/proc/stat") as stat:
         fields = [int(value) for value in stat.readline().split()[1:]]
     idle, iowait = fields[3], fields[4]
-    return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle - iowait) / tick, iowait / tick
 
 
 def run_variant(variant: Variant, job_id: int, env: dict[str, str], log: Path) -> float:
@@ -277,15 +278,18 @@ def main() -> None:
         variants = [v for v in VARIANTS if not (args.no_celery and v.profile is Profile.CELERY)]
         seconds: dict[str, float] = {}
         cpu: dict[str, float] = {}
+        disk_wait: dict[str, float] = {}
         occurrences: set[int] = set()
         for variant in variants:
             with ExitStack() as workers:
                 if variant.profile is Profile.CELERY:
                     workers.enter_context(celery_workers(variant.workers, env, scratch))
-                busy_before = busy_cpu_seconds()
+                busy_before, wait_before = cpu_seconds()
                 seconds[variant.label] = run_variant(variant, job_id, env, log)
                 # The child's start and the run's setup are in here too, a second or so.
-                cpu[variant.label] = busy_cpu_seconds() - busy_before
+                busy_after, wait_after = cpu_seconds()
+                cpu[variant.label] = busy_after - busy_before
+                disk_wait[variant.label] = wait_after - wait_before
             occurrences.add(outcome(perfdb, job_id, steps))
             print(f"  {variant.label}: {seconds[variant.label]:.1f} s", flush=True)
         if len(occurrences) != 1:
@@ -300,7 +304,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     header = (
         f"{'profile':<18}{'wall s':>8}{'s/step':>8}{'speed-up':>10}{'CPU s/step':>12}"
-        f"{'cores busy':>12}{'ceiling':>9}  target"
+        f"{'cores busy':>12}{'disk wait':>11}{'ceiling':>9}  target"
     )
     print(header)
     print("-" * len(header))
@@ -316,12 +320,14 @@ def main() -> None:
             target = f">= {SPEED_UP_TARGET}x: {verdict}"
         print(
             f"{variant.label:<18}{wall:>8.1f}{wall / steps:>8.2f}{speed_up:>9.2f}x"
-            f"{cpu_per_step:>12.2f}{cpu[variant.label] / wall:>12.2f}{ceiling:>8.2f}x  {target}"
+            f"{cpu_per_step:>12.2f}{cpu[variant.label] / wall:>12.2f}"
+            f"{disk_wait[variant.label] / wall:>11.2f}{ceiling:>8.2f}x  {target}"
         )
     print(
         "CPU s/step: the whole machine's busy CPU time (run worker, step processes or Celery "
-        "workers, PostgreSQL, RabbitMQ) per step; ceiling: the speed-up this CPU work would "
-        f"allow with min(workers, {cores} cores) busy all the time."
+        "workers, PostgreSQL, RabbitMQ) per step; cores busy and disk wait: averages over the "
+        "run (disk wait: cores idle while I/O is pending); ceiling: the speed-up this CPU work "
+        f"would allow with min(workers, {cores} cores) busy all the time."
     )
 
 
