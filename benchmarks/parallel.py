@@ -39,6 +39,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -163,8 +164,42 @@ def run_child(profile_name: str, job_id: int) -> None:
             recon_job, instance, run_config=request.run_config, tags=request.tags
         )
         seconds = time.perf_counter() - started
+        steps = step_spans(instance, result.run_id)
     perfdb.dispose()
-    print(json.dumps({"seconds": seconds, "run_id": result.run_id, "success": result.success}))
+    # How long a step op took where it ran, and how many ran at once on average between the
+    # first step's start and the last one's end.
+    busy = sum(end - start for start, end in steps.values())
+    window = max(end for _, end in steps.values()) - min(start for start, _ in steps.values())
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "run_id": result.run_id,
+                "success": result.success,
+                "step_seconds": busy / len(steps),
+                "steps_at_once": busy / window,
+            }
+        )
+    )
+
+
+def step_spans(instance: Any, run_id: str) -> dict[str, tuple[float, float]]:
+    """STEP_START and STEP_SUCCESS times of each step op of the run."""
+    import dagster as dg
+
+    starts: dict[str, float] = {}
+    spans: dict[str, tuple[float, float]] = {}
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    for record in instance.get_records_for_run(run_id, of_type=kinds, limit=100_000).records:
+        entry = record.event_log_entry
+        key = entry.step_key or ""
+        if not key.startswith("run_step["):
+            continue
+        if entry.dagster_event_type == dg.DagsterEventType.STEP_START:
+            starts[key] = entry.timestamp
+        elif key in starts:
+            spans[key] = (starts[key], entry.timestamp)
+    return spans
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -177,7 +212,7 @@ def cpu_seconds() -> tuple[float, float]:
     return (sum(fields[:8]) - idle - iowait) / tick, iowait / tick
 
 
-def run_variant(variant: Variant, job_id: int, env: dict[str, str], log: Path) -> float:
+def run_variant(variant: Variant, job_id: int, env: dict[str, str], log: Path) -> dict[str, Any]:
     child_env = {
         **env,
         PROFILE_ENV: variant.profile.value,
@@ -197,7 +232,7 @@ def run_variant(variant: Variant, job_id: int, env: dict[str, str], log: Path) -
     result = json.loads(lines[-1])
     if not result["success"]:
         raise RuntimeError(f"{variant.label}: run {result['run_id']} failed; see {log}")
-    return float(result["seconds"])
+    return result
 
 
 @contextmanager
@@ -277,6 +312,7 @@ def main() -> None:
 
         variants = [v for v in VARIANTS if not (args.no_celery and v.profile is Profile.CELERY)]
         seconds: dict[str, float] = {}
+        runs: dict[str, dict[str, Any]] = {}
         cpu: dict[str, float] = {}
         disk_wait: dict[str, float] = {}
         occurrences: set[int] = set()
@@ -285,7 +321,8 @@ def main() -> None:
                 if variant.profile is Profile.CELERY:
                     workers.enter_context(celery_workers(variant.workers, env, scratch))
                 busy_before, wait_before = cpu_seconds()
-                seconds[variant.label] = run_variant(variant, job_id, env, log)
+                runs[variant.label] = run_variant(variant, job_id, env, log)
+                seconds[variant.label] = float(runs[variant.label]["seconds"])
                 # The child's start and the run's setup are in here too, a second or so.
                 busy_after, wait_after = cpu_seconds()
                 cpu[variant.label] = busy_after - busy_before
@@ -304,7 +341,8 @@ def main() -> None:
     cores = os.cpu_count() or 1
     header = (
         f"{'profile':<18}{'wall s':>8}{'s/step':>8}{'speed-up':>10}{'CPU s/step':>12}"
-        f"{'cores busy':>12}{'disk wait':>11}{'ceiling':>9}  target"
+        f"{'cores busy':>12}{'disk wait':>11}{'ceiling':>9}{'step op s':>11}{'at once':>9}"
+        "  target"
     )
     print(header)
     print("-" * len(header))
@@ -321,13 +359,17 @@ def main() -> None:
         print(
             f"{variant.label:<18}{wall:>8.1f}{wall / steps:>8.2f}{speed_up:>9.2f}x"
             f"{cpu_per_step:>12.2f}{cpu[variant.label] / wall:>12.2f}"
-            f"{disk_wait[variant.label] / wall:>11.2f}{ceiling:>8.2f}x  {target}"
+            f"{disk_wait[variant.label] / wall:>11.2f}{ceiling:>8.2f}x"
+            f"{runs[variant.label]['step_seconds']:>11.2f}{runs[variant.label]['steps_at_once']:>9.2f}"
+            f"  {target}"
         )
     print(
         "CPU s/step: the whole machine's busy CPU time (run worker, step processes or Celery "
         "workers, PostgreSQL, RabbitMQ) per step; cores busy and disk wait: averages over the "
         "run (disk wait: cores idle while I/O is pending); ceiling: the speed-up this CPU work "
-        f"would allow with min(workers, {cores} cores) busy all the time."
+        f"would allow with min(workers, {cores} cores) busy all the time; step op s: a step op's "
+        "time from its start to its success where it ran; at once: step ops running at once on "
+        "average, from the first one's start to the last one's end."
     )
 
 
