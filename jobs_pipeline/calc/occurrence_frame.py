@@ -73,8 +73,9 @@ def public_frame(bounds: np.ndarray, peak_value: np.ndarray) -> pd.DataFrame:
     )
 
 
-# Indexes are immutable, so frames of the same length may share one, as pandas' own shallow
-# copies do; a calculation mostly finds a few dozen occurrences.
+# An index's values are immutable, so frames of the same length may share them; a view of a
+# kept index costs a third of a new RangeIndex. Each frame gets views of its own, as pandas'
+# shallow copies do, because an index's name can be set in place.
 _SHARED_INDEX_ROWS: Final = 4096
 _row_indexes: dict[int, pd.RangeIndex] = {}
 
@@ -85,7 +86,7 @@ def _row_index(rows: int) -> pd.RangeIndex:
         index = pd.RangeIndex(rows)
         if rows < _SHARED_INDEX_ROWS:
             _row_indexes[rows] = index
-    return index
+    return index.view()
 
 
 def _fast_frame(bounds: np.ndarray, peak_value: np.ndarray) -> pd.DataFrame:
@@ -94,5 +95,7 @@ def _fast_frame(bounds: np.ndarray, peak_value: np.ndarray) -> pd.DataFrame:
         DatetimeLikeBlock(_new_datetimes(bounds, dtype=_UTC_NS), _STAMPS_PLACEMENT, 2),
         NumpyBlock(peak_value.reshape(1, rows), _PEAK_PLACEMENT, 2),
     )
-    manager = BlockManager(blocks, [_COLUMNS_INDEX, _row_index(rows)], verify_integrity=False)
+    manager = BlockManager(
+        blocks, [_COLUMNS_INDEX.view(), _row_index(rows)], verify_integrity=False
+    )
     return _from_manager(manager, manager.axes)

@@ -600,3 +600,16 @@ def test_frames_from_one_rule_share_no_data() -> None:
     pd.testing.assert_frame_equal(second, rule.find_occurrences_frame(values, period(0, 60)))
     assert first.loc[0, "peak_value"] == -1.0
     assert first.loc[0, "end"] == pd.Timestamp("2000-01-01", tz="UTC")
+
+
+def test_frames_of_one_length_do_not_share_index_names() -> None:
+    rule = alarm(">", 5)
+    values = series([0.0, 9.0, 9.0, 0.0, 9.0, 0.0])
+    first = rule.find_occurrences_frame(values, period(0, 60))
+    second = rule.find_occurrences_frame(values, period(0, 60))
+
+    first.index.name = "occurrence"
+    first.columns.name = "field"
+
+    assert (second.index.name, second.columns.name) == (None, None)
+    assert (first.index.name, first.columns.name) == ("occurrence", "field")
