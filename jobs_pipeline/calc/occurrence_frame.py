@@ -34,6 +34,8 @@ try:
     _STAMPS_PLACEMENT: Final = BlockPlacement(slice(0, 2))
     _PEAK_PLACEMENT: Final = BlockPlacement(slice(2, 3))
     _from_manager = pd.DataFrame._from_mgr
+    # A RangeIndex from a range without the public constructor's argument checks.
+    _new_range_index = pd.RangeIndex._simple_new
     FAST = True
 except (ImportError, AttributeError) as missing:  # pragma: no cover - depends on pandas
     warnings.warn(
@@ -73,29 +75,15 @@ def public_frame(bounds: np.ndarray, peak_value: np.ndarray) -> pd.DataFrame:
     )
 
 
-# An index's values are immutable, so frames of the same length may share them; a view of a
-# kept index costs a third of a new RangeIndex. Each frame gets views of its own, as pandas'
-# shallow copies do, because an index's name can be set in place.
-_SHARED_INDEX_ROWS: Final = 4096
-_row_indexes: dict[int, pd.RangeIndex] = {}
-
-
-def _row_index(rows: int) -> pd.RangeIndex:
-    index = _row_indexes.get(rows)
-    if index is None:
-        index = pd.RangeIndex(rows)
-        if rows < _SHARED_INDEX_ROWS:
-            _row_indexes[rows] = index
-    return index.view()
-
-
 def _fast_frame(bounds: np.ndarray, peak_value: np.ndarray) -> pd.DataFrame:
     rows = len(peak_value)
+    # Each frame gets index objects of its own, as pandas' shallow copies do: an index's name
+    # can be set in place, and it must not show on other frames.
     blocks = (
         DatetimeLikeBlock(_new_datetimes(bounds, dtype=_UTC_NS), _STAMPS_PLACEMENT, 2),
         NumpyBlock(peak_value.reshape(1, rows), _PEAK_PLACEMENT, 2),
     )
     manager = BlockManager(
-        blocks, [_COLUMNS_INDEX.view(), _row_index(rows)], verify_integrity=False
+        blocks, [_COLUMNS_INDEX.view(), _new_range_index(range(rows))], verify_integrity=False
     )
     return _from_manager(manager, manager.axes)
