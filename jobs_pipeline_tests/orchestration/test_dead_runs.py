@@ -21,6 +21,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from jobs_pipeline.orchestration.ops import PERFDB_POOL
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.orchestration.processes import (
@@ -183,6 +184,8 @@ def test_killed_run_worker_leaves_its_steps_failed_not_running(deployment: Deplo
     assert worker != os.getpid()
     assert os.getpgid(worker) == deployment.daemon.process.pid
 
+    assert pool_slots_of(deployment.instance, run_id), "the slow step holds no pool slot"
+
     os.kill(worker, signal.SIGKILL)
     run = wait_until_reconciled(deployment, job_id, run_id)
 
@@ -192,3 +195,17 @@ def test_killed_run_worker_leaves_its_steps_failed_not_running(deployment: Deplo
     assert comment.startswith(f"run {run_id} failed: ")
     assert_dead_run_reconciled(deployment.perfdb, job_id, run_id, comment)
     assert_late_reconciliation_changes_nothing(deployment.perfdb, job_id, run_id)
+    # The killed worker never gave back its slot: the daemon does, or a few such deaths would
+    # leave every later step waiting for one.
+    wait_for(
+        lambda: not pool_slots_of(deployment.instance, run_id),
+        timeout=RECONCILE_TIMEOUT,
+        what=f"the pool slot of dead run {run_id} to be freed",
+        daemon=deployment.daemon,
+    )
+
+
+def pool_slots_of(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The steps of `run_id` that hold a slot of the `perfdb` pool."""
+    info = instance.event_log_storage.get_concurrency_info(PERFDB_POOL)
+    return [slot.step_key for slot in info.claimed_slots if slot.run_id == run_id]
