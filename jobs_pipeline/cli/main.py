@@ -1,7 +1,8 @@
 """The `jobs-pipeline` command.
 
-The parser is built from each noun's module (`db`, `demo`, `features`, `alarms`, `job`), which
-imports nothing heavy before the arguments are parsed; `output` maps failures to exit codes.
+The parser is built from each noun's module (`db`, `demo`, `features`, `alarms`, `job`,
+`schedule`), which imports nothing heavy before the arguments are parsed; `output` maps failures
+to exit codes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from jobs_pipeline.cli import alarms, db, demo, features, job
+from jobs_pipeline.cli import alarms, db, demo, features, job, schedule
 from jobs_pipeline.cli.output import Parser, UsageError, run_command
 
 
@@ -27,6 +28,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     features.add_parser(groups)
     alarms.add_parser(groups)
     job.add_parser(groups, argv)
+    schedule.add_parser(groups)
     return parser
 
 

@@ -20,10 +20,14 @@ from jobs_pipeline.orchestration.scheduler import SCHEDULER_NAME
 from jobs_pipeline.orchestration.tags import PERIOD_END_TAG, PERIOD_START_TAG, SCHEDULE_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.orchestration.conftest import ALARM_CALC, ALARM_IDS, WITH_DATA
+from jobs_pipeline_tests.orchestration.conftest import (
+    ALARM_CALC,
+    ALARM_IDS,
+    HIGH,
+    WITH_DATA,
+    seed_fleet,
+)
 from jobs_pipeline_tests.orchestration.processes import (
-    SlowStepsJob,
-    add_slow_steps_type,
     daemon_deployment,
     scratch_dagster_environment,
     wait_for,
@@ -145,14 +149,13 @@ DAEMON_TIMEOUT = 240.0
 def test_a_killed_daemon_catches_up_exactly_the_missed_periods(
     perfdb: PerfDB, perfdb_url: str, tmp_path: Path
 ) -> None:
-    add_slow_steps_type(perfdb, "SCHED-01")
-    parameters = {"object": "SCHED-01", "seconds": [0], "pid_file": str(tmp_path / "step.pid")}
+    seed_fleet(perfdb)
     now = perfdb.schedules.clock()
     # 1-minute periods from three minutes ago: when the daemon starts, three have ended.
     schedule = perfdb.schedules.create(
         "every-minute",
-        SlowStepsJob._name,
-        parameters,
+        ALARM_CALC,
+        {"object_names": ["LAN-01"], "alarm_ids": [HIGH]},
         "1min",
         start=(now - 3 * MINUTE).isoformat(),
         catch_up=10,
