@@ -13,13 +13,13 @@ from datetime import timedelta
 
 import pytest
 from matplotlib.figure import Figure
-from matplotlib.text import Text
 
 from jobs_pipeline.cli import main
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.orchestration.summary import fleet_cells, fleet_title, job_summary
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.report import FleetCell, fleet_heatmap_figure
+from jobs_pipeline_tests.report.figures import texts_outside
 
 DEMO_FLEET = {  # the fleet job of scripts/demo
     "object_names": ["LAN-01", "LAN-02", "LAN-03", "LAN-04", "LAN-05"],
@@ -119,26 +119,6 @@ def fleet(objects: int, alarms: int) -> list[FleetCell]:
         for number in range(objects)
         for alarm in range(alarms)
     ]
-
-
-def texts_outside(figure: Figure) -> list[str]:
-    """The drawn texts whose rendered extent leaves the figure (by more than half a pixel)."""
-    figure.canvas.draw()
-    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
-    bounds = figure.bbox
-    outside = []
-    for text in figure.findobj(Text):
-        if not (text.get_visible() and text.get_text()):
-            continue
-        extent = text.get_window_extent(renderer)
-        if (
-            extent.x0 < bounds.x0 - 0.5
-            or extent.y0 < bounds.y0 - 0.5
-            or extent.x1 > bounds.x1 + 0.5
-            or extent.y1 > bounds.y1 + 0.5
-        ):
-            outside.append(f"{text.get_text()!r} at {extent}")
-    return outside
 
 
 LONG_TITLE = "job 123456: occurrences and alarm time per object and alarm, Sample inverters fleet"
