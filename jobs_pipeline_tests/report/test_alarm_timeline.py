@@ -6,6 +6,7 @@ where the occurrence is.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -119,4 +120,15 @@ def test_many_short_occurrences_are_listed_beside_the_plot() -> None:
     listed = len(lines) - 3
     assert lines[-1] == f"... and {30 - listed} more"
     assert 10 <= listed < 30
+    assert texts_outside(figure) == []
+
+
+def test_a_long_title_wraps_inside_a_step_picture() -> None:
+    named = replace(
+        timeline([ten_minutes_at(30.0)]),
+        object_name="Windpark Nordsee Ost, turbine 117 (Adwen AD 5-116)",
+        alarm_name="Gearbox oil temperature above the manufacturer's warning threshold",
+    )
+    figure = alarm_timeline_figure(named, width=7.0, height=2.6, dpi=72)
+
     assert texts_outside(figure) == []
