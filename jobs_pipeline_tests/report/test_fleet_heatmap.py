@@ -45,8 +45,9 @@ def seconds_of(text: str) -> float:
 def printed_table(text: str) -> list[dict[str, str]]:
     """The rows of a table printed by the CLI: columns start where their headings start."""
     header, *rows = [line for line in text.splitlines() if line.strip()]
-    names = header.split()
-    starts = [header.index(f"{name} " if name != names[-1] else name) for name in names]
+    headings = list(re.finditer(r"\S+", header))
+    names = [heading.group() for heading in headings]
+    starts = [heading.start() for heading in headings]
     bounds = [*starts[1:], None]
     return [
         {
