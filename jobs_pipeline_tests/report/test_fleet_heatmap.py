@@ -18,7 +18,7 @@ from jobs_pipeline.cli import main
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.orchestration.summary import fleet_cells, fleet_title, job_summary
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.report import FleetCell, fleet_heatmap_figure
+from jobs_pipeline.report import FleetCell, fleet_heatmap_figure, fleet_heatmap_png
 from jobs_pipeline_tests.report.figures import texts_outside
 
 DEMO_FLEET = {  # the fleet job of scripts/demo
@@ -147,3 +147,10 @@ def test_cell_labels_are_drawn_only_where_cells_hold_them() -> None:
     crowded = fleet_heatmap_figure(fleet(300, 8), title="job 1")
     assert len(crowded.axes[0].texts) == 0
     assert texts_outside(crowded) == []
+
+
+def test_a_labelled_large_fleet_stays_light_in_the_event_log() -> None:
+    png = fleet_heatmap_png(fleet(60, 8), title="job 1")
+
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) < 200_000  # 440 kB in full colour
