@@ -108,6 +108,20 @@ class JobStepRow(Base):
     details: Mapped[dict[str, Any] | None]
 
 
+class JobStepDependencyRow(Base):
+    """Step `step_id` starts only once step `depends_on_id` (of the same job) Finished."""
+
+    __tablename__ = "job_step_dependencies"
+
+    step_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("job_steps.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed: a failed step looks up its dependents.
+    depends_on_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("job_steps.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
 class JobStateHistoryRow(Base):
     """One row per transition of a job or of one of its steps (step_id set)."""
 
@@ -204,6 +218,31 @@ class FeatureRow(Base):
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
     unit: Mapped[str] = mapped_column(sa.String(50), server_default="")
     sampling_period_seconds: Mapped[int] = mapped_column(server_default="600")
+
+
+class DerivedFeatureRow(Base):
+    """A feature computed from others by an expression (`calc/expressions.py`); its unit and
+    sampling period are those of its `features` row, its values go to `feature_values`."""
+
+    __tablename__ = "derived_features"
+
+    feature_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("features.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    expression: Mapped[str] = mapped_column(sa.Text)
+
+
+class DerivedFeatureInputRow(Base):
+    """The features an expression reads: what a cycle check and the lineage follow."""
+
+    __tablename__ = "derived_feature_inputs"
+
+    feature_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("derived_features.feature_id", ondelete="CASCADE"), primary_key=True
+    )
+    input_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("features.id"), primary_key=True, index=True
+    )
 
 
 class FeatureValueRow(Base):

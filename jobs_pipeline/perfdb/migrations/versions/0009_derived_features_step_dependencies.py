@@ -1,0 +1,86 @@
+"""derived_features, derived_feature_inputs and job_step_dependencies
+
+Revision ID: 0009
+Revises: 0006
+Create Date: 2026-12-07 09:30:00
+
+A derived feature is a `features` row with an expression over other features; its inputs are
+rows of their own so that cycles and lineage are one query away. A job step may depend on steps
+of the same job: it starts only once they Finished.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0009"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "derived_features",
+        sa.Column("feature_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("expression", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["feature_id"],
+            ["features.id"],
+            name=op.f("fk_derived_features_feature_id_features"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("feature_id", name=op.f("pk_derived_features")),
+    )
+    op.create_table(
+        "derived_feature_inputs",
+        sa.Column("feature_id", sa.Integer(), nullable=False),
+        sa.Column("input_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["feature_id"],
+            ["derived_features.feature_id"],
+            name=op.f("fk_derived_feature_inputs_feature_id_derived_features"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["input_id"],
+            ["features.id"],
+            name=op.f("fk_derived_feature_inputs_input_id_features"),
+        ),
+        sa.PrimaryKeyConstraint("feature_id", "input_id", name=op.f("pk_derived_feature_inputs")),
+    )
+    op.create_index(
+        op.f("ix_derived_feature_inputs_input_id"), "derived_feature_inputs", ["input_id"]
+    )
+    op.create_table(
+        "job_step_dependencies",
+        sa.Column("step_id", sa.Integer(), nullable=False),
+        sa.Column("depends_on_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["step_id"],
+            ["job_steps.id"],
+            name=op.f("fk_job_step_dependencies_step_id_job_steps"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["depends_on_id"],
+            ["job_steps.id"],
+            name=op.f("fk_job_step_dependencies_depends_on_id_job_steps"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("step_id", "depends_on_id", name=op.f("pk_job_step_dependencies")),
+    )
+    op.create_index(
+        op.f("ix_job_step_dependencies_depends_on_id"), "job_step_dependencies", ["depends_on_id"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(
+        op.f("ix_job_step_dependencies_depends_on_id"), table_name="job_step_dependencies"
+    )
+    op.drop_table("job_step_dependencies")
+    op.drop_index(op.f("ix_derived_feature_inputs_input_id"), table_name="derived_feature_inputs")
+    op.drop_table("derived_feature_inputs")
+    op.drop_table("derived_features")
