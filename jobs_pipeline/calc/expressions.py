@@ -175,8 +175,7 @@ def _check(node: ast.AST, names: list[str], *, depth: int, count: list[int]) -> 
         for operator in node.ops:
             if type(operator) not in _COMPARE:
                 raise ExpressionError(
-                    f"comparison {_operator_text(operator)} is not allowed: "
-                    f"only < <= > >= == !="
+                    f"comparison {_operator_text(operator)} is not allowed: only < <= > >= == !="
                 )
         for operand in (node.left, *node.comparators):
             _check(operand, names, depth=deeper, count=count)
@@ -252,7 +251,7 @@ def _operator_text(operator: ast.AST) -> str:
 def _evaluate(node: ast.expr, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     """Walks a tree that `_check` accepted; every value is a float64 array or scalar."""
     if isinstance(node, ast.Constant):
-        return np.float64(node.value)  # type: ignore[arg-type]  # checked: int or float
+        return np.asarray(float(node.value))  # type: ignore[arg-type]  # checked: int or float
     if isinstance(node, ast.Name):
         return arrays[node.id]
     if isinstance(node, ast.BinOp):

@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from jobs_pipeline.perfdb.errors import PerfDBError
@@ -73,6 +73,20 @@ def sampling_period(what: str) -> Callable[[str], timedelta]:
                 f"{what} must be a positive whole number of seconds, got {text!r}"
             )
         return timedelta(seconds=seconds)
+
+    return parse
+
+
+def timestamp(what: str) -> Callable[[str], datetime]:
+    """ISO 8601 (or the seed's `YYYY-MM-DD HH:MM:SS`), naive read as UTC."""
+
+    def parse(text: str) -> datetime:
+        from jobs_pipeline.calc.datetime_range import parse_timestamp
+
+        try:
+            return parse_timestamp(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{what}: {error}") from None
 
     return parse
 

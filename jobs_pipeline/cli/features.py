@@ -8,10 +8,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from jobs_pipeline.cli.arguments import open_perfdb, positive_int, sampling_period
+from jobs_pipeline.cli.arguments import open_perfdb, positive_int, sampling_period, timestamp
 from jobs_pipeline.cli.output import (
+    UsageError,
     add_json_flag,
     iso,
     plural,
@@ -64,6 +66,54 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
         help="the new sampling period in whole seconds (e.g. 600 for 10 minutes)",
     )
     set_period.set_defaults(handler=cmd_features_set_period)
+    derive = features.add_parser(
+        "derive", help="define (or redefine) a feature computed from others by an expression"
+    )
+    derive.add_argument("name", metavar="NAME", help="the derived feature's name")
+    derive.add_argument(
+        "--expression",
+        required=True,
+        metavar="EXPR",
+        help="arithmetic over feature names: + - * / **, parentheses, numbers, comparisons, "
+        "abs(x), min(x, y, ...), max(x, y, ...), where(condition, then, else); "
+        "e.g. 'dc_voltage * dc_current / 1000'",
+    )
+    derive.add_argument(
+        "--unit", metavar="U", help="unit of the derived values (default: none, or unchanged)"
+    )
+    derive.add_argument(
+        "--sampling-period",
+        type=sampling_period("--sampling-period"),
+        metavar="S",
+        help="sampling period in whole seconds (default: that of the expression's first "
+        "feature, or unchanged)",
+    )
+    derive.set_defaults(handler=cmd_features_derive)
+    values = features.add_parser("values", help="the stored values of one object's feature")
+    values.add_argument("--object", required=True, metavar="O", help="the object's name")
+    values.add_argument("--feature", required=True, metavar="F", help="the feature's name")
+    values.add_argument(
+        "--start",
+        type=timestamp("--start"),
+        metavar="T",
+        help="first timestamp (inclusive): ISO 8601, naive is UTC (default: the first value)",
+    )
+    values.add_argument(
+        "--end",
+        type=timestamp("--end"),
+        metavar="T",
+        help="end (exclusive): ISO 8601, naive is UTC (default: after the last value)",
+    )
+    shape = values.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--json",
+        action="store_true",
+        help='print a JSON list of {"timestamp", "value"} on stdout (null: no data)',
+    )
+    shape.add_argument(
+        "--csv", action="store_true", help="print CSV (timestamp,value; empty: no data)"
+    )
+    values.set_defaults(handler=cmd_features_values)
 
 
 def cmd_features_import(args: argparse.Namespace) -> None:
@@ -180,3 +230,47 @@ def cmd_features_set_period(args: argparse.Namespace) -> None:
         f"feature {after.name!r}: sampling period {seconds_text(before.sampling_period)} -> "
         f"{seconds_text(after.sampling_period)}"
     )
+
+
+def cmd_features_derive(args: argparse.Namespace) -> None:
+    definition = open_perfdb(args).derived.define(
+        args.name, args.expression, unit=args.unit, sampling_period=args.sampling_period
+    )
+    feature = definition.feature
+    unit = f" [{feature.unit}]" if feature.unit else ""
+    print(
+        f"derived feature {feature.name!r}{unit} = {definition.expression} "
+        f"(sampling period {seconds_text(feature.sampling_period)})"
+    )
+
+
+# Bounds of "every value" for a read without --start or --end.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def cmd_features_values(args: argparse.Namespace) -> None:
+    import math
+
+    perfdb = open_perfdb(args)
+    object_id = perfdb.catalog.object_ids([args.object])[args.object]
+    feature = perfdb.catalog.get_feature(args.feature)
+    start, end = args.start or _EARLIEST, args.end or _LATEST
+    if start >= end:
+        raise UsageError(f"--start {iso(start)} must be before --end {iso(end)}")
+    series = perfdb.values.read(object_id, feature.id, start, end)
+    rows = [
+        (stamp.to_pydatetime(), None if math.isnan(value) else float(value))
+        for stamp, value in series.items()
+    ]
+    if args.json:
+        print_json([{"timestamp": iso(stamp), "value": value} for stamp, value in rows])
+    elif args.csv:
+        print("timestamp,value")
+        for stamp, value in rows:
+            print(f"{iso(stamp)},{'' if value is None else repr(value)}")
+    else:
+        print_table(
+            ("timestamp", "value"),
+            [(short_time(stamp), "" if value is None else f"{value:g}") for stamp, value in rows],
+        )

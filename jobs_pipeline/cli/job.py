@@ -149,10 +149,15 @@ def _job_json(
                 "id": step.id,
                 "object": step.object_name,
                 "alarm_id": step.alarm_id,
+                "feature": step.feature_name,
                 "state": step.state.label,
                 "comment": step.comment,
                 "attempts": step.attempts,
                 "run_id": step.run_id,
+                "started": iso(step.started),
+                "finished": iso(step.finished),
+                "depends_on": list(step.depends_on),
+                "details": step.details,
             }
             for step in steps
         ]
@@ -268,19 +273,41 @@ def cmd_job_show(args: argparse.Namespace) -> None:
     for line in _job_notes(job):
         print(f"  {line}")
     print_table(
-        ("step", "object", "alarm", "state", "attempts", "comment"),
+        ("step", "object", "alarm", "feature", "after", "state", "attempts", "data", "comment"),
         [
             (
                 step.id,
                 step.object_name,
                 step.alarm_id,
+                step.feature_name,
+                ",".join(map(str, step.depends_on)),
                 step.state.label,
                 step.attempts,
+                data_quality_text(step.details),
                 step.comment,
             )
             for step in steps
         ],
     )
+
+
+def data_quality_text(details: dict[str, Any] | None) -> str:
+    """A step's data quality in a few words: `98.61 %, 1420 samples (3 NaN), 2 gaps 20 min`."""
+    if not details or "coverage_percent" not in details:
+        return ""
+    from datetime import timedelta
+
+    from jobs_pipeline.calc import format_duration
+
+    parts = [f"{details['coverage_percent']:g} %"]
+    if "samples_read" in details:
+        nan = details.get("nan_samples") or 0
+        parts.append(f"{details['samples_read']} samples" + (f" ({nan} NaN)" if nan else ""))
+    gaps = details.get("gaps") or 0
+    if gaps:
+        gap_time = format_duration(timedelta(seconds=details.get("gap_seconds") or 0))
+        parts.append(f"{plural(gaps, 'gap')} {gap_time}")
+    return ", ".join(parts)
 
 
 def _job_notes(job: Any) -> list[str]:

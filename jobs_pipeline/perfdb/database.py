@@ -15,6 +15,7 @@ from jobs_pipeline.perfdb.engine import create_perfdb_engine, redact
 
 if TYPE_CHECKING:
     from jobs_pipeline.perfdb.catalog import Catalog
+    from jobs_pipeline.perfdb.derived_features import DerivedFeatures
     from jobs_pipeline.perfdb.feature_values import FeatureValues
     from jobs_pipeline.perfdb.occurrences import Occurrences
     from jobs_pipeline.perfdb.queue import JobQueue
@@ -53,6 +54,12 @@ class PerfDB:
         from jobs_pipeline.perfdb.catalog import Catalog
 
         return Catalog(self.engine)
+
+    @cached_property
+    def derived(self) -> DerivedFeatures:
+        from jobs_pipeline.perfdb.derived_features import DerivedFeatures
+
+        return DerivedFeatures(self.engine)
 
     @cached_property
     def values(self) -> FeatureValues:

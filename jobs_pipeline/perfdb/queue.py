@@ -24,8 +24,10 @@ from jobs_pipeline.perfdb.errors import (
     NotFound,
 )
 from jobs_pipeline.perfdb.models import (
+    FeatureRow,
     JobInstanceRow,
     JobStateHistoryRow,
+    JobStepDependencyRow,
     JobStepRow,
     JobType,
     ObjectRow,
@@ -46,6 +48,8 @@ STEP = table_of(JobStepRow)
 HISTORY = table_of(JobStateHistoryRow)
 TYPES = table_of(JobType)
 OBJECTS = table_of(ObjectRow)
+FEATURES = table_of(FeatureRow)
+DEPENDENCIES = table_of(JobStepDependencyRow)
 
 DEFAULT_ACTOR = "api"
 
@@ -140,7 +144,12 @@ _SELECT_STEPS = sa.select(
     STEP.c.attempts,
     STEP.c.run_id,
     STEP.c.details,
-).join_from(STEP, OBJECTS, STEP.c.object_id == OBJECTS.c.id)
+    FEATURES.c.name.label("feature_name"),
+).select_from(
+    STEP.join(OBJECTS, STEP.c.object_id == OBJECTS.c.id).outerjoin(
+        FEATURES, STEP.c.feature_id == FEATURES.c.id
+    )
+)
 
 
 def _job(row: Any) -> Job:
@@ -149,10 +158,24 @@ def _job(row: Any) -> Job:
     return Job(**values)
 
 
-def _step(row: Any) -> Step:
+def _step(row: Any, depends_on: Mapping[int, tuple[int, ...]] | None = None) -> Step:
     values = row._asdict()
     values["state"] = JobState(values.pop("state_id"))
+    values["depends_on"] = (depends_on or {}).get(values["id"], ())
     return Step(**values)
+
+
+def _dependencies(connection: Connection, where: Any) -> dict[int, tuple[int, ...]]:
+    """The dependencies of the steps `where` selects (a condition on `job_steps`), by step."""
+    found: dict[int, list[int]] = {}
+    for step_id, depends_on_id in connection.execute(
+        sa.select(DEPENDENCIES.c.step_id, DEPENDENCIES.c.depends_on_id)
+        .join_from(DEPENDENCIES, STEP, DEPENDENCIES.c.step_id == STEP.c.id)
+        .where(where)
+        .order_by(DEPENDENCIES.c.step_id, DEPENDENCIES.c.depends_on_id)
+    ):
+        found.setdefault(step_id, []).append(depends_on_id)
+    return {step_id: tuple(ids) for step_id, ids in found.items()}
 
 
 class JobQueue:
@@ -594,7 +617,15 @@ class JobQueue:
     def create_steps(
         self, job_id: int, steps: Sequence[NewStep], *, actor: str = DEFAULT_ACTOR
     ) -> list[Step]:
-        """Creates a job's steps once; a job that already has steps keeps them."""
+        """Creates a job's steps once; a job that already has steps keeps them. A step's
+        `depends_on` names positions before its own (so position order runs dependencies
+        first); anything else is a bug of the job type (`ValueError`)."""
+        for position, step in enumerate(steps):
+            if any(not 0 <= other < position for other in step.depends_on):
+                raise ValueError(
+                    f"step at position {position} depends on {list(step.depends_on)}: "
+                    f"a step may depend only on steps before it"
+                )
         now = utcnow()
         with begin(self.engine) as connection:
             self._lock_job(connection, job_id)
@@ -622,6 +653,13 @@ class JobQueue:
                 step_ids = connection.scalars(
                     sa.select(STEP.c.id).where(STEP.c.job_id == job_id).order_by(STEP.c.position)
                 ).all()
+                dependencies = [
+                    {"step_id": step_ids[position], "depends_on_id": step_ids[other]}
+                    for position, step in enumerate(steps)
+                    for other in sorted(set(step.depends_on))
+                ]
+                if dependencies:
+                    connection.execute(DEPENDENCIES.insert(), dependencies)
                 connection.execute(
                     HISTORY.insert(),
                     [
@@ -644,7 +682,9 @@ class JobQueue:
 
     def _get_steps(self, connection: Connection, job_id: int) -> list[Step]:
         query = _SELECT_STEPS.where(STEP.c.job_id == job_id).order_by(STEP.c.position)
-        return [_step(row) for row in connection.execute(query)]
+        rows = connection.execute(query).all()
+        depends_on = _dependencies(connection, STEP.c.job_id == job_id)
+        return [_step(row, depends_on) for row in rows]
 
     def latest_job_over(self, object_id: int, alarm_id: int) -> Job | None:
         """The newest job with a step for this (object, alarm), if any."""
@@ -669,9 +709,10 @@ class JobQueue:
     def get_step(self, step_id: int) -> Step:
         with begin(self.engine, write=False) as connection:
             row = connection.execute(_SELECT_STEPS.where(STEP.c.id == step_id)).first()
+            depends_on = _dependencies(connection, STEP.c.id == step_id)
         if row is None:
             raise NotFound(f"step {step_id} does not exist")
-        return _step(row)
+        return _step(row, depends_on)
 
     def start_step(self, step_id: int, run_id: str | None, *, actor: str | None = None) -> Step:
         """Created or Failed -> Running (a failed step may be re-run), for the run holding the

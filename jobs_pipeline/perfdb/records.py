@@ -55,15 +55,20 @@ class Step:
     attempts: int
     run_id: str | None
     details: dict[str, Any] | None = None
+    feature_name: str | None = None
+    # Ids of the steps of the same job that must Finish before this one starts.
+    depends_on: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class NewStep:
-    """A step to create; the position is its index in the list given to `create_steps`."""
+    """A step to create; the position is its index in the list given to `create_steps`, and
+    `depends_on` names earlier positions of that list."""
 
     object_id: int
     alarm_id: int | None = None
     feature_id: int | None = None
+    depends_on: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +99,16 @@ class Feature:
     name: str
     unit: str
     sampling_period: timedelta
+
+
+@dataclass(frozen=True, kw_only=True)
+class DerivedFeature:
+    """A feature computed by `expression` from `inputs` (in the order the expression names
+    them)."""
+
+    feature: Feature
+    expression: str
+    inputs: tuple[Feature, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
