@@ -1,6 +1,6 @@
 """Job types. Importing this package registers every built-in type."""
 
-from jobs_pipeline.jobs import alarm_calc
+from jobs_pipeline.jobs import alarm_calc, feature_calc
 from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutcome
 from jobs_pipeline.jobs.registry import (
     check_job_parameters,
@@ -13,9 +13,11 @@ from jobs_pipeline.jobs.registry import (
 )
 
 JobAlarmCalc = alarm_calc.JobAlarmCalc
+JobFeatureCalc = feature_calc.JobFeatureCalc
 
 __all__ = [
     "JobAlarmCalc",
+    "JobFeatureCalc",
     "JobInstance",
     "JobStepError",
     "StepOutcome",

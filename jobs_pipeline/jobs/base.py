@@ -17,7 +17,12 @@ from typing import Any, ClassVar
 from sqlalchemy.engine import Connection
 
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.errors import InputError, InvalidTransition, is_transient
+from jobs_pipeline.perfdb.errors import (
+    InputError,
+    InvalidTransition,
+    LostOwnership,
+    is_transient,
+)
 from jobs_pipeline.perfdb.heartbeat import Heartbeat
 from jobs_pipeline.perfdb.records import Job, NewStep, Step
 from jobs_pipeline.perfdb.states import Actor, JobState
@@ -63,6 +68,8 @@ class StepOutcome:
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
     picture: Callable[[], bytes] | None = None
+    # Steps that depended on this failed one and were failed without running.
+    not_run: tuple[int, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -205,9 +212,16 @@ class JobInstance:
         return created
 
     def steps_to_run(self) -> list[Step]:
-        """Creates the steps if needed and returns those not Finished, in order. The instance
-        must be freshly loaded (after the run took the job), so that step states are current."""
-        return [step for step in self.create_steps() if step.state != JobState.FINISHED]
+        """Creates the steps if needed and returns those not Finished, those without
+        dependencies first, then those that depend only on them, and so on (position order
+        within a level). The instance must be freshly loaded (after the run took the job), so
+        that step states are current."""
+        steps = self.create_steps()
+        levels = dependency_levels(steps)
+        return sorted(
+            (step for step in steps if step.state != JobState.FINISHED),
+            key=lambda step: (levels[step.id], step.position),
+        )
 
     def execute_step(self, step_id: int, run_id: str | None = None) -> StepOutcome:
         """Runs one step through the state machine: Running, then Finished or Failed with its
@@ -264,6 +278,72 @@ class JobInstance:
             seconds=seconds,
             details=details,
             picture=None if error else output.picture,
+            not_run=result.not_run,
+        )
+
+    def check_dependencies(
+        self,
+        step_id: int,
+        run_id: str | None,
+        *,
+        reruns: Callable[[Step], bool] = lambda step: True,
+    ) -> StepOutcome | list[Step]:
+        """Whether the step may start now: an empty list when every step it depends on
+        Finished; the dependencies still to finish when some are Created or Running (or Failed
+        under an earlier run and to be re-run by this one; `reruns` says which steps this run
+        runs). When one failed in this run, or is not Finished and this run will not run it,
+        the step is Failed without running (attempts unchanged) and its outcome returned. A
+        job with a cancel request waits for nothing: the step's start fails it."""
+        step = self.steps[step_id]
+        if not step.depends_on:
+            return []
+        queue = self._perfdb.queue
+        started = time.perf_counter()
+        current = queue.get_step(step_id)
+        if current.state == JobState.FAILED and current.run_id == run_id:
+            # A dependency failed in this run and took this step with it.
+            return self._not_run_outcome(current, started)
+        dependencies = queue.dependencies_of(step_id)
+        for dependency in dependencies:
+            failed_here = dependency.state == JobState.FAILED and dependency.run_id == run_id
+            never_run = dependency.state != JobState.FINISHED and not reruns(dependency)
+            if failed_here or never_run:
+                result = queue.fail_not_run(
+                    step_id, dependency.id, run_id=run_id, actor=self._actor(run_id)
+                )
+                return self._not_run_outcome(
+                    queue.get_step(step_id), started, result.job_state, result.job_comment
+                )
+        waiting = [step for step in dependencies if step.state != JobState.FINISHED]
+        if waiting:
+            job = queue.get_job(self.job_id)
+            if job.state != JobState.RUNNING or job.run_id != run_id:
+                raise LostOwnership(
+                    f"job {self.job_id} is {job.state.label} and held by run {job.run_id}: "
+                    f"run {run_id} no longer holds it"
+                )
+            if job.cancel_requested is not None:
+                return []
+        return waiting
+
+    def _not_run_outcome(
+        self,
+        step: Step,
+        started: float,
+        job_state: JobState | None = None,
+        job_comment: str | None = None,
+    ) -> StepOutcome:
+        if job_state is None:
+            job = self._perfdb.queue.get_job(self.job_id)
+            if job.state in (JobState.FINISHED, JobState.FAILED):
+                job_state, job_comment = job.state, job.comment
+        return StepOutcome(
+            step_id=step.id,
+            state=JobState.FAILED,
+            comment=step.comment,
+            job_state=job_state,
+            job_comment=job_comment,
+            seconds=time.perf_counter() - started,
         )
 
     def run(self) -> list[int]:
@@ -293,13 +373,21 @@ class JobInstance:
             )
             raise
         failed: list[int] = []
+        # Position order runs every step after the steps it depends on; a failed step fails
+        # its dependents on the way (`finish_step`), and they are not run.
+        not_run: set[int] = set()
         with Heartbeat(queue, self.job_id, run_id):
             try:
                 for step in list(self.steps.values()):
                     if step.state == JobState.FINISHED:
                         continue
-                    if self.execute_step(step.id, run_id).failed:
+                    if step.id in not_run:
                         failed.append(step.id)
+                        continue
+                    outcome = self.execute_step(step.id, run_id)
+                    if outcome.failed:
+                        failed.append(step.id)
+                        not_run.update(outcome.not_run)
             except BaseException as error:
                 # Nothing may stay Running: what this run started is failed with the reason.
                 queue.fail_running_steps_of_run(
@@ -314,6 +402,15 @@ class JobInstance:
         if run_id and not run_id.startswith(STANDALONE_RUN_PREFIX):
             return f"run:{run_id}"
         return f"standalone:{self._name}"
+
+
+def dependency_levels(steps: list[Step]) -> dict[int, int]:
+    """Each step's level: 0 without dependencies, else one more than its deepest dependency.
+    Steps depend only on earlier positions, so one pass in position order suffices."""
+    levels: dict[int, int] = {}
+    for step in sorted(steps, key=lambda step: step.position):
+        levels[step.id] = 1 + max((levels[other] for other in step.depends_on), default=-1)
+    return levels
 
 
 def is_test_job(description: str | None) -> bool:

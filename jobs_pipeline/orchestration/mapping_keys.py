@@ -12,10 +12,13 @@ _STEP_OP_KEY = re.compile(r"^run_step\[(s\d+[A-Za-z0-9_]*)\]$")
 
 
 def mapping_key(step: Step) -> str:
-    """Readable, unique and Dagster-safe: `s12_LAN_01_1001` for step 12, LAN-01, alarm 1001."""
-    parts = [f"s{step.id}", step.object_name]
+    """Readable, unique and Dagster-safe: `s12_LAN_01_1001` for step 12, LAN-01, alarm 1001;
+    `s13_INV_01_dc_power` for a step of a feature without alarm; `s14` for a step of neither."""
+    parts = [f"s{step.id}", step.object_name or ""]
     if step.alarm_id is not None:
         parts.append(str(step.alarm_id))
+    elif step.feature_name:
+        parts.append(step.feature_name)
     return _UNSAFE.sub("_", "_".join(parts)).strip("_")
 
 

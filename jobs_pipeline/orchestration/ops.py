@@ -4,7 +4,7 @@
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.perfdb.errors import InputError, JobCanceled, LostOwnership, is_transient
 from jobs_pipeline.perfdb.ownership import hold_job_for_steps, take_job
+from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import Actor, JobState
 from jobs_pipeline.report.timeline import markdown_image
 
@@ -31,6 +32,13 @@ PERFDB_POOL = "perfdb"
 # (about half a minute in all). Anything else, a termination included, fails the op at once:
 # a `RetryPolicy` would retry every exception, and re-run a step whose run was terminated.
 DATABASE_RETRIES = 5
+
+
+# A step whose dependencies are still running is tried again after 0.1 s, then 1.5 times
+# longer each time up to 5 s, for as long as they run (the reconciler fails steps whose run died).
+DEPENDENCY_POLL_SECONDS = 0.1
+DEPENDENCY_POLL_MAX = 5.0
+DEPENDENCY_WAITS = 1_000_000
 
 
 def _retry_delay(retry_number: int) -> float:
@@ -117,6 +125,16 @@ def _op_errors(context: dg.OpExecutionContext, job_id: int) -> Iterator[None]:
         ) from error
 
 
+def _runs_in(context: dg.OpExecutionContext) -> Callable[[Step], bool]:
+    """Whether this run runs a step's op: every one for a run of the whole job; for a
+    re-execution of some ops ("from failure"), only the selected ones."""
+    selected = context.run.step_keys_to_execute
+    if selected is None:
+        return lambda step: True
+    keys = set(selected)
+    return lambda step: f"{run_step.name}[{mapping_key(step)}]" in keys
+
+
 @dg.op(
     name=PLAN_OP_NAME,
     # Nothing travels from the plan to a step op but the mapping key, which holds the step id:
@@ -169,7 +187,20 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
     job_id = job_id_of_run(context)
     with _op_errors(context, job_id):
         job = _bound_job(perfdb, context.run_id, job_id, context.instance)
-        outcome = job.execute_step(step_id, run_id=context.run_id)
+        checked = job.check_dependencies(step_id, context.run_id, reruns=_runs_in(context))
+    if isinstance(checked, list) and checked:
+        # Its dependencies have not Finished: the op steps aside (no process, worker or pool
+        # slot held while it waits) and is tried again; Dagster's executors do not promise to
+        # start mapped ops in the order the plan emitted them.
+        delay = min(DEPENDENCY_POLL_SECONDS * 1.5**context.retry_number, DEPENDENCY_POLL_MAX)
+        waiting = ", ".join(f"step {other.id} ({other.state.label})" for other in checked)
+        context.log.debug(f"step {step_id} waits for {waiting}")
+        raise dg.RetryRequested(max_retries=DEPENDENCY_WAITS, seconds_to_wait=delay)
+    with _op_errors(context, job_id):
+        if isinstance(checked, list):
+            outcome = job.execute_step(step_id, run_id=context.run_id)
+        else:
+            outcome = checked  # failed without running: a step it depends on failed
     step = job.steps[step_id]
     metadata: dict[str, Any] = {
         "step_id": step_id,
@@ -181,6 +212,10 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
     }
     if step.alarm_id is not None:
         metadata["alarm_id"] = step.alarm_id
+    elif step.feature_name is not None:
+        metadata["feature"] = step.feature_name
+    if step.depends_on:
+        metadata["depends_on"] = ", ".join(f"step {other}" for other in step.depends_on)
     for name in SHOWN_DETAILS:
         if name in outcome.details:
             metadata[name] = outcome.details[name]

@@ -38,6 +38,10 @@ class JobCanceled(InvalidTransition):
     """The job was canceled: no more of its steps start."""
 
 
+class DependencyNotFinished(InvalidTransition):
+    """A step starts only once the steps it depends on Finished."""
+
+
 class ImportFailed(InputError):
     """The file could not be imported; nothing was written."""
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.errors import (
+    DependencyNotFinished,
     InputError,
     InvalidParameters,
     InvalidTransition,
@@ -744,6 +745,7 @@ class JobQueue:
                 canceled = JobCanceled(f"job {job_id} was {reason}: step {step_id} not started")
             else:
                 canceled = None
+                _check_dependencies_finished(connection, step_id)
                 self._step_transition(
                     connection,
                     step_id,
@@ -804,6 +806,9 @@ class JobQueue:
             )
             if write is not None and error is None:
                 write(connection)
+            not_run: list[int] = []
+            if error is not None:
+                not_run = self._fail_dependents(connection, step_id, run_id, actor, now)
             job_state, job_comment = self._finalise_job(
                 connection, job_id, run_id, Actor.RUN, actor, now
             )
@@ -813,7 +818,110 @@ class JobQueue:
                 state=state,
                 job_state=job_state,
                 job_comment=job_comment,
+                not_run=tuple(not_run),
             )
+
+    def dependencies_of(self, step_id: int) -> list[Step]:
+        """The steps that `step_id` depends on, as they are now."""
+        with begin(self.engine, write=False) as connection:
+            rows = connection.execute(
+                _SELECT_STEPS.join(DEPENDENCIES, DEPENDENCIES.c.depends_on_id == STEP.c.id)
+                .where(DEPENDENCIES.c.step_id == step_id)
+                .order_by(STEP.c.position)
+            ).all()
+        return [_step(row) for row in rows]
+
+    def fail_not_run(
+        self,
+        step_id: int,
+        dependency_id: int,
+        *,
+        run_id: str | None,
+        actor: str | None = None,
+    ) -> StepResult:
+        """Fails a step that cannot run because `dependency_id` failed (its attempts stay as
+        they are), with the steps that depend on it, for the run holding the job; the job's
+        final state is written when nothing is left to run."""
+        now = utcnow()
+        actor = actor or _run_actor(run_id)
+        with begin(self.engine) as connection:
+            holder = self._lock_holder_of_step(connection, step_id)
+            _check_holder(holder, run_id)
+            dependency = connection.execute(_SELECT_STEPS.where(STEP.c.id == dependency_id)).one()
+            comment = not_run_comment(_step(dependency))
+            self._step_transition(
+                connection,
+                step_id,
+                (JobState.CREATED, JobState.FAILED),
+                JobState.FAILED,
+                Actor.RUN,
+                actor,
+                values={"finished": now, "comment": comment, "run_id": run_id},
+                comment=comment,
+                now=now,
+            )
+            not_run = self._fail_dependents(connection, step_id, run_id, actor, now)
+            job_state, job_comment = self._finalise_job(
+                connection, holder.id, run_id, Actor.RUN, actor, now
+            )
+            return StepResult(
+                step_id=step_id,
+                job_id=holder.id,
+                state=JobState.FAILED,
+                job_state=job_state,
+                job_comment=job_comment,
+                not_run=tuple(not_run),
+            )
+
+    def _fail_dependents(
+        self,
+        connection: Connection,
+        step_id: int,
+        run_id: str | None,
+        actor: str,
+        now: datetime,
+    ) -> list[int]:
+        """Fails, without running them, the steps that depend on the failed `step_id` directly
+        or through others and that this run has not run yet (Created, or Failed under an
+        earlier run); each comment names the step it depends on. Returns their ids."""
+        failed: list[int] = []
+        waiting = [step_id]
+        while waiting:
+            dependency_id = waiting.pop(0)
+            dependency = _step(
+                connection.execute(_SELECT_STEPS.where(STEP.c.id == dependency_id)).one()
+            )
+            comment = not_run_comment(dependency)
+            dependents = connection.execute(
+                sa.select(STEP.c.id)
+                .join_from(DEPENDENCIES, STEP, DEPENDENCIES.c.step_id == STEP.c.id)
+                .where(
+                    DEPENDENCIES.c.depends_on_id == dependency_id,
+                    sa.or_(
+                        STEP.c.state_id == JobState.CREATED,
+                        sa.and_(
+                            STEP.c.state_id == JobState.FAILED,
+                            STEP.c.run_id.is_distinct_from(run_id),
+                        ),
+                    ),
+                )
+                .order_by(STEP.c.position)
+            ).scalars()
+            for dependent_id in dependents:
+                self._step_transition(
+                    connection,
+                    dependent_id,
+                    (JobState.CREATED, JobState.FAILED),
+                    JobState.FAILED,
+                    Actor.RUN,
+                    actor,
+                    values={"finished": now, "comment": comment, "run_id": run_id},
+                    comment=comment,
+                    now=now,
+                )
+                failed.append(dependent_id)
+                waiting.append(dependent_id)
+        return failed
 
     def fail_running_steps_of_run(
         self,
@@ -1197,6 +1305,31 @@ def _check_holder(holder: Any, run_id: str | None) -> None:
         state = JobState(holder.state_id).label
         raise LostOwnership(
             f"job {holder.id} is {state} and {held}: run {run_id} no longer holds it"
+        )
+
+
+def not_run_comment(dependency: Step) -> str:
+    """The comment of a step that did not run because `dependency` failed."""
+    subject = (
+        dependency.feature_name if dependency.alarm_id is None else f"alarm {dependency.alarm_id}"
+    )
+    what = " ".join(part for part in (dependency.object_name, subject) if part)
+    return f"not run: depends on step {dependency.id} ({what}), which failed"
+
+
+def _check_dependencies_finished(connection: Connection, step_id: int) -> None:
+    unfinished = connection.execute(
+        sa.select(STEP.c.id, STEP.c.state_id)
+        .join_from(DEPENDENCIES, STEP, DEPENDENCIES.c.depends_on_id == STEP.c.id)
+        .where(DEPENDENCIES.c.step_id == step_id, STEP.c.state_id != JobState.FINISHED)
+        .order_by(STEP.c.position)
+    ).all()
+    if unfinished:
+        waiting = ", ".join(
+            f"step {row.id} is {JobState(row.state_id).label}" for row in unfinished
+        )
+        raise DependencyNotFinished(
+            f"step {step_id} depends on steps that have not Finished: {waiting}"
         )
 
 

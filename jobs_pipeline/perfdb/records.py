@@ -80,6 +80,8 @@ class StepResult:
     state: JobState
     job_state: JobState | None = None
     job_comment: str | None = None
+    # Steps that depend on a step that failed, Failed with it without running.
+    not_run: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,185 @@
+"""Dependent steps in Dagster runs (a Feature Calculation job of chained derived features), on
+SQLite and PostgreSQL: the order in which the ops run, a failure that takes its dependents with
+it and no other step, re-execution from failure running exactly the failed chain, and independent
+steps overlapping under the multiprocess profile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs_pipeline.definitions import defs
+from jobs_pipeline.jobs import create_job
+from jobs_pipeline.orchestration.execution import MAX_CONCURRENT_STEPS_ENV
+from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
+from jobs_pipeline.perfdb.records import Step
+from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline_tests.orchestration.conftest import plan_config
+from jobs_pipeline_tests.orchestration.test_execution_profiles import Interval, most_at_once
+from jobs_pipeline_tests.orchestration.test_job_execution import (
+    SUMMARY_OP,
+    op_key,
+    started_step_keys,
+)
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
+    pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
+    pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated"),
+    pytest.mark.usefixtures("perfdb_resource"),
+]
+
+FEATURE_CALC = "Feature Calculation"
+
+
+def in_process_job() -> dg.JobDefinition:
+    return defs.get_job_def("perfdb_job")
+
+
+def multiprocess_job() -> dg.JobDefinition:
+    return defs.get_job_def("perfdb_job_multiprocess")
+
+
+def seed(perfdb: PerfDB, objects: list[str], samples: int, *, without_data: str | None = None):
+    """`voltage` and `current` of each object, 1-minute samples; `power = voltage * current`
+    and `doubled = power * 2` derived."""
+    stamps = pd.date_range("2024-01-01", periods=samples, freq="1min", tz="UTC")
+    rng = np.random.default_rng(5)
+    parts = [
+        pd.DataFrame(
+            {
+                "object": name,
+                "feature": feature,
+                "timestamp": stamps,
+                "value": rng.uniform(1, 10, samples),
+            }
+        )
+        for name in objects
+        if name != without_data
+        for feature in ("voltage", "current")
+    ]
+    perfdb.values.import_frame(
+        pd.concat(parts, ignore_index=True), sampling_period=pd.Timedelta("1min")
+    )
+    if without_data:
+        perfdb.catalog.ensure_objects([without_data])
+    perfdb.derived.define("power", "voltage * current")
+    perfdb.derived.define("doubled", "power * 2")
+    end = stamps[-1] + pd.Timedelta("1min")
+    return {"start": "2024-01-01 00:00:00", "end": end.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def feature_job(perfdb: PerfDB, objects: list[str], period: dict[str, str]) -> int:
+    parameters = {"object_names": objects, "feature_names": ["doubled", "power"], **period}
+    return create_job(perfdb, FEATURE_CALC, parameters, queue=True).id
+
+
+def steps_by_key(perfdb: PerfDB, job_id: int) -> dict[tuple[str, str | None], Step]:
+    return {(step.object_name, step.feature_name): step for step in perfdb.queue.get_steps(job_id)}
+
+
+def run(job: dg.JobDefinition, job_id: int, url: str, instance: dg.DagsterInstance, **options):
+    """A run of the code location's job; the database is named in the run config (step
+    processes fork from a server started once, with the environment of the first test)."""
+    return dg.execute_job(
+        dg.reconstructable(in_process_job if job.name == "perfdb_job" else multiprocess_job),
+        instance=instance,
+        run_config={**plan_config(job_id), "resources": {"perfdb": {"config": {"url": url}}}},
+        **options,
+    )
+
+
+def test_a_failure_fails_its_dependents_only_and_from_failure_reruns_that_chain(
+    perfdb: PerfDB,
+    perfdb_url: str,
+    dagster_instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PERFDB_URL_ENV, perfdb_url)
+    period = seed(perfdb, ["A", "B", "C"], 30, without_data="C")
+    job_id = feature_job(perfdb, ["A", "B", "C"], period)
+    parent = run(in_process_job(), job_id, perfdb_url, dagster_instance)
+    assert not parent.success
+
+    steps = steps_by_key(perfdb, job_id)
+    failed, dependent = steps[("C", "power")], steps[("C", "doubled")]
+    assert dependent.depends_on == (failed.id,)
+    assert (dependent.state, dependent.attempts, dependent.started) == (JobState.FAILED, 0, None)
+    assert dependent.comment == f"not run: depends on step {failed.id} (C power), which failed"
+    assert failed.state == JobState.FAILED and failed.comment.startswith("no data for 'power'")
+    # Every other step ran and finished; both failed ops are red, the summary was skipped.
+    finished = [step for step in steps.values() if step.state == JobState.FINISHED]
+    assert len(finished) == 4
+    failures = {
+        event.step_key: event.event_specific_data.error.message
+        for event in parent.all_events
+        if event.event_type_value == "STEP_FAILURE"
+    }
+    assert set(failures) == {op_key(failed), op_key(dependent)}
+    assert "not run: depends on step" in failures[op_key(dependent)]
+    # Each "doubled" step started once its "power" step had finished.
+    for name in ("A", "B"):
+        assert steps[(name, "doubled")].started >= steps[(name, "power")].finished
+    job = perfdb.queue.get_job(job_id)
+    assert (job.state, job.comment) == (JobState.FAILED, "2 (33.33%) steps failed")
+
+    perfdb.values.import_frame(
+        pd.DataFrame(
+            {
+                "object": "C",
+                "feature": ["voltage", "current"],
+                "timestamp": [datetime(2024, 1, 1, tzinfo=UTC)] * 2,
+                "value": [2.0, 3.0],
+            }
+        )
+    )
+    child = run(
+        in_process_job(),
+        job_id,
+        perfdb_url,
+        dagster_instance,
+        reexecution_options=dg.ReexecutionOptions.from_failure(parent.run_id, dagster_instance),
+    )
+    assert child.success
+    assert started_step_keys(child) == sorted([op_key(failed), op_key(dependent), SUMMARY_OP])
+    after = steps_by_key(perfdb, job_id)
+    assert [after[key].attempts for key in (("C", "power"), ("C", "doubled"))] == [2, 1]
+    assert all(after[key] == steps[key] for key in steps if key[0] != "C")
+    assert perfdb.queue.get_job(job_id).state == JobState.FINISHED
+    object_id = perfdb.catalog.object_ids(["C"])["C"]
+    doubled = perfdb.catalog.get_feature("doubled").id
+    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
+    assert perfdb.values.read(object_id, doubled, start, end).tolist() == [12.0]
+
+
+@pytest.mark.slow
+def test_multiprocess_runs_dependents_after_their_dependency_and_independent_steps_at_once(
+    perfdb: PerfDB,
+    perfdb_url: str,
+    dagster_instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PERFDB_URL_ENV, perfdb_url)
+    monkeypatch.setenv(MAX_CONCURRENT_STEPS_ENV, "2")
+    # About a second of reading, computing and writing per step.
+    period = seed(perfdb, ["A", "B"], 60_000)
+    job_id = feature_job(perfdb, ["A", "B"], period)
+    result = run(multiprocess_job(), job_id, perfdb_url, dagster_instance)
+    assert result.success
+    steps = steps_by_key(perfdb, job_id)
+    assert all(step.state == JobState.FINISHED for step in steps.values())
+    for name in ("A", "B"):
+        power, doubled = steps[(name, "power")], steps[(name, "doubled")]
+        assert power.finished is not None and doubled.started is not None
+        assert doubled.started >= power.finished
+    # The two independent "power" steps ran at the same time, in two step processes.
+    intervals = [
+        Interval(job_id, steps[(name, "power")].started, steps[(name, "power")].finished)
+        for name in ("A", "B")
+    ]
+    assert most_at_once(intervals) == 2
