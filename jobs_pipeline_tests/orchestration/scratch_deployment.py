@@ -1,6 +1,6 @@
 """A scratch deployment for the tests and the benchmarks: a Dagster home, the environment of its
-processes, and the processes themselves (`dagster-daemon`,
-`dagster-webserver`, Celery workers), each made for one test or benchmark and removed afterwards.
+processes, and the processes themselves (`dagster-daemon`, `dagster-webserver`, Celery workers),
+each made for one test or benchmark and removed afterwards.
 
 Executables are taken next to the running interpreter, so that this works from any environment
 with the project installed. Nothing here imports pytest: the benchmarks use it too.
