@@ -142,11 +142,6 @@ class JobAlarmCalc(JobInstance):
         started = time.perf_counter()
         search = _EpisodeSearch(self.perfdb, step, alarm, period, look_back)
         quality = assess_data_quality(search.values, period, alarm.feature.sampling_period)
-        if quality.samples == quality.nan_samples:
-            raise JobStepError(
-                f"no data for feature {alarm.feature.name!r} of object {step.object_name!r} "
-                f"in {period}"
-            )
         rule = AlarmCalcThreshold(
             operator=alarm.operator,
             threshold=alarm.threshold,
@@ -155,6 +150,12 @@ class JobAlarmCalc(JobInstance):
             sampling_period=alarm.feature.sampling_period,
         )
         episodes = search.run(rule)
+        # An episode from before the period that reaches into it is data about the period.
+        if quality.samples == quality.nan_samples and not len(episodes.start):
+            raise JobStepError(
+                f"no data for feature {alarm.feature.name!r} of object {step.object_name!r} "
+                f"in {period}"
+            )
         spans = _spans(episodes)
         computed = time.perf_counter()
         look_back_note = _look_back_note(episodes, spans, look_back)
