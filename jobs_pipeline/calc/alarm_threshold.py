@@ -291,7 +291,9 @@ class AlarmCalcThreshold:
 
         * An episode whose first sample read may continue unread samples before it
           (``more_before``, the sample within 1.5 sampling periods of ``read.start``) is taken
-          to begin at that sample, and ``earlier_needed`` says so.
+          to begin at that sample, and ``earlier_needed`` says so. It says so too when the read
+          starts less than 1.5 sampling periods before ``period`` (with ``more_before``): an
+          unread episode could reach into the period.
         * An episode still active at the last sample read is ``open`` when no sample follows
           (not ``more_after``) or when one may follow within 1.5 sampling periods of it (then
           ``later_needed`` says so too); it ends with that sample's coverage of one sampling
@@ -313,15 +315,22 @@ class AlarmCalcThreshold:
         Raises:
             As `find_occurrences`.
         """
+        # An unread sample covers at most 1.5 sampling periods (up to a contiguous successor):
+        # one just before the read may end an episode inside the period.
+        period_start_ns, period_end_ns = period.bounds_ns
+        unread_reach = (
+            more_before and read.bounds_ns[0] + 3 * self._period_ns // 2 > period_start_ns
+        )
+        nothing = _NO_EPISODES._replace(earlier_needed=True) if unread_reach else _NO_EPISODES
         samples = samples_in_period(values, read)
         if samples is None:
-            return _NO_EPISODES
+            return nothing
         ts, vals, unit_ns, read_start_ns, read_end_ns = samples
         if self._period_ns % unit_ns:
             ts, unit_ns = ts * unit_ns, 1
         members, m_vals = self._members(vals)
         if not len(members):
-            return _NO_EPISODES
+            return nothing
         m_ts = ts.take(members)
         limit = contiguity_limit(self._period_ns, unit_ns)
         first, last = _contiguous_runs(members, m_ts, limit)
@@ -362,15 +371,17 @@ class AlarmCalcThreshold:
         )
         if unit_ns != 1:
             bounds *= unit_ns
-        period_start_ns, period_end_ns = period.bounds_ns
-        earlier_needed = begins_earlier and int(bounds[1, 0]) > period_start_ns
+        earlier_needed = unread_reach or (begins_earlier and int(bounds[1, 0]) > period_start_ns)
         later_needed = ends_later and int(bounds[0, -1]) < period_end_ns
         if has_start is not None:
             later_needed = later_needed and bool(has_start[-1])
-        keep = bounds[1] > period_start_ns
-        keep &= bounds[0] < period_end_ns
-        if has_start is not None:
-            keep &= has_start
+        # Every episode overlaps the period when the read stays inside it (each one starts at a
+        # sample read and ends after it): the comparisons are needed only for a wider read.
+        keep = np.ones(len(first), dtype=bool) if has_start is None else has_start
+        if read_start_ns < period_start_ns:
+            keep &= bounds[1] > period_start_ns
+        if read_end_ns > period_end_ns:
+            keep &= bounds[0] < period_end_ns
         opened = np.zeros(len(first), dtype=bool)
         opened[-1] = open_last
         if self._min_duration_ns:
