@@ -149,6 +149,8 @@ class AlarmCalcThreshold:
       duration is measured after clipping to the period end.
     * Only samples with ``period.start <= t < period.end`` are read; the last of them has no
       next sample, so it covers one sampling period (clipped to the period end).
+      `find_episodes` instead finds whole episodes from samples read around the period (what
+      a job stores, so that its results do not depend on where periods are cut).
 
     The peak value is the maximum during the occurrence for ``>`` and ``>=``, the minimum for
     ``<`` and ``<=``, ``threshold`` itself for ``==``, and for ``!=`` the value furthest from

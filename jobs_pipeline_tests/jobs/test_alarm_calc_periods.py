@@ -433,3 +433,24 @@ def test_an_episode_longer_than_the_look_back_says_so_and_continues_the_stored_o
     assert BASE + timedelta(hours=42) in exceeded
     assert notes[42] is not None and "more than 1 h (the look-back) before the period" in notes[42]
     assert BASE + timedelta(hours=38) not in exceeded
+
+
+def test_a_bad_look_back_setting_fails_the_steps_and_names_the_variable(
+    perfdb: PerfDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    perfdb.values.import_frame(two_days())
+    define_alarms(perfdb)
+    monkeypatch.setenv(LOOK_BACK_ENV, "a week")
+    parameters = {
+        "object_names": ["REG"],
+        "alarm_ids": [LONG],
+        "start": "2024-03-01 00:00:00",
+        "end": "2024-03-02 00:00:00",
+    }
+    job = create_job(perfdb, ALARM_CALC, parameters, description="bad setting")
+
+    assert len(JobAlarmCalc(job.id, perfdb=perfdb).run()) == 1
+
+    (step,) = perfdb.queue.get_steps(job.id)
+    assert step.comment == f"{LOOK_BACK_ENV} must be a positive number of hours, got 'a week'"
+    assert everything(perfdb) == []
