@@ -214,6 +214,10 @@ class JobAlarmCalc(JobInstance):
         return lambda: alarm_timeline_png(timeline, width=7.0, height=2.6, dpi=72)
 
 
+# What a step reads on either side of its period at first: most episodes are shorter.
+_FIRST_MARGIN = timedelta(hours=2)
+
+
 class _EpisodeSearch:
     """The samples a step reads: its period and a margin around it first, then further before
     and after it, up to the look-back, until the episodes that cross its ends are whole (most
@@ -241,11 +245,14 @@ class _EpisodeSearch:
         self.read_seconds = 0.0
         started = time.perf_counter()
         self.target = period
-        open_start = perfdb.occurrences.open_start(step.object_id, alarm.id)
+        context = perfdb.occurrences.episode_context(step.object_id, alarm.id, alarm.feature.id)
+        open_start = context.open_start
         if open_start is not None and self._floor <= open_start < period.start:
             self.target = DateTimeRange(open_start, period.end)
-        # Most episodes are short: a small margin first, widened only when an episode reaches it.
-        margin = min(look_back, max(period.duration / 16, 12 * alarm.feature.sampling_period))
+        self._first = context.first_sample
+        self._last = context.last_sample
+        # Widened only when an episode reaches the margin.
+        margin = min(look_back, max(_FIRST_MARGIN, 12 * alarm.feature.sampling_period))
         self.read = DateTimeRange(max(self._floor, self.target.start - margin), period.end + margin)
         self.values = perfdb.values.read(
             step.object_id, self._feature_id, self.read.start, self.read.end
@@ -254,10 +261,8 @@ class _EpisodeSearch:
 
     def run(self, rule: AlarmCalcThreshold) -> Episodes:
         """The episodes that overlap the target, whole unless longer than the look-back."""
-        started = time.perf_counter()
-        stored = self._perfdb.values.time_span(self._step.object_id, self._feature_id)
-        self.read_seconds += time.perf_counter() - started
-        first, last = stored if stored is not None else (self.read.start, self.read.start)
+        first = self._first or self.read.start
+        last = self._last or self.read.start
         while True:
             read, values = self.read, self.values
             episodes = rule.find_episodes(

@@ -245,16 +245,6 @@ class FeatureValues:
         with begin(self.engine) as connection:
             return read_values(connection, object_id, feature_id, start, end)
 
-    def time_span(self, object_id: int, feature_id: int) -> tuple[datetime, datetime] | None:
-        """The first and last timestamp stored for one object's feature (NaN values included),
-        or None when it has none. Two probes of the primary key's index, one round trip."""
-        pair = (VALUES.c.object_id == object_id, VALUES.c.feature_id == feature_id)
-        first_stamp = sa.select(sa.func.min(VALUES.c.timestamp)).where(*pair).scalar_subquery()
-        last_stamp = sa.select(sa.func.max(VALUES.c.timestamp)).where(*pair).scalar_subquery()
-        with begin(self.engine, write=False) as connection:
-            first, last = connection.execute(sa.select(first_stamp, last_stamp)).one()
-        return None if first is None else (first, last)
-
     def objects_with_values(self, names: list[str]) -> list[str]:
         """Which of the named objects have any stored value (one indexed probe each)."""
         has_values = sa.exists().where(VALUES.c.object_id == OBJECTS.c.id)

@@ -57,7 +57,7 @@ def series_reference(alarm: AlarmCalcThreshold, values: pd.Series) -> list[Episo
     return whole_series_episodes(alarm, values.index.as_unit("ns").asi8.tolist(), values.tolist())
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(cases())
 def test_reading_everything_gives_the_whole_episodes_that_overlap_the_period(
     case: tuple[AlarmCalcThreshold, pd.Series, DateTimeRange],
@@ -75,7 +75,7 @@ def test_reading_everything_gives_the_whole_episodes_that_overlap_the_period(
     assert as_tuples(found) == overlapping(series_reference(alarm, values), period)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(cases(), st.integers(0, 60), st.integers(0, 60))
 def test_a_partial_read_is_exact_unless_it_asks_for_more(
     case: tuple[AlarmCalcThreshold, pd.Series, DateTimeRange], before: int, after: int
