@@ -379,19 +379,19 @@ class AlarmCalcThreshold:
             later_needed = later_needed and bool(has_start[-1])
         # Every episode overlaps the period when the read stays inside it (each one starts at a
         # sample read and ends after it): the comparisons are needed only for a wider read.
-        keep = np.ones(len(first), dtype=bool) if has_start is None else has_start
+        keep = has_start  # None: every run so far
         if read_start_ns < period_start_ns:
-            keep &= bounds[1] > period_start_ns
+            keep = _and(keep, bounds[1] > period_start_ns)
         if read_end_ns > period_end_ns:
-            keep &= bounds[0] < period_end_ns
+            keep = _and(keep, bounds[0] < period_end_ns)
         opened = np.zeros(len(first), dtype=bool)
         opened[-1] = open_last
         if self._min_duration_ns:
             long_enough = bounds[1] - bounds[0] >= self._min_duration_ns
             long_enough |= opened
             long_enough[0] |= begins_earlier
-            keep &= long_enough
-        if np.count_nonzero(keep) < len(keep):
+            keep = _and(keep, long_enough)
+        if keep is not None and np.count_nonzero(keep) < len(keep):
             bounds, peaks, opened = bounds[:, keep], peaks[keep], opened[keep]
         start, end = bounds.view("M8[ns]")
         return Episodes(start, end, peaks, opened, earlier_needed, later_needed)
@@ -496,6 +496,14 @@ class AlarmCalcThreshold:
         highest = np.maximum.reduceat(vals, first)
         lowest = np.minimum.reduceat(vals, first)
         return np.where(highest - self.threshold >= self.threshold - lowest, highest, lowest)
+
+
+def _and(mask: np.ndarray | None, other: np.ndarray) -> np.ndarray:
+    """``mask & other``, in place; ``other`` when there is no mask yet."""
+    if mask is None:
+        return other
+    mask &= other
+    return mask
 
 
 def _finite_float(value: object, name: str) -> float:
