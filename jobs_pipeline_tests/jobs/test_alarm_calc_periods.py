@@ -58,20 +58,22 @@ def histories(draw: st.DrawFn) -> History:
     period = int(alarm.sampling_period.total_seconds()) * SECOND
     kind = draw(st.sampled_from(["regular", "offset", "jittered", "irregular"]))
     count = draw(st.integers(3, 40))
+    base = int(BASE.timestamp()) * SECOND
     if kind == "irregular":
-        t, stamps = BASE.timestamp() * SECOND, []
+        # Denser than the sampling period, on it, jittered, around 1.5 periods, and holes.
+        t, stamps = base, []
         for _ in range(count):
-            stamps.append(int(t))
+            stamps.append(t)
             t += draw(steps(period, SECOND))
     else:
         offset = 0 if kind == "regular" else draw(st.integers(1, period // SECOND - 1)) * SECOND
         jitter = period // SECOND // 10 if kind == "jittered" else 0
-        grid = [int(BASE.timestamp() * SECOND) + offset + k * period for k in range(count)]
+        holes = draw(st.sets(st.integers(0, count - 1), max_size=count // 4))
         stamps = [
-            t + draw(st.integers(-jitter, jitter)) * SECOND
-            for t in grid
-            if not draw(st.booleans().map(lambda b: b and draw(st.integers(0, 9)) == 0))
-        ] or grid[:1]
+            base + offset + k * period + draw(st.integers(-jitter, jitter)) * SECOND
+            for k in range(count)
+            if k not in holes
+        ]
     # Values that stay a while: each repeats the one before or takes a new level.
     values: list[float] = []
     for _ in stamps:
