@@ -313,12 +313,12 @@ def _look_back_note(
     """What the step says about an episode longer than the look-back, or None."""
     reach = format_duration(look_back)
     notes = []
-    if episodes.earlier_needed:
+    if episodes.earlier_needed and spans:
         notes.append(
             f"an episode began more than {reach} (the look-back) before the period: counted "
             f"from {spans[0].start.isoformat()} or the stored occurrence it continues"
         )
-    if episodes.later_needed:
+    if episodes.later_needed and spans:
         notes.append(
             f"an episode goes on more than {reach} (the look-back) after the period: stored "
             f"as open to {spans[-1].end.isoformat()}"
