@@ -300,6 +300,8 @@ class AlarmOccurrenceRow(Base):
     step_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("job_steps.id", ondelete="SET NULL"), index=True
     )
+    # Still active at the last sample there was: a later calculation closes or extends it.
+    is_open: Mapped[bool] = mapped_column(server_default=sa.false())
 
 
 def table_of(model: type[Base]) -> sa.Table:

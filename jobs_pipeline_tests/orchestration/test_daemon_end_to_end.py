@@ -66,14 +66,16 @@ PARAMETERS = {
     "start": "2024-03-01 00:00:00",
     "end": "2024-03-01 02:00:00",
 }
-# (object, alarm, start minute, end minute, peak), worked out by hand from the samples above.
+# (object, alarm, start minute, end minute, peak), worked out by hand from the samples above and
+# the violating ones just before and after the period.
 EXPECTED_OCCURRENCES = [
     ("WT-01", HIGH, 10, 30, 85.0),
     ("WT-01", HIGH, 50, 70, 91.0),  # ends at the NaN
     ("WT-01", HIGH, 80, 90, 92.0),
-    ("WT-01", HIGH, 110, 120, 95.0),  # cut at the period end
+    ("WT-01", HIGH, 110, 130, 99.0),  # goes on past the period end (open)
     ("WT-01", HYSTERESIS, 10, 40, 85.0),  # 79 keeps it active
     ("WT-01", HYSTERESIS, 50, 70, 91.0),
+    ("WT-01", HYSTERESIS, 110, 130, 99.0),
     ("WT-02", HIGH, 40, 50, 88.0),  # too short for the hysteresis alarm
 ]
 
