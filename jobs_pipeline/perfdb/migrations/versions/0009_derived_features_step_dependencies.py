@@ -1,7 +1,7 @@
 """derived_features, derived_feature_inputs and job_step_dependencies
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-07 09:30:00
 
 A derived feature is a `features` row with an expression over other features; its inputs are
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
