@@ -17,8 +17,12 @@ from jobs_pipeline.perfdb.states import FINAL_STATES, JobState
 
 
 def _step_label(step: Step) -> str:
-    alarm = f" alarm {step.alarm_id}" if step.alarm_id is not None else ""
-    return f"step {step.id} ({step.object_name}{alarm})"
+    if step.alarm_id is not None:
+        what = f" alarm {step.alarm_id}"
+    else:
+        what = f" {step.feature_name}" if step.feature_name else ""
+    subject = f"{step.object_name or ''}{what}".strip()
+    return f"step {step.id} ({subject})" if subject else f"step {step.id}"
 
 
 class JobProgress:

@@ -689,7 +689,7 @@ def test_job_create_rejects_bad_parameters_and_writes_nothing(
         )
     cli.rejects(
         "job", "create", "--type", "Power Curve", "--params", json.dumps(params()),
-        naming="unknown job type 'Power Curve' (known: 'Alarm Calculation', 'Feature Calculation')",
+        naming="unknown job type 'Power Curve' (known: 'Alarm Calculation', 'Data Import', ",
     )  # fmt: skip
     cli.rejects("job", "create", "--type", ALARM_CALC, naming="--params")
 

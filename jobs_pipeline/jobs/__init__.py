@@ -1,6 +1,6 @@
 """Job types. Importing this package registers every built-in type."""
 
-from jobs_pipeline.jobs import alarm_calc, feature_calc
+from jobs_pipeline.jobs import alarm_calc, data_import, feature_calc
 from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutcome
 from jobs_pipeline.jobs.registry import (
     check_job_parameters,
@@ -13,10 +13,12 @@ from jobs_pipeline.jobs.registry import (
 )
 
 JobAlarmCalc = alarm_calc.JobAlarmCalc
+JobDataImport = data_import.JobDataImport
 JobFeatureCalc = feature_calc.JobFeatureCalc
 
 __all__ = [
     "JobAlarmCalc",
+    "JobDataImport",
     "JobFeatureCalc",
     "JobInstance",
     "JobStepError",

@@ -164,7 +164,7 @@ class JobAlarmCalc(JobInstance):
             # Runs in the transaction that marks the step Finished (see `StepOutput`).
             replace_occurrences(
                 connection,
-                object_id=step.object_id,
+                object_id=step.object_key,
                 alarm_id=alarm.id,
                 start=search.target.start,
                 end=search.target.end,
@@ -204,7 +204,7 @@ class JobAlarmCalc(JobInstance):
 
         timeline = alarm_timeline(
             alarm,
-            object_name=step.object_name,
+            object_name=step.object_name or "",
             start=self._period.start,
             end=self._period.end,
             values=values,
@@ -245,7 +245,7 @@ class _EpisodeSearch:
         self.read_seconds = 0.0
         started = time.perf_counter()
         self.target = period
-        context = perfdb.occurrences.episode_context(step.object_id, alarm.id, alarm.feature.id)
+        context = perfdb.occurrences.episode_context(step.object_key, alarm.id, alarm.feature.id)
         open_start = context.open_start
         if open_start is not None and self._floor <= open_start < period.start:
             self.target = DateTimeRange(open_start, period.end)
@@ -255,7 +255,7 @@ class _EpisodeSearch:
         margin = min(look_back, max(_FIRST_MARGIN, 12 * alarm.feature.sampling_period))
         self.read = DateTimeRange(max(self._floor, self.target.start - margin), period.end + margin)
         self.values = perfdb.values.read(
-            step.object_id, self._feature_id, self.read.start, self.read.end
+            step.object_key, self._feature_id, self.read.start, self.read.end
         )
         self.read_seconds += time.perf_counter() - started
 
@@ -290,7 +290,7 @@ class _EpisodeSearch:
 
     def _read(self, start: datetime, end: datetime) -> pd.Series:
         started = time.perf_counter()
-        values = self._perfdb.values.read(self._step.object_id, self._feature_id, start, end)
+        values = self._perfdb.values.read(self._step.object_key, self._feature_id, start, end)
         self.read_seconds += time.perf_counter() - started
         return values
 

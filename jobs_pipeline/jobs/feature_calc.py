@@ -154,7 +154,7 @@ class JobFeatureCalc(JobInstance):
             margin = feature.sampling_period / 2
             start = period.start if feature is definition.inputs[0] else period.start - margin
             end = period.end if feature is definition.inputs[0] else period.end + margin
-            inputs[feature.name] = self.perfdb.values.read(step.object_id, feature.id, start, end)
+            inputs[feature.name] = self.perfdb.values.read(step.object_key, feature.id, start, end)
             periods[feature.name] = feature.sampling_period
         compute_started = time.perf_counter()
         expression = parse_expression(definition.expression)
@@ -175,7 +175,7 @@ class JobFeatureCalc(JobInstance):
             # Runs in the transaction that marks the step Finished (see `StepOutput`).
             replace_values(
                 connection,
-                object_id=step.object_id,
+                object_id=step.object_key,
                 feature_id=definition.feature.id,
                 start=period.start,
                 end=period.end,

@@ -204,7 +204,7 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
     step = job.steps[step_id]
     metadata: dict[str, Any] = {
         "step_id": step_id,
-        "object": step.object_name,
+        "object": step.object_name or "",
         "seconds": round(outcome.seconds, 4),
         # Where the step ran: the run worker, a step process or a Celery worker.
         "worker_host": _HOST,

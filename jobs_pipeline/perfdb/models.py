@@ -93,7 +93,8 @@ class JobStepRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(sa.ForeignKey("job_instances.id", ondelete="CASCADE"))
     position: Mapped[int]
-    object_id: Mapped[int] = mapped_column(sa.ForeignKey("objects.id"))
+    # NULL for a step about no object (a Data Import step is about a file).
+    object_id: Mapped[int | None] = mapped_column(sa.ForeignKey("objects.id"))
     alarm_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alarm_definitions.id"))
     feature_id: Mapped[int | None] = mapped_column(sa.ForeignKey("features.id"))
     state_id: Mapped[int] = mapped_column(sa.ForeignKey("job_states.id"))

@@ -147,7 +147,7 @@ _SELECT_STEPS = sa.select(
     STEP.c.details,
     FEATURES.c.name.label("feature_name"),
 ).select_from(
-    STEP.join(OBJECTS, STEP.c.object_id == OBJECTS.c.id).outerjoin(
+    STEP.outerjoin(OBJECTS, STEP.c.object_id == OBJECTS.c.id).outerjoin(
         FEATURES, STEP.c.feature_id == FEATURES.c.id
     )
 )

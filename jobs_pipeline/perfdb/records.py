@@ -42,8 +42,8 @@ class Step:
     id: int
     job_id: int
     position: int
-    object_id: int
-    object_name: str
+    object_id: int | None
+    object_name: str | None
     alarm_id: int | None
     feature_id: int | None
     state: JobState
@@ -59,13 +59,20 @@ class Step:
     # Ids of the steps of the same job that must Finish before this one starts.
     depends_on: tuple[int, ...] = ()
 
+    @property
+    def object_key(self) -> int:
+        """The step's object id, for job types whose every step is about an object."""
+        if self.object_id is None:
+            raise ValueError(f"step {self.id} is about no object")
+        return self.object_id
+
 
 @dataclass(frozen=True, kw_only=True)
 class NewStep:
     """A step to create; the position is its index in the list given to `create_steps`, and
     `depends_on` names earlier positions of that list."""
 
-    object_id: int
+    object_id: int | None = None
     alarm_id: int | None = None
     feature_id: int | None = None
     depends_on: tuple[int, ...] = ()

@@ -1,7 +1,7 @@
 """Dependent steps in Dagster runs (a Feature Calculation job of chained derived features), on
-SQLite and PostgreSQL: the order in which the ops run, a failure that takes its dependents with
-it and no other step, re-execution from failure running exactly the failed chain, and independent
-steps overlapping under the multiprocess profile."""
+SQLite and PostgreSQL: a failure that takes its dependents with it and no other step,
+re-execution from failure running exactly the failed chain, and, under the multiprocess and
+Celery profiles, dependents starting after their dependency while independent steps overlap."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
 from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.orchestration.conftest import plan_config
+from jobs_pipeline_tests.orchestration.test_celery import (  # the Celery deployment fixture
+    CeleryDeployment,
+    deployment,  # noqa: F401
+)
 from jobs_pipeline_tests.orchestration.test_execution_profiles import Interval, most_at_once
 from jobs_pipeline_tests.orchestration.test_job_execution import (
     SUMMARY_OP,
@@ -178,6 +182,30 @@ def test_multiprocess_runs_dependents_after_their_dependency_and_independent_ste
         assert power.finished is not None and doubled.started is not None
         assert doubled.started >= power.finished
     # The two independent "power" steps ran at the same time, in two step processes.
+    intervals = [
+        Interval(job_id, steps[(name, "power")].started, steps[(name, "power")].finished)
+        for name in ("A", "B")
+    ]
+    assert most_at_once(intervals) == 2
+
+
+@pytest.mark.slow
+def test_celery_runs_dependents_after_their_dependency_and_independent_steps_at_once(
+    deployment: CeleryDeployment,  # noqa: F811
+) -> None:
+    # The deployment is on PostgreSQL only: Celery workers share the database over the network.
+    deployment.start_worker("alpha")
+    deployment.start_worker("beta")
+    perfdb = deployment.perfdb
+    period = seed(perfdb, ["A", "B"], 60_000)
+    job_id = feature_job(perfdb, ["A", "B"], period)
+    job = deployment.wait_until_final(job_id)
+    assert job.state == JobState.FINISHED, job.comment
+    run = deployment.instance.get_run_by_id(job.run_id)
+    assert run is not None and run.job_name == "perfdb_job_celery"
+    steps = steps_by_key(perfdb, job_id)
+    for name in ("A", "B"):
+        assert steps[(name, "doubled")].started >= steps[(name, "power")].finished
     intervals = [
         Interval(job_id, steps[(name, "power")].started, steps[(name, "power")].finished)
         for name in ("A", "B")

@@ -168,7 +168,7 @@ def test_create_job_rejects_parameters_failing_the_schema_naming_the_field(
 
 
 def test_create_job_of_unknown_type_lists_the_known_types(perfdb: PerfDB) -> None:
-    known = r"\(known: 'Alarm Calculation', 'Feature Calculation'\)"
+    known = r"\(known: 'Alarm Calculation', 'Data Import', 'Feature Calculation'\)"
     with pytest.raises(NotFound, match=rf"unknown job type 'Nope' {known}"):
         perfdb.queue.create_job("Nope", {})
     assert perfdb.queue.list_jobs() == []

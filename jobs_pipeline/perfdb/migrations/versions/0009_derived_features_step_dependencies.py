@@ -1,4 +1,4 @@
-"""derived_features, derived_feature_inputs and job_step_dependencies
+"""derived_features, derived_feature_inputs, job_step_dependencies; steps without an object
 
 Revision ID: 0009
 Revises: 0008
@@ -6,7 +6,13 @@ Create Date: 2026-12-07 09:30:00
 
 A derived feature is a `features` row with an expression over other features; its inputs are
 rows of their own so that cycles and lineage are one query away. A job step may depend on steps
-of the same job: it starts only once they Finished.
+of the same job: it starts only once they Finished. A step need not be about an object (a
+Data Import step is about a file): `job_steps.object_id` may be NULL.
+
+SQLite cannot drop a NOT NULL constraint with ALTER TABLE, and rebuilding `job_steps` would
+cascade-delete its history (foreign keys are on and cannot be turned off inside the migration's
+transaction) and drop its triggers; the table's definition is edited in place instead, the
+procedure SQLite documents for removing NOT NULL constraints (lang_altertable.html, section 7).
 """
 
 from collections.abc import Sequence
@@ -20,7 +26,27 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+STEP_OBJECT_NOT_NULL = "object_id INTEGER NOT NULL,"
+STEP_OBJECT_NULL = "object_id INTEGER,"
+
+
+def _sqlite_step_object(before: str, after: str) -> None:
+    """Rewrites the declaration of `job_steps.object_id` in SQLite's schema table."""
+    version = op.get_bind().exec_driver_sql("PRAGMA schema_version").scalar_one()
+    op.execute("PRAGMA writable_schema = ON")
+    op.execute(
+        f"UPDATE sqlite_master SET sql = replace(sql, '{before}', '{after}') "
+        "WHERE type = 'table' AND name = 'job_steps'"
+    )
+    op.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    op.execute("PRAGMA writable_schema = OFF")
+
+
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        _sqlite_step_object(STEP_OBJECT_NOT_NULL, STEP_OBJECT_NULL)
+    else:
+        op.alter_column("job_steps", "object_id", existing_type=sa.Integer(), nullable=True)
     op.create_table(
         "derived_features",
         sa.Column("feature_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -84,3 +110,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_derived_feature_inputs_input_id"), table_name="derived_feature_inputs")
     op.drop_table("derived_feature_inputs")
     op.drop_table("derived_features")
+    op.execute("DELETE FROM job_steps WHERE object_id IS NULL")
+    if op.get_bind().dialect.name == "sqlite":
+        _sqlite_step_object(STEP_OBJECT_NULL, STEP_OBJECT_NOT_NULL)
+    else:
+        op.alter_column("job_steps", "object_id", existing_type=sa.Integer(), nullable=False)
