@@ -23,7 +23,7 @@ of a day's run, added to the database time of a day. Targets: a day's worth in u
 step write waits more than 1 s.
 
     .venv/bin/python benchmarks/year.py [--objects 100] [--alarms 20] [--days 365] \
-        [--real-steps 200] [--backend postgresql|sqlite]
+        [--real-steps 200] [--keep-finished 90] [--keep-failed 365] [--backend postgresql|sqlite]
 
 Each figure is printed with met/MISSED against its target; the exit code is 1 when one is
 missed. PostgreSQL: scratch databases on `JOBS_PIPELINE_BENCH_PG_URL` (default: the local
@@ -79,8 +79,9 @@ CHECKPOINTS = (1, 90, 180, 365)
 DAY_ZERO = datetime(2025, 1, 1, tzinfo=UTC)
 FAILING_EVERY = 20
 OCCURRENCE_EVERY = 10
-RETENTION = Retention()
 FLAT_TARGET = 1.2
+# Occurrences stay when their jobs go: they grow by design and have no flatness target.
+RESULTS = "results bytes (kept)"
 DAY_TARGET_SECONDS = 60.0
 WAIT_TARGET_SECONDS = 1.0
 REPEATS = 15
@@ -378,29 +379,29 @@ def step_write_seconds(perfdb: PerfDB, fleet: Fleet, label: str, steps: int = 40
     return min(times)
 
 
-def table_sizes(perfdb: PerfDB) -> tuple[int, int]:
-    """(table bytes, index bytes) of the job tables and the occurrences."""
+def table_sizes(perfdb: PerfDB, tables: Sequence[str]) -> tuple[int, int]:
+    """(table bytes, index bytes) of `tables`."""
     with perfdb.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            tables = indexes = 0
-            for table in JOB_TABLES:
+            data = indexes = 0
+            for table in tables:
                 t, i = connection.exec_driver_sql(
                     f"SELECT pg_table_size('{table}'), pg_indexes_size('{table}')"
                 ).one()
-                tables, indexes = tables + t, indexes + i
-            return tables, indexes
+                data, indexes = data + t, indexes + i
+            return data, indexes
         sizes = dict(
             connection.exec_driver_sql("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").all()
         )
         index_names = {
             row[0]
             for row in connection.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
-                "('job_instances', 'job_steps', 'job_state_history', 'alarm_occurrences')"
+                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'"
             )
+            if row[1] in tables
         }
-        tables = sum(sizes.get(table, 0) for table in JOB_TABLES)
-        return tables, sum(sizes.get(name, 0) for name in index_names)
+        data = sum(sizes.get(table, 0) for table in tables)
+        return data, sum(sizes.get(name, 0) for name in index_names)
 
 
 def figures(
@@ -421,7 +422,8 @@ def figures(
         perfdb.schedules.periods_of_jobs([job.id for job in jobs])
 
     reconciler = Reconciler(perfdb, instance)
-    tables, indexes = table_sizes(perfdb)
+    tables, indexes = table_sizes(perfdb, JOB_TABLES[:3])
+    results, result_indexes = table_sizes(perfdb, JOB_TABLES[3:])
     return {
         "sensor query": best_seconds(
             lambda: perfdb.queue.list_jobs(
@@ -429,11 +431,12 @@ def figures(
             )
         ),
         "reconciler sweep": best_seconds(lambda: reconciler.sweep(Cursor())),
-        "job list": best_seconds(job_list, 5),
-        "job show (day's job)": best_seconds(show, 5),
+        "job list": best_seconds(job_list, 10),
+        "job show (day's job)": best_seconds(show, 10),
         "step writes": step_write_seconds(perfdb, fleet, f"day-{day}"),
-        "table bytes": tables,
-        "index bytes": indexes,
+        "job tables bytes": tables,
+        "job indexes bytes": indexes,
+        RESULTS: results + result_indexes,
     }
 
 
@@ -476,11 +479,11 @@ class PassTimes:
 
 
 def housekeeping_pass(
-    perfdb: PerfDB, instance: dg.DagsterInstance, day: int, times: PassTimes
+    perfdb: PerfDB, instance: dg.DagsterInstance, retention: Retention, day: int, times: PassTimes
 ) -> None:
     """Housekeeping as the daily schedule would run it at the end of simulated `day`."""
     as_of = DAY_ZERO + timedelta(days=day + 1)
-    report = run_housekeeping(perfdb, instance, RETENTION, as_of=as_of)
+    report = run_housekeeping(perfdb, instance, retention, as_of=as_of)
     if report.jobs:
         times.seconds.append(report.seconds)
         times.rows.append(report.jobs + report.steps + report.history_rows)
@@ -608,9 +611,12 @@ def report_figures(
             for d in checkpoints
         )
         ratio = table["with"][last][name] / table["with"][base][name]
+        grown = table["without"][last][name] / table["without"][base][name]
+        if name == RESULTS:
+            print(f"{name:24}{cells}   {ratio:.2f}x (no target); without: {grown:.2f}x")
+            continue
         met = ratio <= FLAT_TARGET
         ok &= met
-        grown = table["without"][last][name] / table["without"][base][name]
         print(
             f"{name:24}{cells}   {ratio:.2f}x (target {FLAT_TARGET}x) {verdict(met)}; "
             f"without: {grown:.2f}x"
@@ -619,6 +625,10 @@ def report_figures(
 
 
 def run_backend(args: argparse.Namespace, backend: str, directory: Path) -> bool:
+    retention = Retention(
+        keep_finished=timedelta(days=args.keep_finished),
+        keep_failed=timedelta(days=args.keep_failed),
+    )
     checkpoints = [day for day in CHECKPOINTS if day < args.days] + [args.days]
     checkpoints = sorted(set(checkpoints))
     ok = True
@@ -661,13 +671,13 @@ def run_backend(args: argparse.Namespace, backend: str, directory: Path) -> bool
             for simulated in range(day + 1, checkpoint + 1):
                 seed_days(dbs["with"], fleets["with"], [simulated])
                 if simulated <= checkpoint - 3:
-                    housekeeping_pass(dbs["with"], instance, simulated, times)
+                    housekeeping_pass(dbs["with"], instance, retention, simulated, times)
                     continue
                 # The last passes before a checkpoint run beside a job writing its steps.
                 writer = StepWriter(dbs["with"], fleets["with"])
                 writer.start()
                 writer.ready.wait(60)
-                housekeeping_pass(dbs["with"], instance, simulated, times)
+                housekeeping_pass(dbs["with"], instance, retention, simulated, times)
                 writer.stop.set()
                 writer.join()
                 times.waits.extend(writer.waits)
@@ -725,14 +735,16 @@ def main() -> None:
     parser.add_argument(
         "--real-steps", type=int, default=200, help="steps run through Dagster for real"
     )
+    parser.add_argument("--keep-finished", type=int, default=90, help="days Finished jobs stay")
+    parser.add_argument("--keep-failed", type=int, default=365, help="days Failed jobs stay")
     parser.add_argument(
         "--backend", choices=("postgresql", "sqlite"), action="append", help="default: both"
     )
     args = parser.parse_args()
     print(
         f"a daily job of {args.objects} objects x {args.alarms} alarms = "
-        f"{args.objects * args.alarms} steps, {args.days} days; housekeeping: "
-        f"{RETENTION.describe()}"
+        f"{args.objects * args.alarms} steps, {args.days} days; housekeeping: Finished jobs "
+        f"kept {args.keep_finished} days, Failed jobs {args.keep_failed} days"
     )
     ok = True
     with tempfile.TemporaryDirectory() as directory:

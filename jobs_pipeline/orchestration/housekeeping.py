@@ -120,6 +120,8 @@ def run_housekeeping(
         for job in jobs:
             _handle(perfdb, instance, job, cutoffs, report, log)
         after_id = jobs[-1].id
+    if report.jobs and not dry_run:
+        perfdb.housekeeping.reclaim_space()
     report.seconds = time.monotonic() - started
     return report
 
