@@ -142,21 +142,20 @@ def _handle(
             log.warning(f"job {job.id}: left for later, its run {unended[0]} has not ended")
         return
     events = sum(count_events(instance, run.run_id) for run in runs)
-    if dry_run_count(report, job, len(runs), events):
+    if report.dry_run:
+        _add(report, job.state, job.steps, job.history_rows, len(runs), events)
         return
     for run in runs:
         delete_run(instance, run.run_id)
-    report.runs += len(runs)
-    report.events += events
     removed = perfdb.housekeeping.remove_job(job.id, cutoffs)
     if removed is None:
         report.jobs_left += 1
+        report.runs += len(runs)
+        report.events += events
         if log is not None:
-            log.info(f"job {job.id}: left alone, no longer ended past its keep time")
+            log.info(f"job {job.id}: its runs removed, the job left alone: no longer expired")
         return
-    _count_job(report, removed.state)
-    report.steps += removed.steps
-    report.history_rows += removed.history_rows
+    _add(report, removed.state, removed.steps, removed.history_rows, len(runs), events)
     report.occurrences_unlinked += removed.occurrences_unlinked
     if log is not None:
         log.info(
@@ -165,20 +164,19 @@ def _handle(
         )
 
 
-def dry_run_count(report: HousekeepingReport, job: ExpiredJob, runs: int, events: int) -> bool:
-    """Counts the job as a dry run would remove it; False when this is not a dry run."""
-    if not report.dry_run:
-        return False
-    _count_job(report, job.state)
-    report.steps += job.steps
-    report.history_rows += job.history_rows
-    report.runs += runs
-    report.events += events
-    return True
-
-
-def _count_job(report: HousekeepingReport, state: JobState) -> None:
+def _add(
+    report: HousekeepingReport,
+    state: JobState,
+    steps: int,
+    history_rows: int,
+    runs: int,
+    events: int,
+) -> None:
     if state == JobState.FINISHED:
         report.finished_jobs += 1
     else:
         report.failed_jobs += 1
+    report.steps += steps
+    report.history_rows += history_rows
+    report.runs += runs
+    report.events += events

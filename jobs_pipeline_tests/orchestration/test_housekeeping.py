@@ -196,6 +196,24 @@ def test_a_job_queued_again_meanwhile_is_left_alone(seeded_db: PerfDB) -> None:
     assert seeded_db.queue.get_job(job_id).state == JobState.QUEUED
 
 
+def test_a_job_with_a_run_that_has_not_ended_is_left_for_a_later_pass(
+    seeded_db: PerfDB, dagster_instance: dg.DagsterInstance
+) -> None:
+    job_id = ended_job(seeded_db, [object_id(seeded_db, "LAN-01")], run_id="run-old")
+    run = dagster_instance.create_run_for_job(
+        job_def=defs.get_job_def("perfdb_job"),
+        run_config=plan_config(job_id),
+        tags=run_tags(seeded_db.queue.get_job(job_id)),
+    )
+    keep_nothing = Retention(keep_finished=timedelta(0))
+
+    report = run_housekeeping(seeded_db, dagster_instance, keep_nothing)
+
+    assert (report.jobs, report.runs, report.jobs_left) == (0, 0, 1)
+    assert job_rows(seeded_db, job_id)[:2] == (1, 1)
+    assert dagster_instance.get_run_by_id(run.run_id) is not None
+
+
 def object_id(perfdb: PerfDB, name: str) -> int:
     return perfdb.catalog.ensure_objects([name])[name]
 
