@@ -434,8 +434,8 @@ def figures(
             )
         ),
         "reconciler sweep": best_seconds(lambda: reconciler.sweep(Cursor())),
-        "job list": best_seconds(job_list, 10),
-        "job show (day's job)": best_seconds(show, 10),
+        "job list": best_seconds(job_list, 30),
+        "job show (day's job)": best_seconds(show, 15),
         "step writes": step_write_seconds(perfdb, fleet, f"day-{day}"),
         "job tables bytes": tables,
         "job indexes bytes": indexes,
