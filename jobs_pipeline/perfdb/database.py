@@ -16,6 +16,7 @@ from jobs_pipeline.perfdb.engine import create_perfdb_engine, redact
 if TYPE_CHECKING:
     from jobs_pipeline.perfdb.catalog import Catalog
     from jobs_pipeline.perfdb.feature_values import FeatureValues
+    from jobs_pipeline.perfdb.housekeeping import Housekeeping
     from jobs_pipeline.perfdb.occurrences import Occurrences
     from jobs_pipeline.perfdb.queue import JobQueue
     from jobs_pipeline.perfdb.schedules import Schedules
@@ -47,6 +48,12 @@ class PerfDB:
         from jobs_pipeline.perfdb.schedules import Schedules
 
         return Schedules(self.engine)
+
+    @cached_property
+    def housekeeping(self) -> Housekeeping:
+        from jobs_pipeline.perfdb.housekeeping import Housekeeping
+
+        return Housekeeping(self.engine)
 
     @cached_property
     def catalog(self) -> Catalog:
