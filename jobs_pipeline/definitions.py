@@ -8,6 +8,10 @@ import dagster as dg
 
 from jobs_pipeline.orchestration import dagster_scaling
 from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, executor_for
+from jobs_pipeline.orchestration.housekeeping_schedule import (
+    perfdb_housekeeping,
+    perfdb_housekeeping_daily,
+)
 from jobs_pipeline.orchestration.io_manager import StepIdIOManager
 from jobs_pipeline.orchestration.ops import STEP_IO_MANAGER_KEY, perfdb_job_graph
 from jobs_pipeline.orchestration.reconciler import perfdb_reconciler
@@ -47,7 +51,8 @@ perfdb_jobs = [
 perfdb_job = perfdb_jobs[0]
 
 defs = dg.Definitions(
-    jobs=perfdb_jobs,
+    jobs=[*perfdb_jobs, perfdb_housekeeping],
+    schedules=[perfdb_housekeeping_daily],
     sensors=[queue_sensor_factory(perfdb_jobs), perfdb_reconciler, perfdb_scheduler],
     resources={"perfdb": PerfDBResource(), STEP_IO_MANAGER_KEY: StepIdIOManager()},
 )

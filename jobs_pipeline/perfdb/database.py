@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from jobs_pipeline.perfdb.catalog import Catalog
     from jobs_pipeline.perfdb.derived_features import DerivedFeatures
     from jobs_pipeline.perfdb.feature_values import FeatureValues
+    from jobs_pipeline.perfdb.housekeeping import Housekeeping
     from jobs_pipeline.perfdb.occurrences import Occurrences
     from jobs_pipeline.perfdb.queue import JobQueue
     from jobs_pipeline.perfdb.schedules import Schedules
@@ -48,6 +49,12 @@ class PerfDB:
         from jobs_pipeline.perfdb.schedules import Schedules
 
         return Schedules(self.engine)
+
+    @cached_property
+    def housekeeping(self) -> Housekeeping:
+        from jobs_pipeline.perfdb.housekeeping import Housekeeping
+
+        return Housekeeping(self.engine)
 
     @cached_property
     def catalog(self) -> Catalog:
