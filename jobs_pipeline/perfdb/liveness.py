@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from jobs_pipeline.perfdb.clock import database_now
 from jobs_pipeline.perfdb.engine import begin
-from jobs_pipeline.perfdb.queue_rows import JOB, NO_CANCEL_REQUEST, utcnow
+from jobs_pipeline.perfdb.queue_rows import JOB, NO_CANCEL_REQUEST, actor_label
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import Actor, JobState
 from jobs_pipeline.perfdb.transitions import TransitionCore
@@ -22,7 +23,7 @@ class Liveness(TransitionCore):
                     JOB.c.state_id == JobState.RUNNING,
                     JOB.c.run_id == run_id,
                 )
-                .values(heartbeat=utcnow())
+                .values(heartbeat=database_now(), actor=actor_label(Actor.RUN, run_id))
             ).rowcount
         return bool(changed)
 
@@ -33,7 +34,7 @@ class Liveness(TransitionCore):
             changed = connection.execute(
                 JOB.update()
                 .where(JOB.c.id == job_id, JOB.c.state_id == JobState.QUEUED)
-                .values(heartbeat=utcnow())
+                .values(heartbeat=database_now(), actor=actor_label(Actor.RUN, "waiting"))
             ).rowcount
         return bool(changed)
 
@@ -42,19 +43,18 @@ class Liveness(TransitionCore):
         Running stays Running (its run must be terminated, then the run's steps fail with
         `canceled`); a job that already ended keeps its state and the request is cleared with a
         comment in its history."""
-        now = utcnow()
         with begin(self.engine) as connection:
             row = self._lock_holder(connection, job_id)
             state = JobState(row.state_id)
             if row.cancel_requested is not None:
                 who = row.cancel_requested_by or "frontend"
                 if state in (JobState.CREATED, JobState.QUEUED):
-                    self._fail_canceled(
-                        connection, job_id, state, Actor.RECONCILER, who, actor, now
-                    )
+                    self._fail_canceled(connection, job_id, state, Actor.RECONCILER, who, actor)
                 elif state in (JobState.FINISHED, JobState.FAILED):
                     connection.execute(
-                        JOB.update().where(JOB.c.id == job_id).values(**NO_CANCEL_REQUEST)
+                        JOB.update()
+                        .where(JOB.c.id == job_id)
+                        .values(actor=actor_label(Actor.RECONCILER, actor), **NO_CANCEL_REQUEST)
                     )
                     self._record(
                         connection,
@@ -64,6 +64,5 @@ class Liveness(TransitionCore):
                         state,
                         actor,
                         f"cancel request by {who} cleared: the job had already ended",
-                        now,
                     )
             return self._get_job(connection, job_id)

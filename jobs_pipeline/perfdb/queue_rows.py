@@ -19,7 +19,7 @@ from jobs_pipeline.perfdb.models import (
     table_of,
 )
 from jobs_pipeline.perfdb.records import Job, Step
-from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.perfdb.states import Actor, JobState
 
 JOB = table_of(JobInstanceRow)
 STEP = table_of(JobStepRow)
@@ -156,7 +156,7 @@ def check_holder(holder: Any, run_id: str | None) -> None:
 
 
 def run_actor(run_id: str | None) -> str:
-    return f"run:{run_id}" if run_id else "standalone"
+    return f"run:{run_id}" if run_id else "run:standalone"
 
 
 def validate_against_schema(type_name: str, schema: dict[str, Any], parameters: Any) -> None:
@@ -174,3 +174,10 @@ def validate_against_schema(type_name: str, schema: dict[str, Any], parameters: 
     # jsonschema quotes the offending value, which may be megabytes of a frontend's JSON.
     message = bounded(error.message, 300)
     raise InvalidParameters(f"invalid parameters for {type_name!r}: {location}{message}")
+
+
+def actor_label(who: Actor, name: str) -> str:
+    """What a statement writes to `actor`: `<kind>:<name>`, the kind being who acts (the
+    triggers check the move against it)."""
+    prefix = f"{who.value}:"
+    return (name if name.startswith(prefix) else prefix + name)[:200]

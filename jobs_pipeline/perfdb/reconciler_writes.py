@@ -8,7 +8,13 @@ from collections.abc import Mapping, Sequence
 import sqlalchemy as sa
 
 from jobs_pipeline.perfdb.engine import begin
-from jobs_pipeline.perfdb.queue_rows import DEFAULT_ACTOR, JOB, STEP, bounded, check_holder, utcnow
+from jobs_pipeline.perfdb.queue_rows import (
+    DEFAULT_ACTOR,
+    JOB,
+    STEP,
+    bounded,
+    check_holder,
+)
 from jobs_pipeline.perfdb.records import Job, StepResult
 from jobs_pipeline.perfdb.states import Actor, JobState
 from jobs_pipeline.perfdb.transitions import TransitionCore
@@ -29,12 +35,11 @@ class ReconcilerWrites(TransitionCore):
     ) -> Job:
         """Marks a job Failed without running it, e.g. a queued row with bad parameters. From
         Running, only the run holding the job (`run_id`) may do this."""
-        now = utcnow()
         comment = bounded(comment)
         with begin(self.engine) as connection:
             if JobState.RUNNING in from_states:
                 check_holder(self._lock_holder(connection, job_id), run_id)
-            self._fail(connection, job_id, from_states, who, actor, comment, now)
+            self._fail(connection, job_id, from_states, who, actor, comment)
             return self._get_job(connection, job_id)
 
     def fail_running_steps_of_run(
@@ -52,7 +57,6 @@ class ReconcilerWrites(TransitionCore):
         still holds it, is finalised with `reason`. A job with a cancel request also fails its
         steps that never started, with `canceled`. Steps and jobs that a newer run has taken
         over are left alone, so a late call is harmless and a repeated one changes nothing."""
-        now = utcnow()
         actor = actor or "reconciler"
         reason = bounded(reason)
         step_comment = bounded(step_comment or reason)
@@ -111,9 +115,7 @@ class ReconcilerWrites(TransitionCore):
                         JobState.FAILED,
                         Actor.RECONCILER,
                         actor,
-                        values={"finished": now, "comment": comment, "run_id": run_id},
-                        comment=comment,
-                        now=now,
+                        values={"comment": comment, "run_id": run_id},
                     )
                 job_state, job_comment = None, None
                 if held is not None:
@@ -123,7 +125,6 @@ class ReconcilerWrites(TransitionCore):
                         run_id,
                         Actor.RECONCILER,
                         actor,
-                        now,
                         run_over=True,
                         reason=reason,
                     )

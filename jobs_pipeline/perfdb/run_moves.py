@@ -13,15 +13,14 @@ from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.errors import JobCanceled
 from jobs_pipeline.perfdb.queue_rows import (
     DEFAULT_ACTOR,
-    HISTORY,
     NO_CANCEL_REQUEST,
     SELECT_STEPS,
     STEP,
+    actor_label,
     bounded,
     check_holder,
     run_actor,
     step_from_row,
-    utcnow,
 )
 from jobs_pipeline.perfdb.records import Job, NewStep, Step, StepResult
 from jobs_pipeline.perfdb.states import Actor, JobState
@@ -42,7 +41,6 @@ class RunMoves(TransitionCore):
         """Queued -> Running for the run that will execute the job; from then on that run holds
         it. Atomic: of several runs racing for the same job exactly one wins, the others get
         `InvalidTransition`."""
-        now = utcnow()
         with begin(self.engine) as connection:
             self._transition(
                 connection,
@@ -51,21 +49,14 @@ class RunMoves(TransitionCore):
                 JobState.RUNNING,
                 Actor.RUN,
                 actor or run_actor(run_id),
-                values={
-                    "run_id": run_id,
-                    "started": now,
-                    "finished": None,
-                    "comment": None,
-                    "heartbeat": now,
-                },
-                now=now,
+                # The database stamps started, heartbeat and finished.
+                values={"run_id": run_id, "comment": None},
             )
             return self._get_job(connection, job_id)
 
     def reopen_job(self, job_id: int, run_id: str, *, actor: str | None = None) -> Job:
         """Failed or Finished -> Running for a re-execution started from the Dagster UI.
         Reopening a Finished job puts all its steps back to Created (recompute all)."""
-        now = utcnow()
         actor = actor or f"run:{run_id}"
         with begin(self.engine) as connection:
             previous = self._transition(
@@ -75,17 +66,10 @@ class RunMoves(TransitionCore):
                 JobState.RUNNING,
                 Actor.RUN,
                 actor,
-                values={
-                    "run_id": run_id,
-                    "finished": None,
-                    "comment": None,
-                    "heartbeat": now,
-                    **NO_CANCEL_REQUEST,
-                },
-                now=now,
+                values={"run_id": run_id, "comment": None, **NO_CANCEL_REQUEST},
             )
             if previous == JobState.FINISHED:
-                self._reset_steps(connection, job_id, (JobState.FINISHED,), Actor.RUN, actor, now)
+                self._reset_steps(connection, job_id, (JobState.FINISHED,), Actor.RUN, actor)
             return self._get_job(connection, job_id)
 
     def finalise_job(
@@ -104,16 +88,15 @@ class RunMoves(TransitionCore):
             holder = self._lock_holder(connection, job_id)
             if holder.state_id == JobState.RUNNING:
                 check_holder(holder, run_id)
-                self._finalise_job(
-                    connection, job_id, run_id, Actor.RUN, actor, utcnow(), run_over=run_over
-                )
+                self._finalise_job(connection, job_id, run_id, Actor.RUN, actor, run_over=run_over)
             return self._get_job(connection, job_id)
 
     def create_steps(
         self, job_id: int, steps: Sequence[NewStep], *, actor: str = DEFAULT_ACTOR
     ) -> list[Step]:
-        """Creates a job's steps once; a job that already has steps keeps them."""
-        now = utcnow()
+        """Creates a job's steps once; a job that already has steps keeps them. The database
+        stamps them and writes their history rows."""
+        label = actor_label(Actor.RUN, actor)
         with begin(self.engine) as connection:
             self._lock_job(connection, job_id)
             existing = connection.execute(
@@ -130,28 +113,10 @@ class RunMoves(TransitionCore):
                             "alarm_id": step.alarm_id,
                             "feature_id": step.feature_id,
                             "state_id": JobState.CREATED,
-                            "created": now,
-                            "last_state_change": now,
                             "attempts": 0,
+                            "actor": label,
                         }
                         for position, step in enumerate(steps)
-                    ],
-                )
-                step_ids = connection.scalars(
-                    sa.select(STEP.c.id).where(STEP.c.job_id == job_id).order_by(STEP.c.position)
-                ).all()
-                connection.execute(
-                    HISTORY.insert(),
-                    [
-                        {
-                            "job_id": job_id,
-                            "step_id": step_id,
-                            "from_state_id": None,
-                            "to_state_id": JobState.CREATED,
-                            "actor": actor,
-                            "changed_at": now,
-                        }
-                        for step_id in step_ids
                     ],
                 )
             return self._get_steps(connection, job_id)
@@ -161,7 +126,6 @@ class RunMoves(TransitionCore):
         job; that run may also restart its own Running step (a retry, a redelivered task). A
         job with a cancel request starts no more steps: the step fails with `canceled` and
         `JobCanceled` is raised."""
-        now = utcnow()
         actor = actor or run_actor(run_id)
         with begin(self.engine) as connection:
             holder = self._lock_holder_of_step(connection, step_id)
@@ -176,12 +140,10 @@ class RunMoves(TransitionCore):
                     JobState.FAILED,
                     Actor.RUN,
                     actor,
-                    values={"finished": now, "comment": "canceled", "run_id": run_id},
-                    comment="canceled",
-                    now=now,
+                    values={"comment": "canceled", "run_id": run_id},
                     run_id=run_id,
                 )
-                self._finalise_job(connection, job_id, run_id, Actor.RUN, actor, now)
+                self._finalise_job(connection, job_id, run_id, Actor.RUN, actor)
                 # The failed step must be committed before the op hears of the cancel.
                 canceled = JobCanceled(f"job {job_id} was {reason}: step {step_id} not started")
             else:
@@ -193,14 +155,7 @@ class RunMoves(TransitionCore):
                     JobState.RUNNING,
                     Actor.RUN,
                     actor,
-                    values={
-                        "run_id": run_id,
-                        "started": now,
-                        "finished": None,
-                        "comment": None,
-                        "attempts": STEP.c.attempts + 1,
-                    },
-                    now=now,
+                    values={"run_id": run_id, "comment": None, "attempts": STEP.c.attempts + 1},
                     run_id=run_id,
                 )
                 row = connection.execute(SELECT_STEPS.where(STEP.c.id == step_id)).one()
@@ -224,7 +179,6 @@ class RunMoves(TransitionCore):
         `note`; `details` (JSON) is stored either way, and `write` stores the step's results in
         this same transaction. When no step of the job is left to run, the job's final state is
         written in this same transaction too."""
-        now = utcnow()
         state = JobState.FINISHED if error is None else JobState.FAILED
         actor = actor or run_actor(run_id)
         comment = bounded(error or note)
@@ -239,15 +193,13 @@ class RunMoves(TransitionCore):
                 state,
                 Actor.RUN,
                 actor,
-                values={"finished": now, "comment": comment, "details": details},
-                comment=comment,
-                now=now,
+                values={"comment": comment, "details": details},
                 run_id=run_id,
             )
             if write is not None and error is None:
                 write(connection)
             job_state, job_comment = self._finalise_job(
-                connection, job_id, run_id, Actor.RUN, actor, now
+                connection, job_id, run_id, Actor.RUN, actor
             )
             return StepResult(
                 step_id=step_id,

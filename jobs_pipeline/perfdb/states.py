@@ -45,8 +45,9 @@ class Actor(enum.Enum):
 Transitions = dict[tuple[JobState | None, JobState], frozenset[Actor]]
 
 JOB_TRANSITIONS: Transitions = {
-    # created
+    # created, or created and submitted at once
     (None, JobState.CREATED): frozenset({Actor.USER}),
+    (None, JobState.QUEUED): frozenset({Actor.USER}),
     # parameters or description edited
     (JobState.CREATED, JobState.CREATED): frozenset({Actor.USER}),
     # submitted
@@ -75,7 +76,7 @@ JOB_TRANSITIONS: Transitions = {
 
 STEP_TRANSITIONS: Transitions = {
     # created when a run (or `run()`) plans the job
-    (None, JobState.CREATED): frozenset({Actor.RUN, Actor.USER}),
+    (None, JobState.CREATED): frozenset({Actor.RUN}),
     # started
     (JobState.CREATED, JobState.RUNNING): frozenset({Actor.RUN}),
     # re-run after a failure
@@ -90,7 +91,8 @@ STEP_TRANSITIONS: Transitions = {
     (JobState.CREATED, JobState.FAILED): frozenset({Actor.RUN, Actor.RECONCILER}),
     # failed under an earlier run, canceled before its re-run
     (JobState.FAILED, JobState.FAILED): frozenset({Actor.RUN}),
-    # recompute all
+    # recompute all: by a run reopening a Finished job, or by the database when a user queues
+    # a Finished job again (users move steps only so)
     (JobState.FINISHED, JobState.CREATED): frozenset({Actor.USER, Actor.RUN}),
 }
 

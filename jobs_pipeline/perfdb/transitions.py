@@ -4,12 +4,12 @@ and the history they write. The other parts of the queue build on `TransitionCor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from jobs_pipeline.perfdb.clock import database_now
 from jobs_pipeline.perfdb.errors import InvalidTransition, LostOwnership, NotFound
 from jobs_pipeline.perfdb.queue_rows import (
     ANY_RUN,
@@ -21,12 +21,12 @@ from jobs_pipeline.perfdb.queue_rows import (
     SELECT_STEPS,
     STEP,
     TYPES,
+    actor_label,
     bounded,
     job_from_row,
     job_outcome,
     state_labels,
     step_from_row,
-    utcnow,
 )
 from jobs_pipeline.perfdb.records import Job, Step
 from jobs_pipeline.perfdb.states import (
@@ -75,12 +75,11 @@ class TransitionCore:
         actor: str,
         *,
         values: dict[str, Any] | None = None,
-        comment: str | None = None,
-        now: datetime | None = None,
     ) -> JobState:
-        """Moves a job from one of `expected` to `target`; returns the state it was in."""
+        """Moves a job from one of `expected` to `target`; returns the state it was in. The
+        triggers write the history row (its comment is the job's new `comment`) and the
+        timestamps."""
         check_transitions(JOB_TRANSITIONS, tuple(expected), target, who)
-        now = now or utcnow()
         previous = self._lock_job(connection, job_id)
         if previous not in expected:
             raise InvalidTransition(
@@ -89,12 +88,10 @@ class TransitionCore:
         changed = connection.execute(
             JOB.update()
             .where(JOB.c.id == job_id, JOB.c.state_id == previous)
-            .values(state_id=target, last_state_change=now, **(values or {}))
+            .values(state_id=target, actor=actor_label(who, actor), **(values or {}))
         ).rowcount
         if not changed:  # pragma: no cover - the row lock makes this a bug, not a race
             raise InvalidTransition(f"job {job_id} changed state concurrently")
-        if previous != target:
-            self._record(connection, job_id, None, previous, target, actor, comment, now)
         return previous
 
     def _step_transition(
@@ -107,17 +104,15 @@ class TransitionCore:
         actor: str,
         *,
         values: dict[str, Any],
-        comment: str | None = None,
-        now: datetime,
         run_id: str | object | None = ANY_RUN,
     ) -> None:
         """Moves a step from one of `expected` to `target`. A step Running moves only for the
         run it is Running in (`run_id`), unless the caller acts for any run (the reconciler,
         which has matched the run itself)."""
         check_transitions(STEP_TRANSITIONS, tuple(expected), target, who)
-        # One guarded UPDATE per allowed source state, the usual one first: the history then
-        # names the real source state without reading it beforehand.
+        # One guarded UPDATE per allowed source state, the usual one first.
         row = None
+        label = actor_label(who, actor)
         for source in expected:
             guard = [STEP.c.id == step_id, STEP.c.state_id == source]
             if source == JobState.RUNNING and run_id is not ANY_RUN:
@@ -125,7 +120,7 @@ class TransitionCore:
             row = connection.execute(
                 STEP.update()
                 .where(*guard)
-                .values(state_id=target, last_state_change=now, **values)
+                .values(state_id=target, actor=label, **values)
                 .returning(STEP.c.job_id)
             ).first()
             if row is not None:
@@ -144,7 +139,6 @@ class TransitionCore:
             raise InvalidTransition(
                 f"step {step_id} is {current_state.label}, expected {state_labels(expected)}"
             )
-        self._record(connection, row.job_id, step_id, source, target, actor, comment, now)
 
     def _reset_steps(
         self,
@@ -153,35 +147,13 @@ class TransitionCore:
         states: Sequence[JobState],
         who: Actor,
         actor: str,
-        now: datetime,
     ) -> None:
+        """Puts steps back to Created (recompute); the triggers write a history row each."""
         check_transitions(STEP_TRANSITIONS, tuple(states), JobState.CREATED, who)
-        step_rows = connection.execute(
-            sa.select(STEP.c.id, STEP.c.state_id).where(
-                STEP.c.job_id == job_id, STEP.c.state_id.in_(states)
-            )
-        ).all()
-        if not step_rows:
-            return
         connection.execute(
             STEP.update()
-            .where(STEP.c.id.in_([row.id for row in step_rows]))
-            .values(state_id=JobState.CREATED, comment=None, last_state_change=now)
-        )
-        connection.execute(
-            HISTORY.insert(),
-            [
-                {
-                    "job_id": job_id,
-                    "step_id": row.id,
-                    "from_state_id": row.state_id,
-                    "to_state_id": JobState.CREATED,
-                    "actor": actor,
-                    "comment": "recompute",
-                    "changed_at": now,
-                }
-                for row in step_rows
-            ],
+            .where(STEP.c.job_id == job_id, STEP.c.state_id.in_(states))
+            .values(state_id=JobState.CREATED, comment=None, actor=actor_label(who, actor))
         )
 
     def _finalise_job(
@@ -191,7 +163,6 @@ class TransitionCore:
         run_id: str | None,
         who: Actor,
         actor: str,
-        now: datetime,
         *,
         run_over: bool = False,
         reason: str | None = None,
@@ -251,14 +222,12 @@ class TransitionCore:
             .values(
                 state_id=state,
                 comment=comment,
-                finished=now,
-                last_state_change=now,
+                actor=actor_label(who, actor),
                 **NO_CANCEL_REQUEST,
             )
         ).rowcount
         if not changed:  # pragma: no cover - the caller's lock and check make this a bug
             raise LostOwnership(f"job {job_id} changed hands while run {run_id} finalised it")
-        self._record(connection, job_id, None, JobState.RUNNING, state, actor, comment, now)
         return state, comment
 
     def _fail(
@@ -269,7 +238,6 @@ class TransitionCore:
         who: Actor,
         actor: str,
         comment: str,
-        now: datetime,
     ) -> None:
         """A job that ends Failed without its steps being run (again): refused, canceled."""
         self._transition(
@@ -279,26 +247,20 @@ class TransitionCore:
             JobState.FAILED,
             who,
             actor,
-            values={"comment": comment, "finished": now, **NO_CANCEL_REQUEST},
-            comment=comment,
-            now=now,
+            values={"comment": comment, **NO_CANCEL_REQUEST},
         )
 
-    def _request_cancel(self, connection: Connection, job_id: int, who: str, now: datetime) -> None:
+    def _request_cancel(self, connection: Connection, job_id: int, who: str) -> None:
+        """A frontend's cancel request, as its plain SQL would write it: the triggers stamp it
+        with the database clock and write the history row."""
         connection.execute(
             JOB.update()
             .where(JOB.c.id == job_id, JOB.c.cancel_requested.is_(None))
-            .values(cancel_requested=now, cancel_requested_by=who[:200])
-        )
-        self._record(
-            connection,
-            job_id,
-            None,
-            JobState.RUNNING,
-            JobState.RUNNING,
-            who,
-            f"cancel requested by {who}",
-            now,
+            .values(
+                cancel_requested=database_now(),
+                cancel_requested_by=who[:200],
+                actor=actor_label(Actor.USER, who),
+            )
         )
 
     def _fail_canceled(
@@ -309,11 +271,8 @@ class TransitionCore:
         who: Actor,
         requested_by: str,
         actor: str,
-        now: datetime,
     ) -> None:
-        self._fail(
-            connection, job_id, (state,), who, actor, bounded(f"canceled by {requested_by}"), now
-        )
+        self._fail(connection, job_id, (state,), who, actor, bounded(f"canceled by {requested_by}"))
 
     def _lock_job(self, connection: Connection, job_id: int) -> JobState:
         """Locks the job row until the transaction ends (SQLite: the whole database already is)
@@ -355,8 +314,8 @@ class TransitionCore:
         to_state: JobState,
         actor: str,
         comment: str | None,
-        now: datetime,
     ) -> None:
+        """A note in the history that is not a state change (the triggers write those)."""
         connection.execute(
             HISTORY.insert().values(
                 job_id=job_id,
@@ -365,6 +324,6 @@ class TransitionCore:
                 to_state_id=to_state,
                 actor=actor[:200],
                 comment=bounded(comment),
-                changed_at=now,
+                changed_at=database_now(),
             )
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -13,9 +12,8 @@ from jobs_pipeline.perfdb.errors import InputError, InvalidTransition
 from jobs_pipeline.perfdb.queue_rows import (
     DEFAULT_ACTOR,
     JOB,
-    NO_CANCEL_REQUEST,
     TYPES,
-    utcnow,
+    actor_label,
     validate_against_schema,
 )
 from jobs_pipeline.perfdb.records import Job, JobTypeSpec
@@ -48,7 +46,6 @@ class UserMoves(TransitionCore):
         queue: bool = False,
         actor: str = DEFAULT_ACTOR,
     ) -> Job:
-        now = utcnow()
         with begin(self.engine) as connection:
             type_id, schema = self._job_type(connection, type_name)
             validate_against_schema(type_name, schema, parameters)
@@ -59,15 +56,12 @@ class UserMoves(TransitionCore):
                     state_id=JobState.CREATED,
                     parameters=parameters,
                     description=description,
-                    created=now,
-                    last_state_change=now,
-                    queue_count=0,
+                    actor=actor_label(Actor.USER, actor),
                 )
                 .returning(JOB.c.id)
             ).scalar_one()
-            self._record(connection, job_id, None, None, JobState.CREATED, actor, None, now)
             if queue:
-                self._queue(connection, job_id, actor, now)
+                self._queue(connection, job_id, actor)
             return self._get_job(connection, job_id)
 
     def update_job(
@@ -111,41 +105,25 @@ class UserMoves(TransitionCore):
     def queue_job(self, job_id: int, *, actor: str = DEFAULT_ACTOR) -> Job:
         """Created, Failed or Finished -> Queued. Requeueing a Finished job recomputes every step;
         a Failed one runs only the steps not Finished."""
-        now = utcnow()
         with begin(self.engine) as connection:
-            self._queue(connection, job_id, actor, now)
+            self._queue(connection, job_id, actor)
             return self._get_job(connection, job_id)
 
-    def _queue(self, connection: Connection, job_id: int, actor: str, now: datetime) -> None:
-        previous = self._transition(
-            connection,
-            job_id,
-            QUEUEABLE_STATES,
-            JobState.QUEUED,
-            Actor.USER,
-            actor,
-            values={
-                "queue_count": JOB.c.queue_count + 1,
-                "comment": None,
-                "finished": None,
-                **NO_CANCEL_REQUEST,
-            },
-            now=now,
-        )
-        if previous == JobState.FINISHED:
-            self._reset_steps(connection, job_id, (JobState.FINISHED,), Actor.USER, actor, now)
+    def _queue(self, connection: Connection, job_id: int, actor: str) -> None:
+        # One UPDATE of the state, as a frontend's would be: the database counts the queueing,
+        # clears the comment and cancel request, and puts a Finished job's steps back to Created.
+        self._transition(connection, job_id, QUEUEABLE_STATES, JobState.QUEUED, Actor.USER, actor)
 
     def cancel_job(self, job_id: int, *, actor: str = DEFAULT_ACTOR) -> Job:
         """A person's cancel: a Created or Queued job fails now with `canceled by <actor>`; a
         Running one gets a cancel request that its run and the reconciler act on. A job that has
         ended has nothing to cancel (`InvalidTransition`)."""
-        now = utcnow()
         with begin(self.engine) as connection:
             state = self._lock_job(connection, job_id)
             if state in (JobState.FINISHED, JobState.FAILED):
                 raise InvalidTransition(f"job {job_id} is {state.label}: nothing to cancel")
             if state == JobState.RUNNING:
-                self._request_cancel(connection, job_id, actor, now)
+                self._request_cancel(connection, job_id, actor)
             else:
-                self._fail_canceled(connection, job_id, state, Actor.USER, actor, actor, now)
+                self._fail_canceled(connection, job_id, state, Actor.USER, actor, actor)
             return self._get_job(connection, job_id)
