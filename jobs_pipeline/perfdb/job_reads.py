@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from jobs_pipeline.perfdb.clock import database_now, seconds_since
 from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.errors import NotFound
 from jobs_pipeline.perfdb.queue_rows import (
@@ -20,7 +22,7 @@ from jobs_pipeline.perfdb.queue_rows import (
     step_from_row,
     validate_against_schema,
 )
-from jobs_pipeline.perfdb.records import HistoryEntry, Job, JobTypeSpec, Step
+from jobs_pipeline.perfdb.records import HistoryEntry, Job, JobAges, JobTypeSpec, Step
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.perfdb.transitions import TransitionCore
 
@@ -131,3 +133,27 @@ class JobReads(TransitionCore):
         ).order_by(STEP.c.last_state_change, STEP.c.id)
         with begin(self.engine, write=False) as connection:
             return [step_from_row(row) for row in connection.execute(query)]
+
+    def ages(self, job_ids: Sequence[int]) -> dict[int, JobAges]:
+        """The jobs' silence and time in their state, computed by the database from its own
+        timestamps and its own clock: no process's clock takes part in a liveness decision."""
+        if not job_ids:
+            return {}
+        query = sa.select(
+            JOB.c.id,
+            seconds_since(
+                sa.func.coalesce(JOB.c.heartbeat, JOB.c.started, JOB.c.last_state_change)
+            ),
+            seconds_since(JOB.c.last_state_change),
+            database_now(),
+        ).where(JOB.c.id.in_(list(job_ids)))
+        with begin(self.engine, write=False) as connection:
+            return {
+                job_id: JobAges(
+                    job_id=job_id,
+                    silent_seconds=float(silent),
+                    state_seconds=float(in_state),
+                    database_time=now.timestamp(),
+                )
+                for job_id, silent, in_state, now in connection.execute(query)
+            }

@@ -447,9 +447,12 @@ def test_a_run_that_started_but_never_claimed_its_job_fails_it_once_silent(
     job = alarm_job(seeded_db, WITH_DATA)
     run = run_for(instance, job)
     mark_started(instance, run)
-    assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"  # just started
+    cursor = Cursor()
+    # Just started: its age counts from this sweep, by the database's clock.
+    assert Reconciler(seeded_db, instance).sweep(cursor).summary() == "nothing to reconcile"
+    assert run.run_id in Cursor.parse(cursor.dump()).started_seen
 
-    Reconciler(seeded_db, instance, silence_seconds=0.0).sweep(Cursor())
+    Reconciler(seeded_db, instance, silence_seconds=0.0).sweep(cursor)
 
     failed = seeded_db.queue.get_job(job.id)
     assert failed.state == FAILED
@@ -468,12 +471,14 @@ def test_a_run_whose_plan_op_waits_for_a_worker_is_alive_while_it_beats(
     job = alarm_job(seeded_db, WITH_DATA)
     run = run_for(instance, job)
     mark_started(instance, run)
-    time.sleep(0.3)
+    cursor = Cursor()
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(cursor)  # seen started
+    time.sleep(0.3)  # longer than the silence: only the beat keeps it alive
     assert seeded_db.queue.beat_queued(job.id)
 
-    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(Cursor())
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(cursor)
     assert seeded_db.queue.get_job(job.id).state == QUEUED
 
     time.sleep(0.3)  # and once the beats stop, the run is taken for dead
-    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(Cursor())
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(cursor)
     assert seeded_db.queue.get_job(job.id).state == FAILED
