@@ -9,6 +9,9 @@ judges them by their run's status in Dagster and by the run's heartbeat:
   finalised (a silent run still STARTED in Dagster is marked failed there, freeing its slot);
 - a Queued job whose run for its current queue count ended before claiming it: Failed, so that
   it can be requeued; a Queued job that no run has picked up for long: a warning;
+- a step still Running under a run that no longer holds its job (rows moved by hand): Failed,
+  naming both runs, so that its job can end; a Running job without a run id, once silent:
+  Failed, as no run will ever finish it;
 - a cancel request: Created or Queued jobs fail at once, a Running job's run is terminated and
   its unfinished steps fail with `canceled` once the run has ended, a job that already ended has
   the request cleared with a comment.
@@ -200,6 +203,7 @@ class Reconciler:
             if run_ids
             else {}
         )
+        self._fail_steps_of_older_runs(jobs, done)
         ages = self.queue.ages([job.id for job in jobs])
         for job in jobs:
             self._judge_running(job, runs.get(job.run_id or ""), ages.get(job.id), done)
@@ -213,6 +217,10 @@ class Reconciler:
         run_id = job.run_id or ""
         silent_for = ages.silent_seconds
         silent = silent_for > self.silence
+        if not run_id:
+            if silent:
+                self._fail_unheld(job, silent_for, done)
+            return
         canceled = job.cancel_requested is not None
         if run is not None and run.is_finished:
             status = _STATUS_WORDS.get(run.status, run.status.value.lower())
@@ -243,6 +251,21 @@ class Reconciler:
             except Exception as error:
                 self._warn(f"could not mark run {run_id} failed in Dagster: {error}")
         self._finalise(job, reason, done, run=run, step_comment="canceled" if canceled else None)
+
+    def _fail_steps_of_older_runs(self, jobs: Sequence[Job], done: Sweep) -> None:
+        job_ids = [job.id for job in jobs]
+        for result in self.queue.fail_steps_of_older_runs(job_ids, actor=RECONCILER_ACTOR):
+            self._info(f"job {result.job_id}: step {result.step_id} of an older run failed")
+            done.finalised.append(f"step {result.step_id} of job {result.job_id}")
+
+    def _fail_unheld(self, job: Job, silent_for: float, done: Sweep) -> None:
+        reason = f"Running without a run id and silent for {silent_for:.0f} s: no run holds it"
+        result = self._guarded(
+            job, self.queue.fail_running_job_without_run, job.id, reason, actor=RECONCILER_ACTOR
+        )
+        if result is not None:
+            self._info(f"job {job.id}: {reason}")
+            done.finalised.append(f"job {job.id}")
 
     def _finalise(
         self,
@@ -342,6 +365,7 @@ class Reconciler:
         )
         if not jobs:
             return 0
+        self._fail_steps_of_older_runs(jobs, done)
         records_by_job = self._run_records_of(jobs)
         ages = self.queue.ages([job.id for job in jobs])
         started_seen = {} if started_seen is None else started_seen

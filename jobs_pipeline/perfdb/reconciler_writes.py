@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import sqlalchemy as sa
 
 from jobs_pipeline.perfdb.engine import begin
+from jobs_pipeline.perfdb.errors import InputError
 from jobs_pipeline.perfdb.queue_rows import (
     DEFAULT_ACTOR,
     JOB,
@@ -149,3 +150,90 @@ class ReconcilerWrites(TransitionCore):
                         )
                     )
         return results
+
+    def fail_steps_of_older_runs(
+        self, job_ids: Sequence[int], *, actor: str | None = None
+    ) -> list[StepResult]:
+        """Steps still Running under a run that no longer holds their job (the job was moved
+        on by hand, or is held by a newer run): no run will ever finish them, and the job could
+        never be finalised while they stay Running. They become Failed with a comment that
+        names both runs. One indexed lookup per job."""
+        actor = actor or "reconciler"
+        if not job_ids:
+            return []
+        stale = (
+            sa.select(STEP.c.id, STEP.c.job_id, STEP.c.run_id)
+            .join_from(STEP, JOB, STEP.c.job_id == JOB.c.id)
+            .where(
+                STEP.c.job_id.in_(list(job_ids)),
+                STEP.c.state_id == JobState.RUNNING,
+                sa.or_(
+                    JOB.c.state_id != JobState.RUNNING,
+                    STEP.c.run_id.is_distinct_from(JOB.c.run_id),
+                ),
+            )
+            .order_by(STEP.c.job_id, STEP.c.id)
+        )
+        results: list[StepResult] = []
+        with begin(self.engine) as connection:
+            for row in connection.execute(stale).all():
+                holder = self._lock_holder(connection, row.job_id)
+                state = JobState(holder.state_id)
+                now_held = f"run {holder.run_id}" if holder.run_id else "no run"
+                comment = bounded(
+                    f"left Running by run {row.run_id or '(none)'}, which no longer holds job "
+                    f"{row.job_id} ({state.label}, held by {now_held})"
+                )
+                try:
+                    self._step_transition(
+                        connection,
+                        row.id,
+                        (JobState.RUNNING,),
+                        JobState.FAILED,
+                        Actor.RECONCILER,
+                        actor,
+                        values={"comment": comment},
+                        run_id=row.run_id,
+                    )
+                except InputError:
+                    continue  # moved meanwhile: nothing stale left
+                results.append(StepResult(step_id=row.id, job_id=row.job_id, state=JobState.FAILED))
+        return results
+
+    def fail_running_job_without_run(
+        self, job_id: int, reason: str, *, actor: str | None = None
+    ) -> StepResult | None:
+        """A Running job that no run holds (its run id is empty, written by hand): no run will
+        ever finish or finalise it. Its Running steps fail with `reason` and the job is
+        finalised with it. Nothing happens if a run has claimed it meanwhile."""
+        actor = actor or "reconciler"
+        reason = bounded(reason)
+        with begin(self.engine) as connection:
+            holder = self._lock_holder(connection, job_id)
+            if holder.state_id != JobState.RUNNING or holder.run_id is not None:
+                return None
+            running = connection.scalars(
+                sa.select(STEP.c.id).where(
+                    STEP.c.job_id == job_id, STEP.c.state_id == JobState.RUNNING
+                )
+            ).all()
+            for step_id in running:
+                self._step_transition(
+                    connection,
+                    step_id,
+                    (JobState.RUNNING,),
+                    JobState.FAILED,
+                    Actor.RECONCILER,
+                    actor,
+                    values={"comment": reason},
+                )
+            state, comment = self._finalise_job(
+                connection, job_id, None, Actor.RECONCILER, actor, run_over=True, reason=reason
+            )
+            return StepResult(
+                step_id=0,
+                job_id=job_id,
+                state=JobState.FAILED,
+                job_state=state,
+                job_comment=comment,
+            )

@@ -4,6 +4,7 @@ the transition tables, for each kind of actor, whoever writes the SQL."""
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.errors import InvalidTransition
 from jobs_pipeline.perfdb.models import JobInstanceRow, JobStepRow, table_of
+from jobs_pipeline.perfdb.rules_sql import FRONTEND_ROLE, WORKER_ROLE
 from jobs_pipeline.perfdb.states import JOB_TRANSITIONS, STEP_TRANSITIONS, Actor, JobState
 from jobs_pipeline_tests.perfdb.test_queue import object_ids, running_job
 
@@ -280,4 +282,59 @@ def test_a_step_start_and_finish_cost_three_statements_each(
     assert [(entry.step_id, entry.to_state) for entry in history[-2:]] == [
         (step_ids[0], JobState.RUNNING),
         (step_ids[0], JobState.FINISHED),
+    ]
+
+
+@pytest.fixture
+def pg_roles(pg_perfdb_url: str) -> Iterator[tuple[PerfDB, str, str]]:
+    """A frontend role and a worker role (NOLOGIN, members of the roles the migration made),
+    with the table privileges a deployment grants them; dropped afterwards."""
+    perfdb = PerfDB.connect(pg_perfdb_url)
+    suffix = uuid.uuid4().hex[:8]
+    frontend, worker = f"jp_test_frontend_{suffix}", f"jp_test_worker_{suffix}"
+    with perfdb.engine.begin() as connection:
+        for role, member_of in ((frontend, FRONTEND_ROLE), (worker, WORKER_ROLE)):
+            connection.exec_driver_sql(f"CREATE ROLE {role} NOLOGIN IN ROLE {member_of}")
+            connection.exec_driver_sql(
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+            )
+            connection.exec_driver_sql(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    try:
+        yield perfdb, frontend, worker
+    finally:
+        with perfdb.engine.begin() as connection:
+            for role in (frontend, worker):
+                connection.exec_driver_sql(f"DROP OWNED BY {role}")
+                connection.exec_driver_sql(f"DROP ROLE {role}")
+        perfdb.dispose()
+
+
+def test_on_postgresql_only_worker_roles_may_act_as_a_run(
+    pg_roles: tuple[PerfDB, str, str],
+) -> None:
+    perfdb, frontend, worker = pg_roles
+    with perfdb.engine.begin() as connection:
+        type_id = connection.execute(sa.text("SELECT min(id) FROM job_types")).scalar_one()
+        job_id = job_in(connection, type_id, JobState.QUEUED)
+    claim = sa.text(
+        "UPDATE job_instances SET state_id = 3, run_id = 'run-x', actor = 'run:run-x' "
+        "WHERE id = :id"
+    )
+    with perfdb.engine.begin() as connection:
+        connection.exec_driver_sql(f"SET LOCAL ROLE {frontend}")
+        with pytest.raises(sa.exc.IntegrityError, match="needs membership of jobs_pipeline_worker"):
+            connection.execute(claim, {"id": job_id})
+    with perfdb.engine.begin() as connection:
+        connection.exec_driver_sql(f"SET LOCAL ROLE {frontend}")
+        connection.execute(
+            sa.text("UPDATE job_instances SET cancel_requested_by = 'ana' WHERE id = :id"),
+            {"id": job_id},
+        )  # what a frontend may do
+    with perfdb.engine.begin() as connection:
+        connection.exec_driver_sql(f"SET LOCAL ROLE {worker}")
+        connection.execute(claim, {"id": job_id})
+    assert perfdb.queue.get_job(job_id).state == JobState.RUNNING
+    history = perfdb.queue.history(job_id)
+    assert [(entry.to_state, entry.actor) for entry in history[-1:]] == [
+        (JobState.RUNNING, "run:run-x")
     ]
