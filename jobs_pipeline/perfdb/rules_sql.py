@@ -174,6 +174,7 @@ BEGIN
         NEW.created := now();
         NEW.last_state_change := now();
         NEW.queue_count := CASE WHEN NEW.state_id = {Q} THEN 1 ELSE 0 END;
+        NEW.actor := left(who, 200);
         RETURN NEW;  -- the statement trigger writes the history and clears actor
     END IF;
     NEW.actor := NULL;
@@ -207,9 +208,7 @@ BEGIN
             {_pg_raise("job %: % may not make it Running without a run_id", "OLD.id", "who")}
         END IF;
         NEW.last_state_change := now();
-        INSERT INTO job_state_history
-            (job_id, step_id, from_state_id, to_state_id, actor, comment, changed_at)
-            VALUES (OLD.id, NULL, OLD.state_id, NEW.state_id, left(who, 200), NEW.comment, now());
+        PERFORM jobs_pipeline_record(OLD.id, NULL, OLD.state_id, NEW.state_id, who, NEW.comment);
         IF NEW.state_id = {Q} THEN
             NEW.queue_count := OLD.queue_count + 1;
             NEW.comment := NULL;
@@ -217,13 +216,7 @@ BEGIN
             NEW.cancel_requested := NULL;
             NEW.cancel_requested_by := NULL;
             IF OLD.state_id = {D} THEN
-                WITH reset AS (
-                    UPDATE job_steps SET state_id = {C}, comment = NULL, last_state_change = now()
-                    WHERE job_id = OLD.id AND state_id = {D} RETURNING id
-                )
-                INSERT INTO job_state_history
-                    (job_id, step_id, from_state_id, to_state_id, actor, comment, changed_at)
-                    SELECT OLD.id, id, {D}, {C}, left(who, 200), 'recompute', now() FROM reset;
+                PERFORM jobs_pipeline_recompute(OLD.id, who);
             END IF;
         ELSIF NEW.state_id = {R} THEN
             NEW.heartbeat := now();
@@ -264,16 +257,15 @@ BEGIN
     }
             END IF;
             IF NEW.parameters IS DISTINCT FROM OLD.parameters AND OLD.state_id IN ({D}, {F}) THEN
-                DELETE FROM job_steps WHERE job_id = OLD.id;  -- recreated at the next queue
+                PERFORM jobs_pipeline_drop_steps(OLD.id);  -- recreated at the next queue
             END IF;
         END IF;
     END IF;
     IF NEW.cancel_requested IS NOT NULL AND OLD.cancel_requested IS NULL THEN
         NEW.cancel_requested := now();
-        INSERT INTO job_state_history
-            (job_id, step_id, from_state_id, to_state_id, actor, comment, changed_at)
-            VALUES (OLD.id, NULL, OLD.state_id, OLD.state_id, left(who, 200),
-                    'cancel requested by ' || coalesce(NEW.cancel_requested_by, who), now());
+        PERFORM jobs_pipeline_record(
+            OLD.id, NULL, OLD.state_id, OLD.state_id, who,
+            'cancel requested by ' || coalesce(NEW.cancel_requested_by, who));
     END IF;
     RETURN NEW;
 END $$"""
@@ -337,6 +329,7 @@ BEGIN
         END IF;
         NEW.created := now();
         NEW.last_state_change := now();
+        NEW.actor := left(who, 200);
         RETURN NEW;  -- the statement trigger writes the history and clears actor
     END IF;
     NEW.actor := NULL;
@@ -359,23 +352,20 @@ BEGIN
     ELSIF NEW.state_id IN ({D}, {F}) THEN
         NEW.finished := now();
     END IF;
-    INSERT INTO job_state_history
-        (job_id, step_id, from_state_id, to_state_id, actor, comment, changed_at)
-        VALUES (OLD.job_id, OLD.id, OLD.state_id, NEW.state_id, left(who, 200),
-                CASE WHEN OLD.state_id = {D} AND NEW.state_id = {C} THEN 'recompute'
-                     ELSE NEW.comment END, now());
+    PERFORM jobs_pipeline_record(OLD.job_id, OLD.id, OLD.state_id, NEW.state_id, who,
+                                 NEW.comment);
     RETURN NEW;
 END $$"""
 
 
 def _pg_inserted_function(table: str, job_id: str, step_id: str) -> str:
     return f"""
-CREATE FUNCTION jobs_pipeline_{table}_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION jobs_pipeline_{table}_inserted() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO job_state_history
         (job_id, step_id, from_state_id, to_state_id, actor, comment, changed_at)
-        SELECT {job_id}, {step_id}, NULL, state_id,
-               left(coalesce(actor, 'sql:' || current_user), 200), NULL, now()
+        SELECT {job_id}, {step_id}, NULL, state_id, actor, NULL, now()
         FROM inserted ORDER BY id;
     UPDATE {table} SET actor = NULL
         WHERE id IN (SELECT id FROM inserted WHERE actor IS NOT NULL);
@@ -383,8 +373,48 @@ BEGIN
 END $$"""
 
 
+# The writes the rules make on behalf of a statement (history rows, a recompute, dropping the
+# steps of an edited job) run with the rights of the migration's owner: a frontend role needs
+# privileges on `job_instances` only. The checks themselves run as the caller (its role
+# decides what it may do).
+_PG_DEFINER = "SECURITY DEFINER SET search_path FROM CURRENT"
+_PG_HELPERS = [
+    f"""
+CREATE FUNCTION jobs_pipeline_record(
+    job integer, step integer, from_state integer, to_state integer, who text, note text
+) RETURNS void LANGUAGE sql {_PG_DEFINER} AS $$
+    INSERT INTO job_state_history
+        (job_id, step_id, from_state_id, to_state_id, actor, comment, changed_at)
+    VALUES (job, step, from_state, to_state, left(who, 200),
+            CASE WHEN from_state = {D} AND to_state = {C} THEN 'recompute' ELSE note END, now())
+$$""",
+    f"""
+CREATE FUNCTION jobs_pipeline_recompute(job integer, who text) RETURNS void
+LANGUAGE sql {_PG_DEFINER} AS $$
+    WITH reset AS (
+        UPDATE job_steps SET state_id = {C}, comment = NULL, last_state_change = now()
+        WHERE job_id = job AND state_id = {D} RETURNING id
+    )
+    INSERT INTO job_state_history
+        (job_id, step_id, from_state_id, to_state_id, actor, comment, changed_at)
+    SELECT job, id, {D}, {C}, left(who, 200), 'recompute', now() FROM reset
+$$""",
+    f"""
+CREATE FUNCTION jobs_pipeline_drop_steps(job integer) RETURNS void
+LANGUAGE sql {_PG_DEFINER} AS $$
+    DELETE FROM job_steps WHERE job_id = job
+$$""",
+]
+_PG_HELPER_SIGNATURES = (
+    "jobs_pipeline_record(integer, integer, integer, integer, text, text)",
+    "jobs_pipeline_recompute(integer, text)",
+    "jobs_pipeline_drop_steps(integer)",
+)
+
+
 def postgresql_statements() -> list[str]:
     statements = [
+        *_PG_HELPERS,
         _pg_job_function(),
         _pg_step_function(),
         _pg_inserted_function("job_instances", "id", "NULL::integer"),
@@ -410,7 +440,7 @@ def postgresql_drop_statements() -> list[str]:
             f"DROP FUNCTION jobs_pipeline_{rules}_rules()",
             f"DROP FUNCTION jobs_pipeline_{table}_inserted()",
         ]
-    return statements
+    return statements + [f"DROP FUNCTION {signature}" for signature in _PG_HELPER_SIGNATURES]
 
 
 def role_statements() -> list[str]:
