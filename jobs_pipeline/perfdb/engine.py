@@ -20,7 +20,7 @@ DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "perfdb.sqlite"
 # How long a SQLite writer waits for another writer's lock before giving up with `Busy`.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 _READ_ONLY_OPTION = "perfdb_read_only"
-# How every refusal by the database's rules starts (the triggers of `rules_sql.py`).
+# How every refusal by the database's rules starts (the triggers of `perfdb/rules_*.py`).
 REFUSAL_PREFIX = "jobs_pipeline:"
 _BUSY_TIMEOUTS: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 
@@ -118,7 +118,7 @@ def begin(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
             raise ConnectionLost(_lost(engine, error, committing)) from error
         refusal = _first_line(error.orig)
         if isinstance(error, sa.exc.IntegrityError) and refusal.startswith(REFUSAL_PREFIX):
-            # The database's rules refused the statement (`rules_sql.py`); nothing was written.
+            # The database's rules refused the statement (`perfdb/rules_*.py`); nothing was written.
             raise InvalidTransition(refusal) from error
         if not isinstance(error, sa.exc.OperationalError):
             raise

@@ -1,7 +1,7 @@
 """SQLAlchemy models of the performance database: the job queue and the domain tables.
 
 The Alembic migrations under `migrations/` build exactly this schema (a test compares them),
-plus the triggers that keep the state machine's rules (`rules_sql.py`).
+plus the triggers that keep the state machine's rules (`perfdb/rules_*.py`).
 """
 
 from __future__ import annotations

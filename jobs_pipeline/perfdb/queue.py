@@ -2,7 +2,7 @@
 
 Each transition is one guarded UPDATE (`... WHERE state IN <expected>`); when it changes no row,
 the current state is read back and reported in an `InvalidTransition` (or `NotFound`). Each
-statement names its actor; the database's triggers (`rules_sql.py`) check the move, write the
+statement names its actor; the database's triggers (`perfdb/rules_*.py`) check the move, write the
 `job_state_history` row and stamp the timestamps with the database clock.
 
 `JobQueue` is assembled from one part per kind of writer, all built on `TransitionCore`

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from jobs_pipeline.jobs import job_type_specs, upgrade_database
-from jobs_pipeline.perfdb import PerfDB, rules_sql
+from jobs_pipeline.perfdb import PerfDB, rules_postgresql, rules_sqlite
 from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.migrate import alembic_config, current_revision, head_revision, upgrade
 from jobs_pipeline.perfdb.models import Base
@@ -56,7 +56,9 @@ def test_migrations_install_the_rules_triggers_and_downgrade_removes_them(
         else "SELECT name FROM sqlite_master WHERE type = 'trigger'"
     )
     expected = set(
-        rules_sql.postgresql_trigger_names() if postgresql else rules_sql.sqlite_trigger_names()
+        rules_postgresql.postgresql_trigger_names()
+        if postgresql
+        else rules_sqlite.sqlite_trigger_names()
     )
     with perfdb.engine.connect() as connection:
         installed = set(connection.exec_driver_sql(query).scalars())

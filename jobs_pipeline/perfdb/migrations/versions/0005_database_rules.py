@@ -5,7 +5,7 @@ Revises: 0004
 Create Date: 2026-12-07 09:00:00
 
 A frontend writes rows with plain SQL, so the state machine of `perfdb/states.py` is enforced
-by triggers rendered from its transition tables (`perfdb/rules_sql.py`): every statement names
+by triggers rendered from its transition tables (`perfdb/rules_*.py`): every statement names
 its actor in the `actor` column (or acts as the frontend), the triggers refuse moves the tables
 do not allow, write the history row, and stamp the timestamps with the database clock.
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from jobs_pipeline.perfdb import rules_sql
+from jobs_pipeline.perfdb import rules_postgresql, rules_sqlite
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -37,20 +37,22 @@ def upgrade() -> None:
                     column, server_default=sa.text("CURRENT_TIMESTAMP"), existing_nullable=False
                 )
     if postgresql:
-        for statement in rules_sql.role_statements() + rules_sql.postgresql_statements():
+        for statement in (
+            rules_postgresql.role_statements() + rules_postgresql.postgresql_statements()
+        ):
             op.execute(statement)
     else:
-        for statement in rules_sql.sqlite_statements():
+        for statement in rules_sqlite.sqlite_statements():
             op.execute(statement)
 
 
 def downgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
     if postgresql:
-        for statement in rules_sql.postgresql_drop_statements():
+        for statement in rules_postgresql.postgresql_drop_statements():
             op.execute(statement)
     else:
-        for name in rules_sql.sqlite_trigger_names():
+        for name in rules_sqlite.sqlite_trigger_names():
             op.execute(f"DROP TRIGGER {name}")
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
