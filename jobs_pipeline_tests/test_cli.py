@@ -651,7 +651,7 @@ def test_job_create_prints_only_the_id(cli: Cli, perfdb: PerfDB, fleet: dict[str
     assert (job.state, job.parameters, job.description) == (JobState.CREATED, params(), "")
     job = perfdb.queue.get_job(second)
     assert (job.state, job.description, job.queue_count) == (JobState.QUEUED, "nightly run", 1)
-    assert {entry.actor for entry in perfdb.queue.history(second)} == {"cli"}
+    assert {entry.actor for entry in perfdb.queue.history(second)} == {"user:cli"}
 
 
 BAD_JOB_PARAMETERS = [
@@ -707,7 +707,7 @@ def test_job_queue_moves_created_to_queued(cli: Cli, perfdb: PerfDB, fleet: dict
 
     assert result.out == f"job {job.id} is Queued (queued 1 time)\n"
     assert perfdb.queue.get_job(job.id).state == JobState.QUEUED
-    assert perfdb.queue.history(job.id)[-1].actor == "cli"
+    assert perfdb.queue.history(job.id)[-1].actor == "user:cli"
 
 
 def test_job_queue_and_delete_refuse_a_running_job(

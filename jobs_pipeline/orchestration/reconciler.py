@@ -9,9 +9,16 @@ judges them by their run's status in Dagster and by the run's heartbeat:
   finalised (a silent run still STARTED in Dagster is marked failed there, freeing its slot);
 - a Queued job whose run for its current queue count ended before claiming it: Failed, so that
   it can be requeued; a Queued job that no run has picked up for long: a warning;
+- a step still Running under a run that no longer holds its job (rows moved by hand): Failed,
+  naming both runs, so that its job can end; a Running job without a run id, once silent:
+  Failed, as no run will ever finish it;
 - a cancel request: Created or Queued jobs fail at once, a Running job's run is terminated and
   its unfinished steps fail with `canceled` once the run has ended, a job that already ended has
   the request cleared with a comment.
+
+Time is the database's: silences and waits are computed by the database from its own timestamps
+(`JobQueue.ages`), never from this process's clock or from Dagster's run start times, which
+come from the run worker's clock.
 
 Every query is bounded (`RECONCILER_BATCH_SIZE` rows of one indexed state at a time, the cursor
 moving through the table), so a sweep costs the same however many jobs the table holds.
@@ -22,7 +29,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -36,14 +42,13 @@ from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError, is_transient
 from jobs_pipeline.perfdb.heartbeat import heartbeat_silence_seconds
-from jobs_pipeline.perfdb.queue import utcnow
-from jobs_pipeline.perfdb.records import Job
+from jobs_pipeline.perfdb.records import Job, JobAges
 from jobs_pipeline.perfdb.states import Actor, JobState
 
 RECONCILER_NAME = "perfdb_reconciler"
 RECONCILER_INTERVAL_SECONDS = 3
 RECONCILER_BATCH_SIZE = 100
-RECONCILER_ACTOR = "reconciler"
+RECONCILER_ACTOR = f"reconciler:{RECONCILER_NAME}"
 _MAX_WARNED = 500
 
 _STATUS_WORDS = {
@@ -79,6 +84,9 @@ class Cursor:
     running_after: int = 0
     queued_after: int = 0
     warned: list[int] = field(default_factory=list)
+    # When each run still STARTED without having claimed its Queued job was first seen so, by
+    # the database's clock (seconds since the epoch).
+    started_seen: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
@@ -88,6 +96,10 @@ class Cursor:
                 running_after=int(data.get("running_after", 0)),
                 queued_after=int(data.get("queued_after", 0)),
                 warned=[int(job_id) for job_id in data.get("warned", [])][-_MAX_WARNED:],
+                started_seen={
+                    str(run_id): float(seen)
+                    for run_id, seen in dict(data.get("started_seen", {})).items()
+                },
             )
         except (ValueError, TypeError, AttributeError):
             return cls()
@@ -98,6 +110,7 @@ class Cursor:
                 "running_after": self.running_after,
                 "queued_after": self.queued_after,
                 "warned": self.warned[-_MAX_WARNED:],
+                "started_seen": dict(list(self.started_seen.items())[-_MAX_WARNED:]),
             }
         )
 
@@ -133,7 +146,9 @@ class Reconciler:
         done = Sweep()
         self.handle_cancel_requests(done)
         cursor.running_after = self.sweep_running(cursor.running_after, done)
-        cursor.queued_after = self.sweep_queued(cursor.queued_after, cursor.warned, done)
+        cursor.queued_after = self.sweep_queued(
+            cursor.queued_after, cursor.warned, done, cursor.started_seen
+        )
         return done
 
     # --- cancel requests ---------------------------------------------------------------------
@@ -188,17 +203,24 @@ class Reconciler:
             if run_ids
             else {}
         )
-        now = utcnow()
+        self._fail_steps_of_older_runs(jobs, done)
+        ages = self.queue.ages([job.id for job in jobs])
         for job in jobs:
-            self._judge_running(job, runs.get(job.run_id or ""), now, done)
+            self._judge_running(job, runs.get(job.run_id or ""), ages.get(job.id), done)
         return jobs[-1].id if len(jobs) == self.batch_size else 0
 
     def _judge_running(
-        self, job: Job, run: dg.DagsterRun | None, now: datetime, done: Sweep
+        self, job: Job, run: dg.DagsterRun | None, ages: JobAges | None, done: Sweep
     ) -> None:
+        if ages is None:
+            return  # deleted meanwhile
         run_id = job.run_id or ""
-        silent_for = (now - (job.heartbeat or job.started or job.last_state_change)).total_seconds()
+        silent_for = ages.silent_seconds
         silent = silent_for > self.silence
+        if not run_id:
+            if silent:
+                self._fail_unheld(job, silent_for, done)
+            return
         canceled = job.cancel_requested is not None
         if run is not None and run.is_finished:
             status = _STATUS_WORDS.get(run.status, run.status.value.lower())
@@ -229,6 +251,21 @@ class Reconciler:
             except Exception as error:
                 self._warn(f"could not mark run {run_id} failed in Dagster: {error}")
         self._finalise(job, reason, done, run=run, step_comment="canceled" if canceled else None)
+
+    def _fail_steps_of_older_runs(self, jobs: Sequence[Job], done: Sweep) -> None:
+        job_ids = [job.id for job in jobs]
+        for result in self.queue.fail_steps_of_older_runs(job_ids, actor=RECONCILER_ACTOR):
+            self._info(f"job {result.job_id}: step {result.step_id} of an older run failed")
+            done.finalised.append(f"step {result.step_id} of job {result.job_id}")
+
+    def _fail_unheld(self, job: Job, silent_for: float, done: Sweep) -> None:
+        reason = f"Running without a run id and silent for {silent_for:.0f} s: no run holds it"
+        result = self._guarded(
+            job, self.queue.fail_running_job_without_run, job.id, reason, actor=RECONCILER_ACTOR
+        )
+        if result is not None:
+            self._info(f"job {job.id}: {reason}")
+            done.finalised.append(f"job {job.id}")
 
     def _finalise(
         self,
@@ -313,7 +350,13 @@ class Reconciler:
 
     # --- Queued jobs -------------------------------------------------------------------------
 
-    def sweep_queued(self, after_id: int, warned: list[int], done: Sweep) -> int:
+    def sweep_queued(
+        self,
+        after_id: int,
+        warned: list[int],
+        done: Sweep,
+        started_seen: dict[str, float] | None = None,
+    ) -> int:
         jobs = self.queue.list_jobs(
             state=JobState.QUEUED,
             after_id=after_id,
@@ -322,18 +365,23 @@ class Reconciler:
         )
         if not jobs:
             return 0
+        self._fail_steps_of_older_runs(jobs, done)
         records_by_job = self._run_records_of(jobs)
-        now = utcnow()
+        ages = self.queue.ages([job.id for job in jobs])
+        started_seen = {} if started_seen is None else started_seen
         for job in jobs:
+            job_ages = ages.get(job.id)
+            if job_ages is None:
+                continue  # deleted meanwhile
             records = [
                 record
                 for record in records_by_job.get(job.id, [])
                 if record.dagster_run.tags.get(QUEUE_COUNT_TAG) == str(job.queue_count)
             ]
             if records:
-                self._judge_queued(job, records, now, done)
+                self._judge_queued(job, records, job_ages, started_seen, done)
             elif job.id not in warned:
-                waited = (now - job.last_state_change).total_seconds()
+                waited = job_ages.state_seconds
                 if waited > self.queued_warning:
                     message = (
                         f"job {job.id} has been Queued for {waited / 60:.0f} min and no run has "
@@ -345,7 +393,12 @@ class Reconciler:
         return jobs[-1].id if len(jobs) == self.batch_size else 0
 
     def _judge_queued(
-        self, job: Job, records: Sequence[RunRecord], now: datetime, done: Sweep
+        self,
+        job: Job,
+        records: Sequence[RunRecord],
+        ages: JobAges,
+        started_seen: dict[str, float],
+        done: Sweep,
     ) -> None:
         """A Queued job's run for its current queue count: still waiting or working is fine;
         ended without claiming the job, or started long ago without claiming it (its worker
@@ -354,15 +407,19 @@ class Reconciler:
         for record in records:
             run = record.dagster_run
             if not run.is_finished:
-                started = record.start_time
-                if run.status != DagsterRunStatus.STARTED or started is None:
+                if run.status != DagsterRunStatus.STARTED:
                     return  # queued in Dagster, or starting (run monitoring times that out)
-                # A run whose plan op waits for a worker beats on the Queued job meanwhile.
-                beat = job.heartbeat.timestamp() if job.heartbeat is not None else started
-                if now.timestamp() - max(started, beat) <= self.silence:
+                # Dagster's start time comes from the run worker's clock: the run's age is
+                # counted from when a sweep first saw it started, by the database's clock.
+                seen = started_seen.setdefault(run.run_id, ages.database_time)
+                quiet = ages.database_time - seen
+                if job.heartbeat is not None:
+                    # A run whose plan op waits for a worker beats on the Queued job meanwhile.
+                    quiet = min(quiet, ages.silent_seconds)
+                if quiet <= self.silence:
                     return
                 comment = (
-                    f"run {run.run_id} started {now.timestamp() - started:.0f} s ago but never "
+                    f"run {run.run_id} started at least {quiet:.0f} s ago but never "
                     f"claimed the job: queue it again"
                 )
                 try:

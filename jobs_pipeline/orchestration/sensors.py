@@ -27,8 +27,8 @@ from jobs_pipeline.perfdb.states import Actor, JobState
 __all__ = ["JOB_ID_TAG", "JOB_TYPE_TAG", "QUEUE_COUNT_TAG", "queue_sensor_factory", "run_request"]
 
 SENSOR_BATCH_SIZE = 50
-SENSOR_ACTOR = "sensor"
 QUEUE_SENSOR_NAME = "perfdb_queue_sensor"
+SENSOR_ACTOR = f"sensor:{QUEUE_SENSOR_NAME}"
 
 
 def run_key(job: Job) -> str:

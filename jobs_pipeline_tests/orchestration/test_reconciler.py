@@ -120,7 +120,7 @@ def silence(perfdb: PerfDB, job_id: int, seconds: float) -> None:
         connection.execute(
             jobs.update()
             .where(jobs.c.id == job_id)
-            .values(heartbeat=utcnow() - timedelta(seconds=seconds))
+            .values(heartbeat=utcnow() - timedelta(seconds=seconds), actor="run:silenced-by-test")
         )
 
 
@@ -447,9 +447,12 @@ def test_a_run_that_started_but_never_claimed_its_job_fails_it_once_silent(
     job = alarm_job(seeded_db, WITH_DATA)
     run = run_for(instance, job)
     mark_started(instance, run)
-    assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"  # just started
+    cursor = Cursor()
+    # Just started: its age counts from this sweep, by the database's clock.
+    assert Reconciler(seeded_db, instance).sweep(cursor).summary() == "nothing to reconcile"
+    assert run.run_id in Cursor.parse(cursor.dump()).started_seen
 
-    Reconciler(seeded_db, instance, silence_seconds=0.0).sweep(Cursor())
+    Reconciler(seeded_db, instance, silence_seconds=0.0).sweep(cursor)
 
     failed = seeded_db.queue.get_job(job.id)
     assert failed.state == FAILED
@@ -468,12 +471,77 @@ def test_a_run_whose_plan_op_waits_for_a_worker_is_alive_while_it_beats(
     job = alarm_job(seeded_db, WITH_DATA)
     run = run_for(instance, job)
     mark_started(instance, run)
-    time.sleep(0.3)
+    cursor = Cursor()
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(cursor)  # seen started
+    time.sleep(0.3)  # longer than the silence: only the beat keeps it alive
     assert seeded_db.queue.beat_queued(job.id)
 
-    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(Cursor())
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(cursor)
     assert seeded_db.queue.get_job(job.id).state == QUEUED
 
     time.sleep(0.3)  # and once the beats stop, the run is taken for dead
-    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(Cursor())
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(cursor)
     assert seeded_db.queue.get_job(job.id).state == FAILED
+
+
+# --- rows moved by hand ------------------------------------------------------------------------
+
+
+def as_a_worker(perfdb: PerfDB, job_id: int, **values: Any) -> None:
+    """Plain SQL that names itself a run (what a worker role may do with the job row)."""
+    set_columns(perfdb, job_id, actor="run:by-hand", **values)
+
+
+def test_a_step_left_running_by_an_older_run_is_failed_and_its_job_ends(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, instance: dg.DagsterInstance
+) -> None:
+    held = job_held_by_a_run(seeded_db, instance)
+    newer = run_for(instance, seeded_db.queue.get_job(held.job_id))
+    # The job handed to another run by hand: its first step stays Running under the first run,
+    # fenced off from the newer one, which could never finalise the job.
+    as_a_worker(seeded_db, held.job_id, run_id=newer.run_id)
+    instance.report_run_failed(newer, "the newer run died too")
+
+    summary, _ = sweep(instance, perfdb_resource)
+
+    step = seeded_db.queue.get_step(held.steps[0])
+    assert step.state == FAILED
+    assert step.comment == (
+        f"left Running by run {held.run.run_id}, which no longer holds job {held.job_id} "
+        f"(Running, held by run {newer.run_id})"
+    )
+    job = seeded_db.queue.get_job(held.job_id)
+    assert job.state == FAILED, summary
+    assert job.comment is not None and job.comment.startswith(f"run {newer.run_id} failed")
+    assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"
+
+
+def test_a_step_left_running_under_a_queued_job_is_failed_before_its_next_run(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, instance: dg.DagsterInstance
+) -> None:
+    held = job_held_by_a_run(seeded_db, instance)
+    as_a_worker(seeded_db, held.job_id, state_id=int(FAILED))
+    seeded_db.queue.queue_job(held.job_id)  # its step still Running under the first run
+
+    sweep(instance, perfdb_resource)
+
+    assert seeded_db.queue.get_step(held.steps[0]).state == FAILED
+    newer = seeded_db.queue.claim_job(held.job_id, "run-newer")
+    assert seeded_db.queue.start_step(held.steps[0], newer.run_id).state == RUNNING
+
+
+def test_a_running_job_without_a_run_id_fails_once_silent(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, instance: dg.DagsterInstance
+) -> None:
+    job = alarm_job(seeded_db, WITH_DATA)
+    # `run:standalone` may hold a job without a run id; nothing will ever finish this one.
+    set_columns(seeded_db, job.id, state_id=int(RUNNING), actor="run:standalone")
+    assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"  # not silent yet
+
+    Reconciler(seeded_db, instance, silence_seconds=0.0).sweep(Cursor())
+
+    failed = seeded_db.queue.get_job(job.id)
+    assert failed.state == FAILED
+    assert failed.comment is not None
+    assert failed.comment.startswith("Running without a run id and silent for ")
+    assert failed.finished is not None

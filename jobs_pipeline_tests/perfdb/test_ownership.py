@@ -53,6 +53,7 @@ def test_the_table_holds_every_move_of_the_design_and_no_other() -> None:
     moves = {(source, target) for source, target in JOB_TRANSITIONS}
     assert moves == {
         (None, CREATED),
+        (None, QUEUED),
         (CREATED, CREATED),
         (CREATED, QUEUED),
         (FAILED, QUEUED),
@@ -206,7 +207,7 @@ def test_cancel_fails_created_and_queued_jobs_at_once(
         assert (canceled.state, canceled.comment) == (FAILED, "canceled by ana")
         assert canceled.finished is not None
         last = perfdb.queue.history(job.id)[-1]
-        assert (last.to_state, last.actor, last.comment) == (FAILED, "ana", "canceled by ana")
+        assert (last.to_state, last.actor, last.comment) == (FAILED, "user:ana", "canceled by ana")
         # It can be queued again.
         assert perfdb.queue.queue_job(job.id).state == QUEUED
 
