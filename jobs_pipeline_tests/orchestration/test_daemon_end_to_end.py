@@ -28,9 +28,9 @@ from jobs_pipeline.orchestration.sensors import JOB_ID_TAG, JOB_TYPE_TAG, QUEUE_
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import FINAL_STATES, JobState
 from jobs_pipeline_tests.orchestration.processes import (
+    INTERPRETER_BIN,
     PRODUCTION_WORKSPACE,
     REPO_ROOT,
-    VENV_BIN,
     DaemonDeployment,
     daemon_deployment,
     dagster_environment,
@@ -119,7 +119,7 @@ def jobs_pipeline(
 ) -> subprocess.CompletedProcess[str]:
     """The installed console script, as a user runs it."""
     return subprocess.run(
-        [str(VENV_BIN / "jobs-pipeline"), *args],
+        [str(INTERPRETER_BIN / "jobs-pipeline"), *args],
         env=None if env is None else dict(env),
         cwd=REPO_ROOT,
         capture_output=True,
