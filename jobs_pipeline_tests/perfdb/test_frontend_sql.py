@@ -421,3 +421,34 @@ def test_a_member_of_the_worker_role_runs_jobs_without_being_superuser(
         with _admin_engine().connect() as admin:
             admin.exec_driver_sql(f"DROP OWNED BY {role}")
             admin.exec_driver_sql(f"DROP ROLE {role}")
+
+
+def test_db_roles_names_what_is_wrong_and_grants_membership(
+    perfdb_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobs_pipeline.cli import main
+
+    if make_url(perfdb_url).get_backend_name() == "sqlite":
+        assert main(["--db", perfdb_url, "db", "roles"]) == 2
+        assert "roles exist only on PostgreSQL" in capsys.readouterr().err
+        return
+    assert main(["--db", perfdb_url, "db", "roles", "--frontend", "no_such_role_x"]) == 2
+    assert "role 'no_such_role_x' does not exist" in capsys.readouterr().err
+
+    role = f"jp_web_{uuid.uuid4().hex[:10]}"
+    with _admin_engine().connect() as admin:
+        admin.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    try:
+        assert main(["--db", perfdb_url, "db", "roles", "--frontend", role]) == 0
+        assert f"members added: {role}" in capsys.readouterr().out
+        with _admin_engine().connect() as admin:
+            member = admin.exec_driver_sql(
+                f"SELECT pg_has_role('{role}', 'jobs_pipeline_frontend', 'MEMBER'), "
+                f"pg_has_role('{role}', 'jobs_pipeline_worker', 'MEMBER')"
+            ).one()
+        assert tuple(member) == (True, False)
+    finally:
+        PerfDB.connect(perfdb_url).dispose()
+        with _admin_engine().connect() as admin:
+            admin.exec_driver_sql(f"DROP OWNED BY {role}")
+            admin.exec_driver_sql(f"DROP ROLE {role}")
