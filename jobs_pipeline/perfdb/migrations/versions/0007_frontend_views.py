@@ -96,8 +96,8 @@ BEGIN
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         RETURN NEW;
     END IF;
-    RAISE EXCEPTION 'jobs_pipeline: % may not write job_state_history: the database writes '
-        'a history row for every state change by itself', current_user
+    RAISE EXCEPTION 'jobs_pipeline: job %: % may not write job_state_history: the database '
+        'writes a history row for every state change by itself', NEW.job_id, current_user
         USING ERRCODE = 'insufficient_privilege';
 END
 $$
