@@ -16,7 +16,8 @@ Yardsticks:
 
 The three result forms are timed separately: ``find_occurrences_arrays`` is the calculation
 itself, ``find_occurrences`` adds a Python object per occurrence and ``find_occurrences_frame`` a
-DataFrame per call.
+DataFrame per call. ``find_episodes`` is what a job step runs: the whole episodes that overlap
+the period, with the ones still active at the last sample open.
 
 Run: ``python benchmarks/alarm_calc.py [--objects 100] [--loop-objects 6] [--repeats 5]``.
 Targets, for each set of inputs: every form at least 50x faster than the loop and at most 3x the
@@ -38,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from jobs_pipeline.calc import AlarmCalcThreshold, AlarmOccurrenceSpan, DateTimeRange
+from jobs_pipeline.calc import AlarmCalcThreshold, AlarmOccurrenceSpan, DateTimeRange, Episodes
 
 PERIOD = DateTimeRange(datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC))
 STEP = timedelta(minutes=10)
@@ -233,6 +234,9 @@ METHODS: dict[str, Method] = {
     "arrays": lambda rule, values, _: rule.find_occurrences_arrays(values, PERIOD),
     "spans": lambda rule, values, _: rule.find_occurrences(values, PERIOD),
     "frame": lambda rule, values, _: rule.find_occurrences_frame(values, PERIOD),
+    "episodes": lambda rule, values, _: rule.find_episodes(
+        values, PERIOD, PERIOD, more_before=False, more_after=False
+    ),
     "bound": lambda rule, _, raw: lower_bound(rule.threshold, raw),
 }
 
@@ -282,6 +286,7 @@ FORMS = (
     ("arrays", "find_occurrences_arrays"),
     ("spans", "find_occurrences (list of spans)"),
     ("frame", "find_occurrences_frame"),
+    ("episodes", "find_episodes"),
 )
 
 
@@ -303,6 +308,22 @@ def measure(
             values = obj[alarm.feature]
             expected = loop_occurrences(alarm.rule, values, PERIOD)
             assert alarm.rule.find_occurrences(values, PERIOD) == expected, (name, alarm.name)
+            # All samples are in the period: the episodes are the occurrences, except that the
+            # one still active at the last sample is open (neither clipped nor dropped).
+            episodes = METHODS["episodes"](alarm.rule, values, values.to_numpy())
+            assert isinstance(episodes, Episodes)
+            closed = [
+                (start, end, peak)
+                for start, end, peak, is_open in zip(
+                    pd.DatetimeIndex(episodes.start, tz=UTC).to_pydatetime(),
+                    pd.DatetimeIndex(episodes.end, tz=UTC).to_pydatetime(),
+                    episodes.peak_value.tolist(),
+                    episodes.open.tolist(),
+                    strict=True,
+                )
+                if not is_open
+            ]
+            assert closed == [tuple(span) for span in expected[: len(closed)]], alarm.name
 
     best: dict[str, float] = {}
     for i, alarm in enumerate(ALARMS):
@@ -319,7 +340,7 @@ def measure(
     )
     print(
         f"  {'alarm':30s} {'rule':22s} {'occurrences':>11s} {'arrays':>7s} {'spans':>7s} "
-        f"{'frame':>7s} {'bound':>7s} {'loop':>8s}"
+        f"{'frame':>7s} {'episodes':>8s} {'bound':>7s} {'loop':>8s}"
     )
     occurrences = 0
     for i, alarm in enumerate(ALARMS):
@@ -328,14 +349,14 @@ def measure(
         print(
             f"  {alarm.name:30s} {describe(alarm.rule):22s} {count / objects:11.1f} "
             + " ".join(
-                f"{best[f'{kind} {i}'] * per_call:7.1f}"
-                for kind in ("arrays", "spans", "frame", "bound")
+                f"{best[f'{kind} {i}'] * per_call:{8 if kind == 'episodes' else 7}.1f}"
+                for kind in ("arrays", "spans", "frame", "episodes", "bound")
             )
             + f" {best[f'loop {i}'] * per_call:8.0f}"
         )
     total = {
         kind: sum(best[f"{kind} {i}"] for i in range(len(ALARMS)))
-        for kind in ("arrays", "spans", "frame", "bound", "loop")
+        for kind in ("arrays", "spans", "frame", "episodes", "bound", "loop")
     }
     calls = objects * len(ALARMS)
     print(
@@ -343,6 +364,7 @@ def measure(
         f"find_occurrences_arrays {total['arrays'] * 1e3:.1f}, "
         f"find_occurrences {total['spans'] * 1e3:.1f}, "
         f"find_occurrences_frame {total['frame'] * 1e3:.1f}, "
+        f"find_episodes {total['episodes'] * 1e3:.1f}, "
         f"numpy lower bound {total['bound'] * 1e3:.1f}, "
         f"per-sample loop {total['loop'] * 1e3:,.0f}"
     )

@@ -33,7 +33,7 @@ def at(minutes: float, seconds: float = 0) -> datetime:
     return T0 + timedelta(minutes=minutes, seconds=seconds)
 
 
-# Every 10 minutes from 00:05; the samples just outside the period would trip the alarm.
+# Every 10 minutes from 00:05; the samples just outside the period trip the alarm.
 OFFSET_VALUES = {5 + 10 * k: 70.0 for k in range(24)} | {
     -5: 99.0,
     25: 85.0,
@@ -127,22 +127,24 @@ def store(perfdb: PerfDB) -> None:
         )
 
 
-# (alarm, start, end, peak) in time order per alarm.
-EXPECTED_OCCURRENCES: list[tuple[int, datetime, datetime, float]] = [
-    (OFFSET, at(25), at(55), 90.0),
-    (OFFSET, at(105), at(115), 81.0),
-    (OFFSET, at(145), at(155), 95.0),  # ends where the NaN sample starts
-    (OFFSET, at(235), at(240), 88.0),  # cut at the period end
-    (JITTER, jitter_stamp(3), jitter_stamp(6), 85.0),
-    (JITTER, jitter_stamp(10), jitter_stamp(11) + 10 * MINUTE, 90.0),  # gap after
-    (JITTER, jitter_stamp(14), jitter_stamp(16), 92.0),
-    (JITTER, jitter_stamp(23), jitter_stamp(23) + 10 * MINUTE, 81.0),
-    (IRREGULAR, at(1), at(20), 1.0),
-    (IRREGULAR, at(37), at(70), 1.5),  # 60 covers ten minutes, then a gap
-    (IRREGULAR, at(113), at(140), 1.3),
-    (IRREGULAR, at(150), at(178), 1.1),
-    (IRREGULAR, at(190), at(200), 1.0),  # exactly the minimum duration
-    (IRREGULAR, at(205.5), at(240), 1.2),
+# (alarm, start, end, peak, open) in time order per alarm: the whole episodes that overlap the
+# period, read before and after it; each alarm is still active at its feature's last sample.
+EXPECTED_OCCURRENCES: list[tuple[int, datetime, datetime, float, bool]] = [
+    (OFFSET, at(-5), at(5), 99.0, False),  # began before the period
+    (OFFSET, at(25), at(55), 90.0, False),
+    (OFFSET, at(105), at(115), 81.0, False),
+    (OFFSET, at(145), at(155), 95.0, False),  # ends where the NaN sample starts
+    (OFFSET, at(235), at(255), 99.0, True),  # goes on past the period end
+    (JITTER, jitter_stamp(3), jitter_stamp(6), 85.0, False),
+    (JITTER, jitter_stamp(10), jitter_stamp(11) + 10 * MINUTE, 90.0, False),  # gap after
+    (JITTER, jitter_stamp(14), jitter_stamp(16), 92.0, False),
+    (JITTER, jitter_stamp(23), jitter_stamp(23) + 10 * MINUTE, 81.0, True),
+    (IRREGULAR, at(1), at(20), 1.0, False),
+    (IRREGULAR, at(37), at(70), 1.5, False),  # 60 covers ten minutes, then a gap
+    (IRREGULAR, at(113), at(140), 1.3, False),
+    (IRREGULAR, at(150), at(178), 1.1, False),
+    (IRREGULAR, at(190), at(200), 1.0, False),  # exactly the minimum duration
+    (IRREGULAR, at(205.5), at(255), 0.1, True),  # to the sample after the period
 ]
 
 # The data-quality figures of each alarm's step.
@@ -174,9 +176,9 @@ EXPECTED_QUALITY: dict[int, dict[str, Any]] = {
 }
 
 
-def occurrences(perfdb: PerfDB) -> list[tuple[int, datetime, datetime, float | None]]:
-    """What is stored, as (alarm, start, end, peak), for the object of these features."""
+def occurrences(perfdb: PerfDB) -> list[tuple[int, datetime, datetime, float | None, bool]]:
+    """What is stored, as (alarm, start, end, peak, open), for the object of these features."""
     return [
-        (o.alarm_id, o.start, o.end, o.peak_value)
+        (o.alarm_id, o.start, o.end, o.peak_value, o.open)
         for o in perfdb.occurrences.list(object_name=OBJECT)
     ]

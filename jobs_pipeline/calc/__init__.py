@@ -5,6 +5,7 @@ from jobs_pipeline.calc.alarm_threshold import (
     OPERATORS,
     AlarmCalcThreshold,
     AlarmOccurrenceSpan,
+    Episodes,
     OccurrenceArrays,
 )
 from jobs_pipeline.calc.data_quality import DataQuality, assess_data_quality, format_duration
@@ -18,6 +19,7 @@ __all__ = [
     "AlarmOccurrenceSpan",
     "DataQuality",
     "DateTimeRange",
+    "Episodes",
     "OccurrenceArrays",
     "assess_data_quality",
     "format_duration",

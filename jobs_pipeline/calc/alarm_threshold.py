@@ -80,6 +80,31 @@ class OccurrenceArrays(NamedTuple):
     peak_value: np.ndarray
 
 
+class Episodes(NamedTuple):
+    """The episodes of an alarm that overlap a period, found in samples read around it (see
+    `AlarmCalcThreshold.find_episodes`); parallel arrays, one element per episode, in
+    chronological order.
+
+    Attributes:
+        start: ``datetime64[ns]``, UTC.
+        end: ``datetime64[ns]``, UTC, exclusive; never clipped to the period.
+        peak_value: ``float64``, in the feature's unit.
+        open: ``bool``: the episode is still active at the last sample read and may go on (that
+            sample is the last one there is, or the read stopped before the episode ended).
+        earlier_needed: The first episode may have begun before the first sample read: samples
+            before the read would change its start, peak and whether it lasts long enough.
+        later_needed: The last episode may go on after the last sample read: samples after the
+            read would change its end, peak and whether it lasts long enough.
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    peak_value: np.ndarray
+    open: np.ndarray
+    earlier_needed: bool
+    later_needed: bool
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
@@ -90,6 +115,9 @@ _NO_OCCURRENCES: Final = OccurrenceArrays(
     _read_only(np.empty(0, dtype="M8[ns]")),
     _read_only(np.empty(0, dtype="M8[ns]")),
     _read_only(np.empty(0, dtype=np.float64)),
+)
+_NO_EPISODES: Final = Episodes(
+    *_NO_OCCURRENCES, _read_only(np.empty(0, dtype=bool)), earlier_needed=False, later_needed=False
 )
 
 
@@ -121,6 +149,8 @@ class AlarmCalcThreshold:
       duration is measured after clipping to the period end.
     * Only samples with ``period.start <= t < period.end`` are read; the last of them has no
       next sample, so it covers one sampling period (clipped to the period end).
+      `find_episodes` instead finds whole episodes from samples read around the period (what
+      a job stores, so that its results do not depend on where periods are cut).
 
     The peak value is the maximum during the occurrence for ``>`` and ``>=``, the minimum for
     ``<`` and ``<=``, ``threshold`` itself for ``==``, and for ``!=`` the value furthest from
@@ -243,6 +273,140 @@ class AlarmCalcThreshold:
         start, end = bounds.view("M8[ns]")
         return OccurrenceArrays(start, end, peaks)
 
+    def find_episodes(
+        self,
+        values: pd.Series,
+        period: DateTimeRange,
+        read: DateTimeRange,
+        *,
+        more_before: bool,
+        more_after: bool,
+    ) -> Episodes:
+        """The whole episodes that overlap ``period``, from the samples read around it.
+
+        Unlike `find_occurrences`, nothing is clipped to ``period``: an episode that began
+        before it or goes on after it is found whole, as far as the samples read reach, and its
+        duration counts from its first violating sample to its end. The samples of ``read``
+        (which should contain ``period``) are the only ones looked at; the flags say whether
+        there are samples around it that were not read. The result equals that of any wider
+        read whenever ``earlier_needed`` and ``later_needed`` are both False.
+
+        * An episode whose first sample read may continue unread samples before it
+          (``more_before``, the sample within 1.5 sampling periods of ``read.start``) is taken
+          to begin at that sample, and ``earlier_needed`` says so. It says so too when the read
+          starts less than 1.5 sampling periods before ``period`` (with ``more_before``): an
+          unread episode could reach into the period.
+        * An episode still active at the last sample read is ``open`` when no sample follows
+          (not ``more_after``) or when one may follow within 1.5 sampling periods of it (then
+          ``later_needed`` says so too); it ends with that sample's coverage of one sampling
+          period. Otherwise the next sample is unread but beyond the contiguity limit (a gap).
+        * Open episodes, and one that may have begun before the read, are kept whatever their
+          duration, since they may yet grow to the minimum duration; other episodes shorter
+          than ``min_duration`` are dropped.
+
+        Args:
+            values: As for `find_occurrences`; samples outside ``read`` are ignored.
+            period: The episodes to report are those that overlap it.
+            read: The range whose samples count.
+            more_before: Samples may exist before ``read.start``.
+            more_after: Samples may exist at or after ``read.end``.
+
+        Returns:
+            The episodes that overlap ``period`` (see `Episodes`).
+
+        Raises:
+            As `find_occurrences`.
+        """
+        # An unread sample covers at most 1.5 sampling periods (up to a contiguous successor):
+        # one just before the read may end an episode inside the period.
+        period_start_ns, period_end_ns = period.bounds_ns
+        unread_reach = (
+            more_before and read.bounds_ns[0] + 3 * self._period_ns // 2 > period_start_ns
+        )
+        nothing = _NO_EPISODES._replace(earlier_needed=True) if unread_reach else _NO_EPISODES
+        samples = samples_in_period(values, read)
+        if samples is None:
+            return nothing
+        ts, vals, unit_ns, read_start_ns, read_end_ns = samples
+        if self._period_ns % unit_ns:
+            ts, unit_ns = ts * unit_ns, 1
+        members, m_vals = self._members(vals)
+        if not len(members):
+            return nothing
+        m_ts = ts.take(members)
+        limit = contiguity_limit(self._period_ns, unit_ns)
+        first, last = _contiguous_runs(members, m_ts, limit)
+        peaks = self._peaks(m_vals, first)
+        count = len(ts)
+        # The runs at either end of the read may go on beyond it when an unread sample could be
+        # contiguous with their outermost sample (stamps are whole units: a sample before the
+        # read is at most the first whole unit before it, one after it at least the first).
+        begins_earlier = (
+            more_before
+            and int(members[0]) == 0
+            and int(ts[0]) - -(-read_start_ns // unit_ns) < limit
+        )
+        ends_later = (
+            more_after
+            and int(members[-1]) == count - 1
+            and -(-read_end_ns // unit_ns) - int(ts[-1]) <= limit
+        )
+        open_last = int(members[-1]) == count - 1 and (ends_later or not more_after)
+
+        starts = first
+        has_start: np.ndarray | None = None
+        if self.clear_threshold is not None:
+            candidates = self._violates(m_vals).nonzero()[0]
+            if len(candidates):
+                starts = candidates.take(candidates.searchsorted(first), mode="clip")
+                has_start = (starts >= first) & (starts <= last)
+            else:
+                starts, has_start = first.copy(), np.zeros(len(first), dtype=bool)
+            if begins_earlier:
+                # Violating samples may precede the read: the run counts from its first sample.
+                starts[0], has_start[0] = first[0], True
+
+        bounds = np.empty((2, len(first)), dtype=np.int64)
+        m_ts.take(starts, out=bounds[0])
+        _coverage_ends(
+            ts, members.take(last), m_ts.take(last), limit, self._period_ns // unit_ns, bounds[1]
+        )
+        if unit_ns != 1:
+            bounds *= unit_ns
+        earlier_needed = unread_reach or (begins_earlier and int(bounds[1, 0]) > period_start_ns)
+        later_needed = ends_later and int(bounds[0, -1]) < period_end_ns
+        if has_start is not None:
+            later_needed = later_needed and bool(has_start[-1])
+        # Every episode overlaps the period when the read stays inside it (each one starts at a
+        # sample read and ends after it): the comparisons are needed only for a wider read.
+        keep = has_start  # None: every run so far
+        if read_start_ns < period_start_ns:
+            keep = _and(keep, bounds[1] > period_start_ns)
+        if read_end_ns > period_end_ns:
+            keep = _and(keep, bounds[0] < period_end_ns)
+        opened = np.zeros(len(first), dtype=bool)
+        opened[-1] = open_last
+        if self._min_duration_ns:
+            long_enough = bounds[1] - bounds[0] >= self._min_duration_ns
+            long_enough |= opened
+            long_enough[0] |= begins_earlier
+            keep = _and(keep, long_enough)
+        if keep is not None and np.count_nonzero(keep) < len(keep):
+            bounds, peaks, opened = bounds[:, keep], peaks[keep], opened[keep]
+        start, end = bounds.view("M8[ns]")
+        return Episodes(start, end, peaks, opened, earlier_needed, later_needed)
+
+    def more_extreme(self, first: float, second: float) -> float:
+        """The peak of two parts of one episode with these peaks (see the class docstring)."""
+        if self.operator in (">", ">="):
+            return max(first, second)
+        if self.operator in ("<", "<="):
+            return min(first, second)
+        if self.operator == "==":
+            return self.threshold
+        far, near = abs(first - self.threshold), abs(second - self.threshold)
+        return first if far > near or (far == near and first > second) else second
+
     def _find(
         self, values: pd.Series, period: DateTimeRange
     ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -264,17 +428,7 @@ class AlarmCalcThreshold:
         # From here on only the qualifying samples ("members") are looked at: their positions,
         # timestamps and values. An alarm qualifies for a small share of the time, so the work
         # shrinks from the whole period to the occurrences.
-        if self.operator == "!=":  # never with a clear threshold
-            members = _positions(vals != self.threshold)
-            m_vals = vals.take(members)
-            # NaN != threshold holds in IEEE arithmetic, but NaN is no data.
-            known = m_vals == m_vals
-            if np.count_nonzero(known) < len(known):
-                members, m_vals = members[known], m_vals[known]
-        else:
-            keeps = self.threshold if self.clear_threshold is None else self.clear_threshold
-            members = _positions(_COMPARISONS[self.operator](vals, keeps))
-            m_vals = vals.take(members)
+        members, m_vals = self._members(vals)
         if not len(members):
             return None
         m_ts = ts.take(members)
@@ -310,6 +464,21 @@ class AlarmCalcThreshold:
                     return None
         return bounds, peaks
 
+    def _members(self, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and values of the samples that keep an occurrence going (or start one,
+        without a clear threshold); NaN never qualifies."""
+        if self.operator == "!=":  # never with a clear threshold
+            members = _positions(vals != self.threshold)
+            m_vals = vals.take(members)
+            # NaN != threshold holds in IEEE arithmetic, but NaN is no data.
+            known = m_vals == m_vals
+            if np.count_nonzero(known) < len(known):
+                members, m_vals = members[known], m_vals[known]
+            return members, m_vals
+        keeps = self.threshold if self.clear_threshold is None else self.clear_threshold
+        members = _positions(_COMPARISONS[self.operator](vals, keeps))
+        return members, vals.take(members)
+
     def _violates(self, vals: np.ndarray) -> np.ndarray:
         if self.operator == "!=":
             # NaN != threshold is true in IEEE arithmetic; NaN is no data and must not violate.
@@ -327,6 +496,14 @@ class AlarmCalcThreshold:
         highest = np.maximum.reduceat(vals, first)
         lowest = np.minimum.reduceat(vals, first)
         return np.where(highest - self.threshold >= self.threshold - lowest, highest, lowest)
+
+
+def _and(mask: np.ndarray | None, other: np.ndarray) -> np.ndarray:
+    """``mask & other``, in place; ``other`` when there is no mask yet."""
+    if mask is None:
+        return other
+    mask &= other
+    return mask
 
 
 def _finite_float(value: object, name: str) -> float:

@@ -6,7 +6,14 @@ import argparse
 from datetime import timedelta
 
 from jobs_pipeline.cli.arguments import duration, finite_float, integer, open_perfdb
-from jobs_pipeline.cli.output import UsageError, print_json, print_table, short_time
+from jobs_pipeline.cli.output import (
+    UsageError,
+    add_json_flag,
+    plural,
+    print_json,
+    print_table,
+    short_time,
+)
 
 
 def add_parser(groups: argparse._SubParsersAction) -> None:
@@ -14,16 +21,25 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
         dest="command", required=True
     )
     define = alarms.add_parser("define", help="create or replace an alarm definition")
-    define.add_argument("--id", type=integer("--id"), required=True)
-    define.add_argument("--name", required=True)
-    define.add_argument("--feature", required=True)
+    define.add_argument(
+        "--id", type=integer("--id"), required=True, help="the manufacturer's alarm id"
+    )
+    define.add_argument("--name", required=True, help="what people read, e.g. 'Gearbox hot'")
+    define.add_argument(
+        "--feature", required=True, help="the feature it watches (see 'features list')"
+    )
     define.add_argument(
         "--operator",
         required=True,
         choices=(">", ">=", "<", "<=", "==", "!="),
         help="value <operator> threshold violates: one of > >= < <= == !=",
     )
-    define.add_argument("--threshold", type=finite_float("--threshold"), required=True)
+    define.add_argument(
+        "--threshold",
+        type=finite_float("--threshold"),
+        required=True,
+        help="a sample violates when its value <operator> this",
+    )
     define.add_argument(
         "--clear-threshold",
         type=finite_float("--clear-threshold"),
@@ -37,21 +53,30 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
         help="drop shorter occurrences (default: 0)",
     )
     define.set_defaults(handler=cmd_alarms_define)
+    definitions = alarms.add_parser(
+        "definitions", help="the alarm definitions: id, name, feature, rule, minimum duration"
+    )
+    add_json_flag(definitions)
+    definitions.set_defaults(handler=cmd_alarms_definitions)
     alarm_list = alarms.add_parser("list", help="alarm occurrences")
     alarm_list.add_argument("--object", help="only this object (exit 2 if unknown)")
     alarm_list.add_argument(
         "--alarm", type=integer("--alarm"), help="only this alarm id (exit 2 if unknown)"
     )
-    alarm_list.add_argument("--json", action="store_true")
+    add_json_flag(alarm_list)
     alarm_list.set_defaults(handler=cmd_alarms_list)
     plot = alarms.add_parser(
         "plot", help="draw an alarm's timeline: values, thresholds, occurrences, gaps (PNG)"
     )
-    plot.add_argument("--object", required=True, metavar="NAME")
-    plot.add_argument("--alarm", type=integer("--alarm"), required=True, metavar="ID")
+    plot.add_argument("--object", required=True, metavar="NAME", help="the object to draw")
+    plot.add_argument(
+        "--alarm", type=integer("--alarm"), required=True, metavar="ID", help="the alarm id"
+    )
     plot.add_argument("--start", metavar="T", help="ISO 8601 (default: the latest job's period)")
     plot.add_argument("--end", metavar="T", help="exclusive (default: the latest job's period)")
-    plot.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    plot.add_argument(
+        "-o", "--output", required=True, metavar="FILE.png", help="where to write the picture"
+    )
     plot.set_defaults(handler=cmd_alarms_plot)
 
 
@@ -71,6 +96,8 @@ def cmd_alarms_define(args: argparse.Namespace) -> None:
 
 
 def cmd_alarms_list(args: argparse.Namespace) -> None:
+    from jobs_pipeline.calc.data_quality import format_duration
+
     perfdb = open_perfdb(args)
     # A filter that names nothing is a typo, not "0 occurrences".
     if args.object is not None:
@@ -78,12 +105,14 @@ def cmd_alarms_list(args: argparse.Namespace) -> None:
     if args.alarm is not None:
         perfdb.catalog.alarms([args.alarm])
     occurrences = perfdb.occurrences.list(object_name=args.object, alarm_id=args.alarm)
+    names = {alarm.id: alarm.name for alarm in perfdb.catalog.list_alarms()}
     if args.json:
         print_json(
             [
                 {
                     "object": occurrence.object_name,
                     "alarm_id": occurrence.alarm_id,
+                    "alarm_name": names.get(occurrence.alarm_id),
                     "start": occurrence.start.isoformat(),
                     "end": occurrence.end.isoformat(),
                     "peak_value": occurrence.peak_value,
@@ -93,20 +122,55 @@ def cmd_alarms_list(args: argparse.Namespace) -> None:
         )
         return
     print_table(
-        ("object", "alarm", "start", "end", "duration", "peak"),
+        ("object", "alarm", "name", "start", "end", "duration", "peak"),
         [
             (
                 occurrence.object_name,
                 occurrence.alarm_id,
+                names.get(occurrence.alarm_id, ""),
                 short_time(occurrence.start),
                 short_time(occurrence.end),
-                occurrence.end - occurrence.start,
+                format_duration(occurrence.end - occurrence.start),
                 "" if occurrence.peak_value is None else f"{occurrence.peak_value:.6g}",
             )
             for occurrence in occurrences
         ],
     )
-    print(f"{len(occurrences)} occurrences")
+    print(plural(len(occurrences), "occurrence"))
+
+
+def cmd_alarms_definitions(args: argparse.Namespace) -> None:
+    alarms = open_perfdb(args).catalog.list_alarms()
+    if args.json:
+        print_json(
+            [
+                {
+                    "id": alarm.id,
+                    "name": alarm.name,
+                    "feature": alarm.feature.name,
+                    "operator": alarm.operator,
+                    "threshold": alarm.threshold,
+                    "clear_threshold": alarm.clear_threshold,
+                    "min_duration_seconds": alarm.min_duration.total_seconds(),
+                }
+                for alarm in alarms
+            ]
+        )
+        return
+    print_table(
+        ("id", "name", "rule", "clear", "min duration"),
+        [
+            (
+                alarm.id,
+                alarm.name,
+                f"{alarm.feature.name} {alarm.operator} {alarm.threshold:g}",
+                "" if alarm.clear_threshold is None else f"{alarm.clear_threshold:g}",
+                alarm.min_duration,
+            )
+            for alarm in alarms
+        ],
+    )
+    print(plural(len(alarms), "alarm definition"))
 
 
 def cmd_alarms_plot(args: argparse.Namespace) -> None:

@@ -11,7 +11,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from jobs_pipeline.cli.arguments import open_perfdb, positive_int, sampling_period
-from jobs_pipeline.cli.output import iso, print_json, print_table, seconds_text, short_time
+from jobs_pipeline.cli.output import (
+    add_json_flag,
+    iso,
+    plural,
+    print_json,
+    print_table,
+    seconds_text,
+    short_time,
+)
 
 if TYPE_CHECKING:
     from jobs_pipeline.perfdb.records import ImportSummary
@@ -24,7 +32,11 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
     feature_import = features.add_parser(
         "import", help="import object,feature,timestamp,value from CSV or Parquet (streamed)"
     )
-    feature_import.add_argument("file", metavar="FILE.csv|FILE.parquet")
+    feature_import.add_argument(
+        "file",
+        metavar="FILE.csv|FILE.parquet",
+        help="columns object, feature, timestamp (ISO 8601; naive is UTC), value (empty: no data)",
+    )
     feature_import.add_argument(
         "--sampling-period",
         type=sampling_period("--sampling-period"),
@@ -41,11 +53,16 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
     feature_list = features.add_parser(
         "list", help="features: unit, sampling period, objects, samples, first and last"
     )
-    feature_list.add_argument("--json", action="store_true")
+    add_json_flag(feature_list)
     feature_list.set_defaults(handler=cmd_features_list)
     set_period = features.add_parser("set-period", help="change a feature's sampling period")
-    set_period.add_argument("name", metavar="NAME")
-    set_period.add_argument("seconds", type=sampling_period("SECONDS"), metavar="SECONDS")
+    set_period.add_argument("name", metavar="NAME", help="the feature (see 'features list')")
+    set_period.add_argument(
+        "seconds",
+        type=sampling_period("SECONDS"),
+        metavar="SECONDS",
+        help="the new sampling period in whole seconds (e.g. 600 for 10 minutes)",
+    )
     set_period.set_defaults(handler=cmd_features_set_period)
 
 
@@ -74,7 +91,10 @@ def cmd_features_import(args: argparse.Namespace) -> None:
             period = args.sampling_period or DEFAULT_SAMPLING_PERIOD
             created += f", sampling period {seconds_text(period)}"
         created += ")"
-    print(f"imported {summary.rows} values from {args.file}: {_news(summary)}{created}")
+    print(
+        f"imported {plural(summary.rows, 'value')} from {args.file}: "
+        f"{_new_and_changed(summary)}{created}"
+    )
 
 
 # Files smaller than this import in a blink: no progress display.
@@ -114,7 +134,7 @@ def _import_progress(path: str) -> Iterator[Callable[[int], object] | None]:
         yield on_chunk
 
 
-def _news(summary: ImportSummary) -> str:
+def _new_and_changed(summary: ImportSummary) -> str:
     changed = f", {summary.changed_values} changed" if summary.changed_values else ""
     return f"{summary.new_values} new{changed}"
 

@@ -9,7 +9,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobs_pipeline.cli.arguments import job_state, json_object, open_perfdb, positive_int
-from jobs_pipeline.cli.output import UsageError, iso, print_json, print_table, short_time
+from jobs_pipeline.cli.output import (
+    UsageError,
+    add_json_flag,
+    iso,
+    plural,
+    print_json,
+    print_table,
+    short_time,
+)
 from jobs_pipeline.perfdb.states import JobState
 
 ACTOR = "cli"
@@ -51,12 +59,14 @@ def add_parser(groups: argparse._SubParsersAction, argv: Sequence[str]) -> None:
     )
     create.set_defaults(handler=cmd_job_create)
     update = job.add_parser("update", help="change a Created job's parameters or description")
-    update.add_argument("id", type=job_id, metavar="ID")
-    update.add_argument("--params", type=json_object, metavar="JSON")
-    update.add_argument("--description")
+    update.add_argument("id", type=job_id, metavar="ID", help="the job's id")
+    update.add_argument(
+        "--params", type=json_object, metavar="JSON", help="new parameters as a JSON object"
+    )
+    update.add_argument("--description", help="new free text")
     update.set_defaults(handler=cmd_job_update)
     queue = job.add_parser("queue", help="Created, Failed or Finished -> Queued")
-    queue.add_argument("id", type=job_id, metavar="ID")
+    queue.add_argument("id", type=job_id, metavar="ID", help="the job's id")
     queue.set_defaults(handler=cmd_job_queue)
     job_list = job.add_parser("list", help="jobs in id order")
     job_list.add_argument(
@@ -65,14 +75,15 @@ def add_parser(groups: argparse._SubParsersAction, argv: Sequence[str]) -> None:
         help="one of " + ", ".join(state.label for state in JobState) + " (any case)",
     )
     job_list.add_argument("--type", metavar="NAME", help="only jobs of this type")
-    job_list.add_argument("--json", action="store_true")
+    job_list.add_argument("--schedule", metavar="NAME", help="only jobs this schedule created")
+    add_json_flag(job_list)
     job_list.set_defaults(handler=cmd_job_list)
     show = job.add_parser("show", help="a job and its steps")
-    show.add_argument("id", type=job_id, metavar="ID")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("id", type=job_id, metavar="ID", help="the job's id")
+    add_json_flag(show)
     show.set_defaults(handler=cmd_job_show)
     delete = job.add_parser("delete", help="delete a job that is not Running")
-    delete.add_argument("id", type=job_id, metavar="ID")
+    delete.add_argument("id", type=job_id, metavar="ID", help="the job's id")
     delete.set_defaults(handler=cmd_job_delete)
     _add_run_parsers(job, job_id)
 
@@ -80,7 +91,7 @@ def add_parser(groups: argparse._SubParsersAction, argv: Sequence[str]) -> None:
 def _add_run_parsers(job: argparse._SubParsersAction, job_id: Callable[[str], int]) -> None:
     """The commands that act on a job's run, and the job types."""
     run = job.add_parser("run", help="launch this queued job's Dagster run now and wait")
-    run.add_argument("id", type=job_id, metavar="ID")
+    run.add_argument("id", type=job_id, metavar="ID", help="the job's id")
     run.add_argument(
         "--timeout",
         type=float,
@@ -93,7 +104,7 @@ def _add_run_parsers(job: argparse._SubParsersAction, job_id: Callable[[str], in
     )
     run.set_defaults(handler=cmd_job_run)
     watch = job.add_parser("watch", help="follow a job's steps live until it ends")
-    watch.add_argument("id", type=job_id, metavar="ID")
+    watch.add_argument("id", type=job_id, metavar="ID", help="the job's id")
     watch.add_argument(
         "--cancel", action="store_true", help="Ctrl-C cancels the job instead of asking"
     )
@@ -101,15 +112,18 @@ def _add_run_parsers(job: argparse._SubParsersAction, job_id: Callable[[str], in
     cancel = job.add_parser(
         "cancel", help="Created/Queued: Failed now; Running: its run is terminated"
     )
-    cancel.add_argument("id", type=job_id, metavar="ID")
+    cancel.add_argument("id", type=job_id, metavar="ID", help="the job's id")
     cancel.add_argument("--as", dest="actor", metavar="WHO", help="who cancels (default: cli)")
     cancel.set_defaults(handler=cmd_job_cancel)
     types = job.add_parser("types", help="job types and their parameter schemas")
-    types.add_argument("--json", action="store_true")
+    add_json_flag(types)
     types.set_defaults(handler=cmd_job_types)
 
 
-def _job_json(job: Any, steps: Sequence[Any] | None = None) -> dict[str, Any]:
+def _job_json(
+    job: Any, steps: Sequence[Any] | None = None, period: Any | None = None
+) -> dict[str, Any]:
+    """`period`: the schedule period that created the job, if a schedule did."""
     data: dict[str, Any] = {
         "id": job.id,
         "type": job.type_name,
@@ -126,6 +140,8 @@ def _job_json(job: Any, steps: Sequence[Any] | None = None) -> dict[str, Any]:
         "heartbeat": iso(job.heartbeat),
         "cancel_requested": iso(job.cancel_requested),
         "cancel_requested_by": job.cancel_requested_by,
+        "schedule": period.schedule if period is not None else None,
+        "period": {"start": iso(period.start), "end": iso(period.end)} if period else None,
     }
     if steps is not None:
         data["steps"] = [
@@ -197,7 +213,7 @@ def cmd_job_update(args: argparse.Namespace) -> None:
 
 def cmd_job_queue(args: argparse.Namespace) -> None:
     job = open_perfdb(args).queue.queue_job(args.id, actor=ACTOR)
-    print(f"job {job.id} is Queued (queued {job.queue_count} times)")
+    print(f"job {job.id} is Queued (queued {plural(job.queue_count, 'time')})")
 
 
 def cmd_job_list(args: argparse.Namespace) -> None:
@@ -207,9 +223,14 @@ def cmd_job_list(args: argparse.Namespace) -> None:
         if args.type not in known:
             names = ", ".join(map(repr, known)) or "none"
             raise UsageError(f"unknown job type {args.type!r} (known: {names})")
-    jobs = perfdb.queue.list_jobs(state=args.state, type_name=args.type)
+    if args.schedule is not None:
+        jobs = perfdb.schedules.list_jobs(args.schedule, state=args.state)
+        jobs = [job for job in jobs if args.type in (None, job.type_name)]
+    else:
+        jobs = perfdb.queue.list_jobs(state=args.state, type_name=args.type)
     if args.json:
-        print_json([_job_json(job) for job in jobs])
+        periods = perfdb.schedules.periods_of_jobs([job.id for job in jobs])
+        print_json([_job_json(job, period=periods.get(job.id)) for job in jobs])
         return
     print_table(
         ("id", "type", "state", "created", "finished", "description", "comment"),
@@ -233,7 +254,8 @@ def cmd_job_show(args: argparse.Namespace) -> None:
     job = perfdb.queue.get_job(args.id)
     steps = perfdb.queue.get_steps(args.id)
     if args.json:
-        print_json(_job_json(job, steps))
+        period = perfdb.schedules.periods_of_jobs([job.id]).get(job.id)
+        print_json(_job_json(job, steps, period))
         return
     print(f"job {job.id}: {job.type_name} [{job.state.label}]")
     print(f"  description: {job.description}")

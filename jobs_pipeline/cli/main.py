@@ -1,7 +1,8 @@
 """The `jobs-pipeline` command.
 
-The parser is built from each noun's module (`db`, `demo`, `features`, `alarms`, `job`), which
-imports nothing heavy before the arguments are parsed; `output` maps failures to exit codes.
+The parser is built from each noun's module (`db`, `demo`, `features`, `objects`, `alarms`,
+`job`, `schedule`), which imports nothing heavy before the arguments are parsed; `output` maps
+failures to exit codes.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from jobs_pipeline.cli import alarms, db, demo, features, job
-from jobs_pipeline.cli.output import Parser, UsageError, run_command
+from jobs_pipeline.cli import alarms, db, demo, features, job, objects, schedule
+from jobs_pipeline.cli.output import Parser, UsageError, error_line, run_command
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -25,8 +26,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     db.add_parser(groups)
     demo.add_parser(groups)
     features.add_parser(groups)
+    objects.add_parser(groups)
     alarms.add_parser(groups)
     job.add_parser(groups, argv)
+    schedule.add_parser(groups)
     return parser
 
 
@@ -35,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = list(sys.argv[1:] if argv is None else argv)
         args = build_parser(arguments).parse_args(arguments)
     except UsageError as error:
-        print(str(error), file=sys.stderr)
+        print(error_line(error), file=sys.stderr)
         return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

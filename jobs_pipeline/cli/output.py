@@ -18,10 +18,30 @@ class UsageError(Exception):
     """Bad command-line input (exit code 2)."""
 
 
+PROGRAM = "jobs-pipeline"
+
+
+def error_line(message: object) -> str:
+    """The one line every failure prints on stderr, whatever failed."""
+    return f"{PROGRAM}: error: {message}"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 occurrence`, `2 occurrences`, `0 times`."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        # One line that names the problem instead of argparse's usage block.
-        raise UsageError(f"{self.prog}: {message}")
+        # One line that names the problem (and the command) instead of argparse's usage block.
+        command = self.prog.removeprefix(PROGRAM).strip()
+        raise UsageError(f"{command}: {message}" if command else message)
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON on stdout (and nothing else there)"
+    )
 
 
 def iso(value: datetime | None) -> str | None:
@@ -56,10 +76,10 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         args.handler(args)
     except (UsageError, InputError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(error_line(error), file=sys.stderr)
         return 2
     except PerfDBError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(error_line(error), file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 1
@@ -67,6 +87,6 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
     except Exception as error:
         logging.getLogger("jobs_pipeline.cli").debug("unexpected failure", exc_info=True)
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        print(error_line(f"{type(error).__name__}: {error}"), file=sys.stderr)
         return 1
     return 0

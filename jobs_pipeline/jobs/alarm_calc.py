@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -12,16 +13,18 @@ from sqlalchemy.engine import Connection
 from jobs_pipeline.calc import (
     AlarmCalcThreshold,
     DateTimeRange,
+    Episodes,
     assess_data_quality,
+    format_duration,
     parse_timestamp,
 )
 from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput
 from jobs_pipeline.jobs.registry import register
-from jobs_pipeline.jobs.settings import min_coverage_percent, step_pictures
+from jobs_pipeline.jobs.settings import alarm_look_back, min_coverage_percent, step_pictures
 from jobs_pipeline.jobs.step_details import data_quality_details
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InvalidParameters
-from jobs_pipeline.perfdb.occurrences import replace_occurrences
+from jobs_pipeline.perfdb.occurrences import OccurrenceSpan, replace_occurrences
 from jobs_pipeline.perfdb.records import AlarmDefinition, Step
 
 PARAMETERS_SCHEMA: dict[str, Any] = {
@@ -132,18 +135,13 @@ class JobAlarmCalc(JobInstance):
 
         try:
             min_coverage = min_coverage_percent()
+            look_back = alarm_look_back()
         except ValueError as error:
             raise JobStepError(str(error)) from None
 
-        read_started = time.perf_counter()
-        values = self.perfdb.values.read(step.object_id, alarm.feature.id, period.start, period.end)
-        compute_started = time.perf_counter()
-        quality = assess_data_quality(values, period, alarm.feature.sampling_period)
-        if quality.samples == quality.nan_samples:
-            raise JobStepError(
-                f"no data for feature {alarm.feature.name!r} of object {step.object_name!r} "
-                f"in {period}"
-            )
+        started = time.perf_counter()
+        search = _EpisodeSearch(self.perfdb, step, alarm, period, look_back)
+        quality = assess_data_quality(search.values, period, alarm.feature.sampling_period)
         rule = AlarmCalcThreshold(
             operator=alarm.operator,
             threshold=alarm.threshold,
@@ -151,9 +149,16 @@ class JobAlarmCalc(JobInstance):
             min_duration=alarm.min_duration,
             sampling_period=alarm.feature.sampling_period,
         )
-        # Named tuples (start, end, peak value), as `replace_occurrences` takes them.
-        spans = rule.find_occurrences(values, period)
+        episodes = search.run(rule)
+        # An episode from before the period that reaches into it is data about the period.
+        if quality.samples == quality.nan_samples and not len(episodes.start):
+            raise JobStepError(
+                f"no data for feature {alarm.feature.name!r} of object {step.object_name!r} "
+                f"in {period}"
+            )
+        spans = _spans(episodes)
         computed = time.perf_counter()
+        look_back_note = _look_back_note(episodes, spans, look_back)
 
         def write(connection: Connection) -> None:
             # Runs in the transaction that marks the step Finished (see `StepOutput`).
@@ -161,12 +166,16 @@ class JobAlarmCalc(JobInstance):
                 connection,
                 object_id=step.object_id,
                 alarm_id=alarm.id,
-                start=period.start,
-                end=period.end,
+                start=search.target.start,
+                end=search.target.end,
                 spans=spans,
                 step_id=step_id,
+                joins_earlier=episodes.earlier_needed,
+                joins_later=episodes.later_needed,
+                combine_peaks=rule.more_extreme,
             )
 
+        notes = [quality.low_coverage_note(min_coverage), look_back_note]
         return StepOutput(
             details={
                 "object": step.object_name,
@@ -175,12 +184,16 @@ class JobAlarmCalc(JobInstance):
                 "feature": alarm.feature.name,
                 **data_quality_details(quality),
                 "occurrences_written": len(spans),
-                "read_seconds": compute_started - read_started,
-                "compute_seconds": computed - compute_started,
+                "open_occurrences": sum(span.open for span in spans),
+                "read_start": search.read.start.isoformat(),
+                "read_end": search.read.end.isoformat(),
+                **({"look_back_exceeded": look_back_note} if look_back_note else {}),
+                "read_seconds": search.read_seconds,
+                "compute_seconds": computed - started - search.read_seconds,
             },
-            note=quality.low_coverage_note(min_coverage),
+            note="; ".join(note for note in notes if note) or None,
             write=write,
-            picture=self._picture(step, alarm, values, spans) if step_pictures() else None,
+            picture=self._picture(step, alarm, search.values, spans) if step_pictures() else None,
         )
 
     def _picture(
@@ -199,3 +212,115 @@ class JobAlarmCalc(JobInstance):
         )
         # Small: a run of thousands of steps keeps its event log light.
         return lambda: alarm_timeline_png(timeline, width=7.0, height=2.6, dpi=72)
+
+
+# What a step reads on either side of its period at first: most episodes are shorter.
+_FIRST_MARGIN = timedelta(hours=2)
+
+
+class _EpisodeSearch:
+    """The samples a step reads: its period and a margin around it first, then further before
+    and after it, up to the look-back, until the episodes that cross its ends are whole (most
+    steps need no second read).
+
+    Attributes:
+        target: The range whose episodes the step replaces: its period, from the start of an
+            open occurrence stored before it (within the look-back), so that the step closes or
+            extends that one.
+        values: The samples read so far, in time order.
+        read: The range they were read from.
+        read_seconds: Time spent reading.
+    """
+
+    def __init__(
+        self,
+        perfdb: PerfDB,
+        step: Step,
+        alarm: AlarmDefinition,
+        period: DateTimeRange,
+        look_back: timedelta,
+    ) -> None:
+        self._perfdb, self._step, self._feature_id = perfdb, step, alarm.feature.id
+        self._floor, self._ceiling = period.start - look_back, period.end + look_back
+        self.read_seconds = 0.0
+        started = time.perf_counter()
+        self.target = period
+        context = perfdb.occurrences.episode_context(step.object_id, alarm.id, alarm.feature.id)
+        open_start = context.open_start
+        if open_start is not None and self._floor <= open_start < period.start:
+            self.target = DateTimeRange(open_start, period.end)
+        self._first = context.first_sample
+        self._last = context.last_sample
+        # Widened only when an episode reaches the margin.
+        margin = min(look_back, max(_FIRST_MARGIN, 12 * alarm.feature.sampling_period))
+        self.read = DateTimeRange(max(self._floor, self.target.start - margin), period.end + margin)
+        self.values = perfdb.values.read(
+            step.object_id, self._feature_id, self.read.start, self.read.end
+        )
+        self.read_seconds += time.perf_counter() - started
+
+    def run(self, rule: AlarmCalcThreshold) -> Episodes:
+        """The episodes that overlap the target, whole unless longer than the look-back."""
+        first = self._first or self.read.start
+        last = self._last or self.read.start
+        while True:
+            read, values = self.read, self.values
+            episodes = rule.find_episodes(
+                values,
+                self.target,
+                read,
+                more_before=read.start > first,
+                more_after=read.end <= last,
+            )
+            earlier = episodes.earlier_needed and read.start > self._floor
+            later = episodes.later_needed and read.end < self._ceiling
+            if not (earlier or later):
+                return episodes
+            # Four times the range read so far on each side that needs it.
+            widen = 4 * read.duration
+            start = max(self._floor, read.start - widen) if earlier else read.start
+            end = min(self._ceiling, read.end + widen) if later else read.end
+            parts = [
+                self._read(start, read.start) if earlier else None,
+                values,
+                self._read(read.end, end) if later else None,
+            ]
+            self.values = pd.concat([part for part in parts if part is not None and len(part)])
+            self.read = DateTimeRange(start, end)
+
+    def _read(self, start: datetime, end: datetime) -> pd.Series:
+        started = time.perf_counter()
+        values = self._perfdb.values.read(self._step.object_id, self._feature_id, start, end)
+        self.read_seconds += time.perf_counter() - started
+        return values
+
+
+def _spans(episodes: Episodes) -> list[OccurrenceSpan]:
+    """The episodes as spans to store, with UTC datetimes."""
+    starts = pd.DatetimeIndex(episodes.start, tz="UTC").to_pydatetime()
+    ends = pd.DatetimeIndex(episodes.end, tz="UTC").to_pydatetime()
+    return [
+        OccurrenceSpan(start, end, peak, is_open)
+        for start, end, peak, is_open in zip(
+            starts, ends, episodes.peak_value.tolist(), episodes.open.tolist(), strict=True
+        )
+    ]
+
+
+def _look_back_note(
+    episodes: Episodes, spans: Sequence[OccurrenceSpan], look_back: timedelta
+) -> str | None:
+    """What the step says about an episode longer than the look-back, or None."""
+    reach = format_duration(look_back)
+    notes = []
+    if episodes.earlier_needed and spans:
+        notes.append(
+            f"an episode began more than {reach} (the look-back) before the period: counted "
+            f"from {spans[0].start.isoformat()} or the stored occurrence it continues"
+        )
+    if episodes.later_needed and spans:
+        notes.append(
+            f"an episode goes on more than {reach} (the look-back) after the period: stored "
+            f"as open to {spans[-1].end.isoformat()}"
+        )
+    return "; ".join(notes) or None

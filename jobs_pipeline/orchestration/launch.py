@@ -84,7 +84,7 @@ def run_queued_job(
     # The run worker reads the same performance database as this command.
     os.environ[PERFDB_URL_ENV] = perfdb.engine.url.render_as_string(hide_password=False)
     ensure_dagster_home()
-    request = run_request(job)
+    request = run_request(job, perfdb.schedules.periods_of_jobs([job.id]).get(job.id))
 
     started = time.monotonic()
     with (

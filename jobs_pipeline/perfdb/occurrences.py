@@ -1,17 +1,18 @@
-"""Alarm occurrences: replaced per (object, alarm, period) and read back for people."""
+"""Alarm occurrences: replaced where a calculation found them, and read back for people."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from jobs_pipeline.perfdb.catalog import OBJECTS
 from jobs_pipeline.perfdb.engine import begin
+from jobs_pipeline.perfdb.feature_values import VALUES
 from jobs_pipeline.perfdb.models import (
     AlarmDefinitionRow,
     AlarmOccurrenceRow,
@@ -23,6 +24,36 @@ from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.perfdb.types import to_utc
 
 OCCURRENCES = table_of(AlarmOccurrenceRow)
+
+
+class OccurrenceSpan(NamedTuple):
+    """An occurrence to store: ``[start, end)``, its peak value, and whether it is still active
+    at the last sample there was (open: a later calculation closes or extends it)."""
+
+    start: datetime
+    end: datetime
+    peak_value: float | None
+    open: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpisodeContext:
+    """What an alarm calculation needs to know besides the samples it reads.
+
+    Attributes:
+        open_start: Where the latest open occurrence of (object, alarm) starts, or None.
+        first_sample: The first timestamp of the object's feature (NaN values included), or
+            None when it has no samples.
+        last_sample: Its last timestamp, or None.
+    """
+
+    open_start: datetime | None
+    first_sample: datetime | None
+    last_sample: datetime | None
+
+
+# (start, end, peak value) or an `OccurrenceSpan`.
+Span = tuple[datetime, datetime, float | None] | OccurrenceSpan
 
 
 class Occurrences:
@@ -38,11 +69,10 @@ class Occurrences:
         alarm_id: int,
         start: datetime,
         end: datetime,
-        spans: Sequence[tuple[datetime, datetime, float | None]],
+        spans: Sequence[Span],
         step_id: int | None = None,
     ) -> int:
-        """Replaces, in one transaction, the occurrences of (object, alarm) that start inside
-        [start, end) by `spans` (start, end, peak value). Returns how many were written."""
+        """`replace_occurrences` in a transaction of its own."""
         with begin(self.engine) as connection:
             return replace_occurrences(
                 connection,
@@ -53,6 +83,22 @@ class Occurrences:
                 spans=spans,
                 step_id=step_id,
             )
+
+    def episode_context(self, object_id: int, alarm_id: int, feature_id: int) -> EpisodeContext:
+        """What a calculation of (object, alarm) on its feature needs to know besides the
+        samples it reads: one statement (three index probes), one transaction."""
+        pair = (OCCURRENCES.c.object_id == object_id, OCCURRENCES.c.alarm_id == alarm_id)
+        samples = (VALUES.c.object_id == object_id, VALUES.c.feature_id == feature_id)
+        query = sa.select(
+            sa.select(sa.func.max(OCCURRENCES.c.start_time))
+            .where(*pair, OCCURRENCES.c.is_open)
+            .scalar_subquery(),
+            sa.select(sa.func.min(VALUES.c.timestamp)).where(*samples).scalar_subquery(),
+            sa.select(sa.func.max(VALUES.c.timestamp)).where(*samples).scalar_subquery(),
+        )
+        with begin(self.engine, write=False) as connection:
+            open_start, first, last = connection.execute(query).one()
+        return EpisodeContext(open_start=open_start, first_sample=first, last_sample=last)
 
     def counts_by_job(self, job_id: int) -> list[tuple[str, int | None, int]]:
         """(object, alarm, occurrences written by that step) for each step of a job."""
@@ -90,6 +136,7 @@ class Occurrences:
                 OCCURRENCES.c.end_time,
                 OCCURRENCES.c.peak_value,
                 OCCURRENCES.c.step_id,
+                OCCURRENCES.c.is_open,
             )
             .join_from(OCCURRENCES, OBJECTS, OCCURRENCES.c.object_id == OBJECTS.c.id)
             .order_by(OBJECTS.c.name, OCCURRENCES.c.alarm_id, OCCURRENCES.c.start_time)
@@ -107,6 +154,7 @@ class Occurrences:
                     end=row.end_time,
                     peak_value=row.peak_value,
                     step_id=row.step_id,
+                    open=row.is_open,
                 )
                 for row in connection.execute(query)
             ]
@@ -119,42 +167,96 @@ def replace_occurrences(
     alarm_id: int,
     start: datetime,
     end: datetime,
-    spans: Sequence[tuple[datetime, datetime, float | None]],
+    spans: Sequence[Span],
     step_id: int | None,
+    joins_earlier: bool = False,
+    joins_later: bool = False,
+    combine_peaks: Callable[[float, float], float] = max,
 ) -> int:
-    """Replaces the occurrences of (object, alarm) that start inside [start, end) within the
-    caller's transaction. Writers of the same (object, alarm) take turns: on PostgreSQL a
-    transaction-scoped advisory lock on the pair, on SQLite the database's write lock that every
-    writing transaction holds. Without it, two deletes could both see the old rows gone and
-    both insert; the unique key on (object, alarm, start) would then fail one of them."""
+    """Replaces, within the caller's transaction, the stored occurrences of (object, alarm)
+    that overlap ``[start, end)`` or any of ``spans`` (in chronological order) by ``spans``.
+    Returns how many rows were written.
+
+    ``joins_earlier`` says the first span may be the later part of an episode that began before
+    what its calculation read: it then takes the start (and its peak counts) of a stored
+    occurrence that overlaps or touches it and starts earlier. ``joins_later`` likewise lets the
+    last span take the end and open flag of a stored one that ends later. ``combine_peaks``
+    gives the peak of two parts of one episode.
+
+    Writers of the same (object, alarm) take turns: on PostgreSQL a transaction-scoped advisory
+    lock on the pair, on SQLite the database's write lock that every writing transaction holds.
+    Without it, two deletes could both see the old rows gone and both insert; the unique key on
+    (object, alarm, start) would then fail one of them."""
     if connection.dialect.name == "postgresql":
         connection.execute(
             sa.select(sa.func.pg_advisory_xact_lock(sa.literal(object_id), sa.literal(alarm_id)))
         )
+    rows = [_row(span) for span in spans]
+    window_start, window_end = to_utc(start), to_utc(end)
+    pair = (OCCURRENCES.c.object_id == object_id, OCCURRENCES.c.alarm_id == alarm_id)
+    if rows:
+        first, last = rows[0], rows[-1]
+        if joins_earlier:
+            earlier = connection.execute(
+                sa.select(OCCURRENCES.c.start_time, OCCURRENCES.c.peak_value)
+                .where(
+                    *pair,
+                    OCCURRENCES.c.start_time < first["start_time"],
+                    OCCURRENCES.c.end_time >= first["start_time"],
+                )
+                .order_by(OCCURRENCES.c.start_time)
+                .limit(1)
+            ).first()
+            if earlier is not None:
+                first["start_time"] = earlier.start_time
+                first["peak_value"] = _combined(combine_peaks, first["peak_value"], earlier)
+        if joins_later:
+            later = connection.execute(
+                sa.select(OCCURRENCES.c.end_time, OCCURRENCES.c.peak_value, OCCURRENCES.c.is_open)
+                .where(
+                    *pair,
+                    OCCURRENCES.c.start_time <= last["end_time"],
+                    OCCURRENCES.c.end_time > last["end_time"],
+                )
+                .order_by(OCCURRENCES.c.end_time.desc())
+                .limit(1)
+            ).first()
+            if later is not None:
+                last["end_time"], last["is_open"] = later.end_time, later.is_open
+                last["peak_value"] = _combined(combine_peaks, last["peak_value"], later)
+        window_start = min(window_start, to_utc(first["start_time"]))
+        window_end = max(window_end, to_utc(last["end_time"]))
     connection.execute(
         OCCURRENCES.delete().where(
-            OCCURRENCES.c.object_id == object_id,
-            OCCURRENCES.c.alarm_id == alarm_id,
-            OCCURRENCES.c.start_time >= to_utc(start),
-            OCCURRENCES.c.start_time < to_utc(end),
+            *pair, OCCURRENCES.c.start_time < window_end, OCCURRENCES.c.end_time > window_start
         )
     )
-    if spans:
+    if rows:
         connection.execute(
             OCCURRENCES.insert(),
             [
-                {
-                    "object_id": object_id,
-                    "alarm_id": alarm_id,
-                    "start_time": span_start,
-                    "end_time": span_end,
-                    "peak_value": peak,
-                    "step_id": step_id,
-                }
-                for span_start, span_end, peak in spans
+                {"object_id": object_id, "alarm_id": alarm_id, "step_id": step_id, **row}
+                for row in rows
             ],
         )
-    return len(spans)
+    return len(rows)
+
+
+def _row(span: Span) -> dict[str, Any]:
+    return {
+        "start_time": span[0],
+        "end_time": span[1],
+        "peak_value": span[2],
+        "is_open": bool(span[3]) if len(span) > 3 else False,
+    }
+
+
+def _combined(
+    combine: Callable[[float, float], float], peak: float | None, stored: Any
+) -> float | None:
+    if peak is None or stored.peak_value is None:
+        return peak if stored.peak_value is None else stored.peak_value
+    return combine(peak, stored.peak_value)
 
 
 def _counts_query(job_id: int) -> sa.Select:  # type: ignore[type-arg]

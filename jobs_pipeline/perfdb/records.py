@@ -126,6 +126,8 @@ class AlarmOccurrence:
     end: datetime
     peak_value: float | None
     step_id: int | None = None
+    # Still active at the last sample there was (see `AlarmOccurrenceRow.is_open`).
+    open: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,14 +36,22 @@ def reference(
     else one sampling period; an occurrence ends at the first sample that no longer qualifies,
     at the end of the last qualifying sample's coverage when a gap follows, or at the period
     end."""
+    inside = [(t, v) for t, v in zip(stamps, values, strict=True) if start <= t < end]
+    found, _ = walk(alarm, inside)
+    clipped = [(s, min(e, end), p) for s, e, p in found]
+    return [(s, e, p) for s, e, p in clipped if e - s >= min_duration_ns(alarm)]
+
+
+def walk(alarm: AlarmCalcThreshold, samples: list[tuple[int, float]]) -> tuple[list[Span], bool]:
+    """The occurrences of ``samples`` (nanosecond stamps, values) without clipping or minimum
+    duration, and whether the last one is still active at the last sample."""
     period = alarm.sampling_period // timedelta(microseconds=1) * 1_000
     clear = alarm.threshold if alarm.clear_threshold is None else alarm.clear_threshold
-    inside = [(t, v) for t, v in zip(stamps, values, strict=True) if start <= t < end]
     found: list[Span] = []
     active_since: int | None = None
     peak = math.nan
     previous: int | None = None
-    for t, value in inside:
+    for t, value in samples:
         known = not math.isnan(value)
         if active_since is not None and previous is not None:
             if 2 * (t - previous) > 3 * period:  # a gap: no data after previous + period
@@ -57,11 +65,14 @@ def reference(
         if active_since is None and known and COMPARE[alarm.operator](value, alarm.threshold):
             active_since, peak = t, (alarm.threshold if alarm.operator == "==" else value)
         previous = t
+    still_active = active_since is not None and previous is not None
     if active_since is not None and previous is not None:
         found.append((active_since, previous + period, peak))
-    clipped = [(s, min(e, end), p) for s, e, p in found]
-    minimum = alarm.min_duration // timedelta(microseconds=1) * 1_000
-    return [(s, e, p) for s, e, p in clipped if e - s >= minimum]
+    return found, still_active
+
+
+def min_duration_ns(alarm: AlarmCalcThreshold) -> int:
+    return alarm.min_duration // timedelta(microseconds=1) * 1_000
 
 
 def extreme(alarm: AlarmCalcThreshold, peak: float, value: float) -> float:

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from jobs_pipeline.calc import AlarmCalcThreshold, DateTimeRange
+from jobs_pipeline.calc import AlarmCalcThreshold, DateTimeRange, Episodes
 from jobs_pipeline.calc.synthetic_fleet import generate_fleet
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.jobs.alarm_calc import parse_period
@@ -26,8 +27,9 @@ NAN = math.nan
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 TEN_MINUTES = timedelta(minutes=10)
 
-# Twelve 10-minute samples from T0; the two extra samples just outside the period violate every
-# temperature alarm, so reading them would change the results.
+# Twelve 10-minute samples from T0 and two just outside the 2-hour period that violate every
+# temperature alarm: the one after it extends the last episode, which is still active at that
+# last sample; the one before it is an episode of its own that ends at the period start.
 TEMPERATURE_WT01 = [70, 81, 85, 79, 70, 90, 91, NAN, 92, 70, 70, 95]
 TEMPERATURE_WT02 = [70, 70, 70, 70, 88, 70, 70, 70, 70, 70, 70, 70]
 PITCH_WT01 = [0, 0, 0, 0, 0, 0, 45, 40, 0, 0, 0, 0]
@@ -104,10 +106,23 @@ def create_alarm_job(
 
 
 def occurrence(
-    obj: str, alarm: int, start: int, end: int, peak: float, step: int | None = None
+    obj: str,
+    alarm: int,
+    start: int,
+    end: int,
+    peak: float,
+    step: int | None = None,
+    *,
+    is_open: bool = False,
 ) -> AlarmOccurrence:
     return AlarmOccurrence(
-        object_name=obj, alarm_id=alarm, start=at(start), end=at(end), peak_value=peak, step_id=step
+        object_name=obj,
+        alarm_id=alarm,
+        start=at(start),
+        end=at(end),
+        peak_value=peak,
+        step_id=step,
+        open=is_open,
     )
 
 
@@ -181,17 +196,18 @@ def test_one_step_per_object_and_alarm_in_parameter_order(db: PerfDB) -> None:
 
 
 def test_job_writes_exactly_the_expected_occurrences(db: PerfDB) -> None:
-    # Occurrences from before: only the stale one that starts inside the period may go.
-    kept_before = (at(-10), at(20), 99.0)
+    # Occurrences from before: those that overlap the period or what the job finds are replaced.
+    overlapping_before = (at(-10), at(20), 99.0)
     stale = (at(30), at(40), 1.0)
-    kept_after = (at(120), at(130), 99.0)
+    part_of_the_last = (at(120), at(130), 99.0)
+    untouched = (at(-60), at(-40), 50.0)
     wt01 = db.catalog.object_ids(["WT-01"])["WT-01"]
     db.occurrences.replace(
         object_id=wt01,
         alarm_id=HIGH,
         start=at(-60),
         end=at(180),
-        spans=[kept_before, stale, kept_after],
+        spans=[untouched, overlapping_before, stale, part_of_the_last],
     )
     db.occurrences.replace(
         object_id=wt01, alarm_id=OTHER, start=at(0), end=at(60), spans=[(at(0), at(60), -5.0)]
@@ -204,21 +220,26 @@ def test_job_writes_exactly_the_expected_occurrences(db: PerfDB) -> None:
 
     assert failed == [step["WT-02", PITCH]]
     assert db.occurrences.list() == [
-        occurrence("WT-01", HIGH, -10, 20, 99.0),
+        occurrence("WT-01", HIGH, -60, -40, 50.0),
         occurrence("WT-01", HIGH, 10, 30, 85.0, step["WT-01", HIGH]),
         occurrence("WT-01", HIGH, 50, 70, 91.0, step["WT-01", HIGH]),  # ends at the NaN
         occurrence("WT-01", HIGH, 80, 90, 92.0, step["WT-01", HIGH]),
-        occurrence("WT-01", HIGH, 110, 120, 95.0, step["WT-01", HIGH]),  # cut at the period end
-        occurrence("WT-01", HIGH, 120, 130, 99.0),
-        # 79 keeps the hysteresis alarm active; the 10-minute occurrences are too short.
+        # Goes on past the period end, active at the last sample there is.
+        occurrence("WT-01", HIGH, 110, 130, 99.0, step["WT-01", HIGH], is_open=True),
+        # 79 keeps the hysteresis alarm active; the 10-minute occurrence is too short, the
+        # open one may yet grow long enough.
         occurrence("WT-01", HYSTERESIS, 10, 40, 85.0, step["WT-01", HYSTERESIS]),
         occurrence("WT-01", HYSTERESIS, 50, 70, 91.0, step["WT-01", HYSTERESIS]),
+        occurrence("WT-01", HYSTERESIS, 110, 130, 99.0, step["WT-01", HYSTERESIS], is_open=True),
         occurrence("WT-01", PITCH, 60, 80, 45.0, step["WT-01", PITCH]),
         occurrence("WT-01", OTHER, 0, 60, -5.0),
         occurrence("WT-02", HIGH, 40, 50, 88.0, step["WT-02", HIGH]),
     ]
     for found in db.occurrences.list():
         assert found.start.utcoffset() == found.end.utcoffset() == timedelta(0)
+    details = {s.id: s.details for s in db.queue.get_steps(job_id)}
+    assert details[step["WT-01", HIGH]]["open_occurrences"] == 1
+    assert details[step["WT-01", HIGH]]["occurrences_written"] == 4
 
 
 def test_feature_without_data_fails_only_its_step(db: PerfDB) -> None:
@@ -237,18 +258,8 @@ def test_feature_without_data_fails_only_its_step(db: PerfDB) -> None:
     assert all(s.attempts == 1 and s.finished is not None for s in steps)
 
 
-def test_iso_period_with_offset_reads_only_that_period(
-    db: PerfDB, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    read = db.values.read
-    reads: list[pd.Series] = []
-
-    def spy(object_id: int, feature_id: int, start: datetime, end: datetime) -> pd.Series:
-        reads.append(read(object_id, feature_id, start, end))
-        return reads[-1]
-
-    monkeypatch.setattr(db.values, "read", spy)
-    # 01:00+01:00 to 02:00+01:00 is [00:00Z, 01:00Z): the sample at 01:00Z is outside.
+def test_iso_period_with_offset_finds_whole_episodes_across_its_end(db: PerfDB) -> None:
+    # 01:00+01:00 to 02:00+01:00 is [00:00Z, 01:00Z); the episode from 00:50 ends at the NaN.
     job_id = create_alarm_job(
         db, ["WT-01"], [HIGH], start="2024-03-01T01:00:00+01:00", end="2024-03-01T02:00:00+01:00"
     )
@@ -257,22 +268,23 @@ def test_iso_period_with_offset_reads_only_that_period(
 
     assert job.run() == []
 
-    (values,) = reads
-    expected = pd.Series(
-        TEMPERATURE_WT01[:6], index=pd.DatetimeIndex([at(10 * i) for i in range(6)]), dtype=float
-    )
-    pd.testing.assert_series_equal(values, expected, check_index_type=False, check_freq=False)
     assert db.occurrences.list() == [
         occurrence("WT-01", HIGH, 10, 30, 85.0, step_id),
-        occurrence("WT-01", HIGH, 50, 60, 90.0, step_id),
+        occurrence("WT-01", HIGH, 50, 70, 91.0, step_id),
     ]
+    (step,) = db.queue.get_steps(job_id)
+    assert step.details is not None
+    # Counted over the period alone; the samples around it were read as well.
+    assert step.details["samples_read"] == 6
+    assert step.details["read_start"] < "2024-03-01T00:00:00+00:00"
+    assert step.details["read_end"] > "2024-03-01T01:10:00+00:00"
 
 
 def test_recalculation_replaces_the_same_rows(db: PerfDB) -> None:
     job_id = create_alarm_job(db, ["WT-01", "WT-02"], [HIGH, HYSTERESIS])
     assert JobAlarmCalc(job_id, perfdb=db).run() == []
     first = db.occurrences.list()
-    assert len(first) == 7
+    assert len(first) == 8
 
     db.queue.queue_job(job_id)
     assert JobAlarmCalc(job_id, perfdb=db).run() == []
@@ -296,9 +308,15 @@ def test_recalculation_replaces_the_same_rows(db: PerfDB) -> None:
 class BrokenCalculation(AlarmCalcThreshold):
     """Finds one valid occurrence and one that the database's check constraint rejects."""
 
-    def find_occurrences(self, values: pd.Series, period: DateTimeRange) -> list[Any]:
-        valid, *_ = super().find_occurrences(values, period)
-        return [valid, type(valid)(start=at(100), end=at(100), peak_value=1.0)]
+    def find_episodes(self, *args: Any, **kwargs: Any) -> Episodes:
+        found = super().find_episodes(*args, **kwargs)
+        empty = np.datetime64(at(100).replace(tzinfo=None), "ns")
+        return found._replace(
+            start=np.append(found.start[:1], empty),
+            end=np.append(found.end[:1], empty),
+            peak_value=np.append(found.peak_value[:1], 1.0),
+            open=np.append(found.open[:1], False),
+        )
 
 
 def test_failed_write_leaves_the_previous_occurrences(
@@ -361,10 +379,20 @@ def test_demo_fleet_job_finds_every_alarm_as_the_calculation_does(perfdb: PerfDB
                 clear_threshold=alarm.clear_threshold,
                 min_duration=alarm.min_duration,
             )
-            expected.extend(
-                (name, alarm.alarm_id, span.start, span.end, span.peak_value)
-                for span in rule.find_occurrences(series, period)
+            # Every sample is in the period: the whole episodes, open at the end of the data.
+            episodes = rule.find_episodes(
+                series, period, period, more_before=False, more_after=False
             )
-    assert [(o.object_name, o.alarm_id, o.start, o.end, o.peak_value) for o in found] == sorted(
-        expected, key=lambda row: row[:3]
-    )
+            expected.extend(
+                (name, alarm.alarm_id, start, end, peak, bool(is_open))
+                for start, end, peak, is_open in zip(
+                    pd.DatetimeIndex(episodes.start, tz="UTC"),
+                    pd.DatetimeIndex(episodes.end, tz="UTC"),
+                    episodes.peak_value,
+                    episodes.open,
+                    strict=True,
+                )
+            )
+    assert [
+        (o.object_name, o.alarm_id, o.start, o.end, o.peak_value, o.open) for o in found
+    ] == sorted(expected, key=lambda row: row[:3])

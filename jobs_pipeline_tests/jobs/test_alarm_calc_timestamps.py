@@ -98,7 +98,26 @@ def test_a_bad_threshold_setting_fails_the_steps_and_names_the_variable(
 
 
 def test_a_step_with_only_nan_samples_has_no_data(db: PerfDB) -> None:
-    # [02:30, 02:40) holds only the offset feature's NaN sample at 02:35.
+    # [01:40, 01:50) holds only the irregular feature's NaN sample at 01:40; the 5-minute
+    # episode before it is too short.
+    parameters = {
+        **data.PARAMETERS,
+        "alarm_ids": [data.IRREGULAR],
+        "start": "2024-03-01 01:40:00",
+        "end": "2024-03-01 01:50:00",
+    }
+
+    job_id = run_job(db, parameters)
+
+    (step,) = db.queue.get_steps(job_id)
+    assert step.state == JobState.FAILED
+    assert step.comment is not None
+    assert step.comment.startswith("no data for feature 'irregular_pressure' of object 'WT-09'")
+
+
+def test_an_episode_reaching_into_a_period_without_values_is_its_data(db: PerfDB) -> None:
+    # [02:30, 02:40) holds only the offset feature's NaN sample at 02:35, and the episode that
+    # the sample at 02:25 starts ends there.
     parameters = {
         **data.PARAMETERS,
         "alarm_ids": [data.OFFSET],
@@ -109,9 +128,12 @@ def test_a_step_with_only_nan_samples_has_no_data(db: PerfDB) -> None:
     job_id = run_job(db, parameters)
 
     (step,) = db.queue.get_steps(job_id)
-    assert step.state == JobState.FAILED
-    assert step.comment is not None
-    assert step.comment.startswith("no data for feature 'offset_temperature' of object 'WT-09'")
+    # Data quality counts the period's own samples only: nothing covers [02:30, 02:35).
+    assert (step.state, step.comment) == (
+        JobState.FINISHED,
+        "coverage 0.0 % (gaps 5 min, 1 NaN sample)",
+    )
+    assert data.occurrences(db) == [(data.OFFSET, data.at(145), data.at(155), 95.0, False)]
 
 
 def test_a_feature_with_a_longer_sampling_period_covers_longer(db: PerfDB) -> None:
@@ -124,5 +146,5 @@ def test_a_feature_with_a_longer_sampling_period_covers_longer(db: PerfDB) -> No
     (step,) = db.queue.get_steps(job_id)
     assert step.details is not None
     assert (step.details["gaps"], step.details["coverage_percent"]) == (0, 94.58)
-    found = [(start, end) for _, start, end, _ in data.occurrences(db)]
+    found = [(start, end) for _, start, end, *_ in data.occurrences(db)]
     assert (data.at(37), data.at(83)) in found

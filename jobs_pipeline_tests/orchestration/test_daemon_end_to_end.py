@@ -66,14 +66,16 @@ PARAMETERS = {
     "start": "2024-03-01 00:00:00",
     "end": "2024-03-01 02:00:00",
 }
-# (object, alarm, start minute, end minute, peak), worked out by hand from the samples above.
+# (object, alarm, start minute, end minute, peak), worked out by hand from the samples above and
+# the violating ones just before and after the period.
 EXPECTED_OCCURRENCES = [
     ("WT-01", HIGH, 10, 30, 85.0),
     ("WT-01", HIGH, 50, 70, 91.0),  # ends at the NaN
     ("WT-01", HIGH, 80, 90, 92.0),
-    ("WT-01", HIGH, 110, 120, 95.0),  # cut at the period end
+    ("WT-01", HIGH, 110, 130, 99.0),  # goes on past the period end (open)
     ("WT-01", HYSTERESIS, 10, 40, 85.0),  # 79 keeps it active
     ("WT-01", HYSTERESIS, 50, 70, 91.0),
+    ("WT-01", HYSTERESIS, 110, 130, 99.0),
     ("WT-02", HIGH, 40, 50, 88.0),  # too short for the hysteresis alarm
 ]
 
@@ -288,7 +290,7 @@ def test_job_run_launches_the_queued_job_and_waits_for_it(
         # Finished is not Queued: nothing is launched a second time.
         again = jobs_pipeline("--db", sqlite_perfdb_url, "job", "run", str(job_id), env=sqlite_env)
         assert (again.returncode, again.stdout) == (2, "")
-        assert again.stderr == f"error: job {job_id} is Finished, expected Queued\n"
+        assert again.stderr == f"jobs-pipeline: error: job {job_id} is Finished, expected Queued\n"
         assert perfdb.queue.get_job(job_id) == job
     finally:
         perfdb.dispose()
@@ -305,7 +307,7 @@ def test_job_run_refuses_a_job_that_is_not_queued(
         result = jobs_pipeline("--db", sqlite_perfdb_url, "job", "run", str(job.id), env=sqlite_env)
 
         assert (result.returncode, result.stdout) == (2, "")
-        assert result.stderr == f"error: job {job.id} is Created, expected Queued\n"
+        assert result.stderr == f"jobs-pipeline: error: job {job.id} is Created, expected Queued\n"
         assert perfdb.queue.get_job(job.id) == job
         assert perfdb.queue.get_steps(job.id) == []
         with instance_for_environment(sqlite_env) as instance:
