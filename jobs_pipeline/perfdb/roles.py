@@ -23,14 +23,11 @@ from jobs_pipeline.perfdb.errors import InputError
 FRONTEND_ROLE = "jobs_pipeline_frontend"
 WORKER_ROLE = "jobs_pipeline_worker"
 
-# What a frontend may write. The state triggers run with the frontend's rights: the history rows
-# they add, the steps they reset on a requeue and delete on a parameter change need these too,
-# and the triggers refuse any such write the frontend makes by itself.
+# What a frontend may write: job rows (the state triggers decide which writes; their own writes
+# to steps and history run with the rights of the migration's owner) and schedules.
 _FRONTEND_GRANTS = (
     "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
-    "GRANT INSERT, UPDATE, DELETE ON job_instances TO {role}",
-    "GRANT UPDATE, DELETE ON job_steps TO {role}",
-    "GRANT INSERT ON job_state_history TO {role}",
+    "GRANT INSERT, UPDATE, DELETE ON job_instances, job_schedules TO {role}",
     "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}",
 )
 _WORKER_GRANTS = (

@@ -1,7 +1,7 @@
 """Views a frontend reads its pages from; on PostgreSQL, history written only by the triggers
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-07 09:00:00
 
 `job_overview` gives one row per job with its type and state names and its steps by state, so a
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
