@@ -24,6 +24,11 @@ def alembic_config() -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     config = alembic_config()
     with begin(engine) as connection:
+        if connection.dialect.name == "sqlite":
+            # SQLite migrations rebuild a table under a temporary name and rename it back; with
+            # the modern ALTER TABLE, that rename re-checks every trigger and view of the schema
+            # and fails on those that name the table being rebuilt ("no such table").
+            connection.exec_driver_sql("PRAGMA legacy_alter_table = ON")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
