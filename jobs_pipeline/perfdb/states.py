@@ -47,7 +47,8 @@ Transitions = dict[tuple[JobState | None, JobState], frozenset[Actor]]
 JOB_TRANSITIONS: Transitions = {
     # created, or created and submitted at once
     (None, JobState.CREATED): frozenset({Actor.USER}),
-    (None, JobState.QUEUED): frozenset({Actor.USER}),
+    # (the scheduler sensor creates each ended period's job Queued)
+    (None, JobState.QUEUED): frozenset({Actor.USER, Actor.SENSOR}),
     # parameters or description edited
     (JobState.CREATED, JobState.CREATED): frozenset({Actor.USER}),
     # submitted

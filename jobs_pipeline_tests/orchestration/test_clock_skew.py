@@ -27,9 +27,9 @@ from jobs_pipeline.perfdb.heartbeat import HEARTBEAT_SECONDS_ENV
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.orchestration.conftest import plan_config
 from jobs_pipeline_tests.orchestration.processes import (
+    INTERPRETER_BIN,
     REPO_ROOT,
     SLOW_STEPS_SPEC,
-    VENV_BIN,
     add_slow_steps_type,
     instance_for_environment,
     scratch_dagster_environment,
@@ -106,7 +106,7 @@ def test_a_run_worker_ten_minutes_behind_keeps_its_job_and_writes_database_time(
     with scratch_dagster_environment(pg_perfdb_url, tmp_path, {HEARTBEAT_SECONDS_ENV: "1"}) as env:
         worker_env = skewed(env, tmp_path)
         clock = subprocess.run(
-            [str(VENV_BIN / "python"), "-c", "import time; print(time.time())"],
+            [str(INTERPRETER_BIN / "python"), "-c", "import time; print(time.time())"],
             env=worker_env,
             capture_output=True,
             text=True,
@@ -116,7 +116,7 @@ def test_a_run_worker_ten_minutes_behind_keeps_its_job_and_writes_database_time(
         log = (tmp_path / "worker.log").open("wb")
         worker = subprocess.Popen(
             [
-                str(VENV_BIN / "dagster"),
+                str(INTERPRETER_BIN / "dagster"),
                 "job",
                 "execute",
                 "-m",

@@ -67,14 +67,17 @@ def test_the_table_holds_every_move_of_the_design_and_no_other() -> None:
         (QUEUED, FAILED),
         (CREATED, FAILED),
     }
-    # Only a run takes a job; only a person queues it; nobody but the run and the reconciler
-    # ends a Running job.
+    # Only a run takes a job; only a person queues it (a schedule creates its periods' jobs
+    # Queued); nobody but the run and the reconciler ends a Running job.
     assert all(
         who == {Actor.RUN} for (_, target), who in JOB_TRANSITIONS.items() if target == RUNNING
     )
     assert all(
-        who == {Actor.USER} for (_, target), who in JOB_TRANSITIONS.items() if target == QUEUED
+        who == {Actor.USER}
+        for (source, target), who in JOB_TRANSITIONS.items()
+        if target == QUEUED and source is not None
     )
+    assert JOB_TRANSITIONS[None, QUEUED] == {Actor.USER, Actor.SENSOR}
     assert JOB_TRANSITIONS[RUNNING, FAILED] == {Actor.RUN, Actor.RECONCILER}
     assert STEP_TRANSITIONS[RUNNING, FINISHED] == {Actor.RUN}
 
