@@ -84,6 +84,9 @@ class JobInstance:
     # Steps that take seconds of CPU each: runs of this type use the parallel execution profile
     # when the deployment sets one (`JOBS_PIPELINE_HEAVY_EXECUTION`).
     _heavy_steps: ClassVar[bool] = False
+    # Past this many seconds Running, the reconciler terminates the step's run and the step ends
+    # Failed `timed out after ...` (`JOBS_PIPELINE_MAX_STEP_SECONDS` overrides it per type).
+    _max_step_seconds: ClassVar[float] = 3600.0
 
     def __init__(
         self,

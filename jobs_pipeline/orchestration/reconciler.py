@@ -9,6 +9,7 @@ judges them by their run's status in Dagster and by the run's heartbeat:
   finalised (a silent run still STARTED in Dagster is marked failed there, freeing its slot);
 - a Queued job whose run for its current queue count ended before claiming it: Failed, so that
   it can be requeued; a Queued job that no run has picked up for long: a warning;
+- steps past their maximum runtime, and runs whose steps no worker picks up (`step_limits.py`);
 - a cancel request: Created or Queued jobs fail at once, a Running job's run is terminated and
   its unfinished steps fail with `canceled` once the run has ended, a job that already ended has
   the request cleared with a comment.
@@ -31,6 +32,7 @@ from dagster import DagsterEventType, DagsterRunStatus, RunRecord, RunsFilter
 from jobs_pipeline.orchestration.mapping_keys import step_id_from_step_key
 from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
 from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.step_limits import MAX_UNCLAIMED, StepLimits
 from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
@@ -79,6 +81,8 @@ class Cursor:
     running_after: int = 0
     queued_after: int = 0
     warned: list[int] = field(default_factory=list)
+    # Started runs not yet holding their Queued job: run id -> first seen (database clock).
+    unclaimed: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
@@ -88,6 +92,10 @@ class Cursor:
                 running_after=int(data.get("running_after", 0)),
                 queued_after=int(data.get("queued_after", 0)),
                 warned=[int(job_id) for job_id in data.get("warned", [])][-_MAX_WARNED:],
+                unclaimed={
+                    str(run_id): str(seen)
+                    for run_id, seen in list(data.get("unclaimed", {}).items())[-MAX_UNCLAIMED:]
+                },
             )
         except (ValueError, TypeError, AttributeError):
             return cls()
@@ -98,6 +106,7 @@ class Cursor:
                 "running_after": self.running_after,
                 "queued_after": self.queued_after,
                 "warned": self.warned[-_MAX_WARNED:],
+                "unclaimed": self.unclaimed,
             }
         )
 
@@ -115,6 +124,7 @@ class Reconciler:
         queued_warning: float | None = None,
         batch_size: int = RECONCILER_BATCH_SIZE,
         skip_test_jobs: bool = True,
+        pickup_seconds: float | None = None,
     ) -> None:
         self.perfdb = perfdb
         self.queue = perfdb.queue
@@ -128,12 +138,22 @@ class Reconciler:
         )
         self.batch_size = batch_size
         self.skip_test_jobs = skip_test_jobs
+        self.step_limits = StepLimits(
+            perfdb,
+            instance,
+            actor=RECONCILER_ACTOR,
+            batch_size=batch_size,
+            info=self._info,
+            warn=self._warn,
+            pickup_seconds=pickup_seconds,
+        )
 
     def sweep(self, cursor: Cursor) -> Sweep:
         done = Sweep()
         self.handle_cancel_requests(done)
         cursor.running_after = self.sweep_running(cursor.running_after, done)
         cursor.queued_after = self.sweep_queued(cursor.queued_after, cursor.warned, done)
+        done.finalised += self.step_limits.sweep(cursor.unclaimed)
         return done
 
     # --- cancel requests ---------------------------------------------------------------------
@@ -385,6 +405,9 @@ class Reconciler:
             comment,
             who=Actor.RECONCILER,
             actor=RECONCILER_ACTOR,
+            # The decision is about this queueing: a job claimed, finished and requeued since
+            # the sweep read it is left alone.
+            queue_count=job.queue_count,
         )
         if after is not None:
             self._info(f"job {job.id}: {comment}")

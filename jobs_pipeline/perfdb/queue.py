@@ -404,14 +404,18 @@ class JobQueue:
         who: Actor = Actor.SENSOR,
         run_id: str | None = None,
         actor: str = DEFAULT_ACTOR,
+        queue_count: int | None = None,
     ) -> Job:
         """Marks a job Failed without running it, e.g. a queued row with bad parameters. From
-        Running, only the run holding the job (`run_id`) may do this."""
+        Running, only the run holding the job (`run_id`) may do this. With `queue_count`, only
+        while the job is still in that queueing (a job requeued meanwhile is left alone)."""
         now = utcnow()
         comment = bounded(comment)
         with begin(self.engine) as connection:
             if JobState.RUNNING in from_states:
                 _check_holder(self._lock_holder(connection, job_id), run_id)
+            if queue_count is not None:
+                _check_queue_count(connection, job_id, queue_count)
             self._fail(connection, job_id, from_states, who, actor, comment, now)
             return self._get_job(connection, job_id)
 
@@ -1156,6 +1160,20 @@ def _check_holder(holder: Any, run_id: str | None) -> None:
         state = JobState(holder.state_id).label
         raise LostOwnership(
             f"job {holder.id} is {state} and {held}: run {run_id} no longer holds it"
+        )
+
+
+def _check_queue_count(connection: Connection, job_id: int, queue_count: int) -> None:
+    """The fence of a decision taken about one queueing of a job (its run ended unclaimed, say):
+    the job row, locked, must still be in that queueing."""
+    current = connection.execute(
+        sa.select(JOB.c.queue_count).where(JOB.c.id == job_id).with_for_update()
+    ).scalar()
+    if current is None:
+        raise NotFound(f"job {job_id} does not exist")
+    if current != queue_count:
+        raise InvalidTransition(
+            f"job {job_id} was queued again (queueing {current}, not {queue_count}): left alone"
         )
 
 
