@@ -30,6 +30,7 @@ import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus, RunRecord, RunsFilter
 
 from jobs_pipeline.orchestration.mapping_keys import step_id_from_step_key
+from jobs_pipeline.orchestration.quiet_logs import DATABASE_UNREACHABLE
 from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.step_limits import MAX_UNCLAIMED, StepLimits
@@ -462,6 +463,6 @@ def perfdb_reconciler(context: dg.SensorEvaluationContext, perfdb: PerfDBResourc
         if not is_transient(error):
             raise
         # The database is restarting: the next sweep picks up where this one stopped.
-        return dg.SkipReason(f"performance database unreachable: {error}")
+        return dg.SkipReason(f"{DATABASE_UNREACHABLE}: {error}")
     context.update_cursor(cursor.dump())
     return dg.SkipReason(done.summary())

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from jobs_pipeline.jobs.registry import check_queued_job, job_type
 from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, profile_for
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
-from jobs_pipeline.orchestration.quiet_logs import run_console_level
+from jobs_pipeline.orchestration.quiet_logs import DATABASE_UNREACHABLE, run_console_level
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.tags import (
     JOB_ID_TAG,
@@ -131,7 +131,7 @@ def queue_sensor_factory(
             if not is_transient(error):
                 raise
             # The database is restarting: the next tick tries again, nothing is lost.
-            return dg.SkipReason(f"performance database unreachable: {error}")
+            return dg.SkipReason(f"{DATABASE_UNREACHABLE}: {error}")
         launched = _launched(context, jobs)
         requests: list[dg.RunRequest] = []
         failed: list[str] = []
