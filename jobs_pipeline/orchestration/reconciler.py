@@ -335,12 +335,9 @@ class Reconciler:
     # --- Queued jobs -------------------------------------------------------------------------
 
     def sweep_queued(self, after_id: int, warned: list[int], done: Sweep) -> int:
-        jobs = self.queue.list_jobs(
-            state=JobState.QUEUED,
-            after_id=after_id,
-            limit=self.batch_size,
-            exclude_test_jobs=self.skip_test_jobs,
-        )
+        # Test jobs included: the queue sensor ends those it skips, so one still Queued is
+        # as stranded as any other.
+        jobs = self.queue.list_jobs(state=JobState.QUEUED, after_id=after_id, limit=self.batch_size)
         if not jobs:
             return 0
         records_by_job = self._run_records_of(jobs)

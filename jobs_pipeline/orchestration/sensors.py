@@ -5,6 +5,7 @@ import json
 import dagster as dg
 import sqlalchemy as sa
 
+from jobs_pipeline.jobs.base import is_test_job
 from jobs_pipeline.jobs.registry import check_queued_job, job_type
 from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, profile_for
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
@@ -26,6 +27,11 @@ __all__ = ["JOB_ID_TAG", "JOB_TYPE_TAG", "QUEUE_COUNT_TAG", "queue_sensor_factor
 
 SENSOR_BATCH_SIZE = 50
 SENSOR_ACTOR = "sensor"
+# A test job this deployment skips ends with a word, not silently Queued.
+TEST_JOB_COMMENT = (
+    'not run: a test job (its description has the word "test") and this deployment skips '
+    "test jobs (PerfDBResource skip_test_jobs)"
+)
 QUEUE_SENSOR_NAME = "perfdb_queue_sensor"
 
 
@@ -122,10 +128,7 @@ def queue_sensor_factory(
         after_id = _read_cursor(context.cursor)
         try:
             jobs = db.queue.list_jobs(
-                state=JobState.QUEUED,
-                after_id=after_id,
-                limit=SENSOR_BATCH_SIZE,
-                exclude_test_jobs=perfdb.skip_test_jobs,
+                state=JobState.QUEUED, after_id=after_id, limit=SENSOR_BATCH_SIZE
             )
         except Exception as error:
             if not is_transient(error):
@@ -135,8 +138,23 @@ def queue_sensor_factory(
         launched = _launched(context, jobs)
         requests: list[dg.RunRequest] = []
         failed: list[str] = []
+        skipped = 0
         for job in jobs:
             if run_key(job) in launched:
+                continue
+            if perfdb.skip_test_jobs and is_test_job(job.description):
+                try:
+                    db.queue.fail_job(
+                        job.id,
+                        TEST_JOB_COMMENT,
+                        who=Actor.SENSOR,
+                        actor=SENSOR_ACTOR,
+                        queue_count=job.queue_count,
+                    )
+                    context.log.info(f"job {job.id}: {TEST_JOB_COMMENT}")
+                    skipped += 1
+                except InputError:
+                    pass  # someone else changed it meanwhile; the next tick sees the new state
                 continue
             try:
                 check_queued_job(db, job)
@@ -156,6 +174,8 @@ def queue_sensor_factory(
         if not requests:
             seen = f"{len(jobs)} queued jobs after id {after_id}" if jobs else "no queued jobs"
             detail = f"; failed {len(failed)} malformed" if failed else ""
+            if skipped:
+                detail += f"; skipped {skipped} test jobs"
             if launched:
                 detail += f"; {len(launched)} waiting for their runs"
             return dg.SkipReason(f"{seen}{detail}")
