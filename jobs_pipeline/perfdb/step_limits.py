@@ -115,9 +115,7 @@ def jobs_idle_longer_than(
     since = _ago(engine, seconds)
     waiting = sa.or_(
         STEP.c.state_id == JobState.CREATED,
-        sa.and_(
-            STEP.c.state_id == JobState.FAILED, STEP.c.run_id.is_distinct_from(JOB.c.run_id)
-        ),
+        sa.and_(STEP.c.state_id == JobState.FAILED, STEP.c.run_id.is_distinct_from(JOB.c.run_id)),
     )
     of_job = STEP.c.job_id == JOB.c.id
     query = (
