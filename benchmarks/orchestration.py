@@ -92,7 +92,8 @@ from scratch import admin_engine, scratch_postgresql
 
 INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
 WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
-DAGSTER_DAEMON = PROJECT_ROOT / ".venv" / "bin" / "dagster-daemon"
+# Next to the running interpreter (not resolved: a virtual environment's python is a link).
+DAGSTER_DAEMON = Path(sys.executable).parent / "dagster-daemon"
 DAGSTER_PG_URL_ENV = "DAGSTER_PG_URL"
 ALARM_CALC = "Alarm Calculation"
 OVERHEAD_TARGET_MS = 20.0
@@ -469,7 +470,7 @@ RUN_PAGE_QUERIES = Path(__file__).resolve().parent / "run_page.graphql"
 RUN_PAGE_OPERATIONS = ("RunRootQuery", "RunLogsQuery", "RunStepStatsQuery")
 # The UI asks for the first page of a run's events with this limit (LogsProvider.tsx).
 RUN_LOGS_PAGE = 1000
-DAGSTER_WEBSERVER = PROJECT_ROOT / ".venv" / "bin" / "dagster-webserver"
+DAGSTER_WEBSERVER = Path(sys.executable).parent / "dagster-webserver"
 WEBSERVER_TIMEOUT = 180.0
 
 

@@ -248,7 +248,8 @@ def celery_workers(count: int, env: dict[str, str], directory: Path) -> Iterator
                 processes.append(
                     subprocess.Popen(
                         [str(CELERY_WORKER), f"bench{n}", "--concurrency=1"],
-                        env=env,
+                        # dagster-celery of the environment running this benchmark
+                        env={**env, "JOBS_PIPELINE_BIN": str(Path(sys.executable).parent)},
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,

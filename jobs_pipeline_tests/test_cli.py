@@ -365,7 +365,7 @@ def test_features_import_of_a_file_that_vanishes_midway_exits_1_and_writes_nothi
     on_each_chunk(monkeypatch, vanish)
     result = cli.fails("features", "import", path, "--chunk-rows", "10", naming=message)
 
-    assert result.err == f"error: {path} {message}" + result.err.split(message, 1)[1]
+    assert result.err == f"jobs-pipeline: error: {path} {message}" + result.err.split(message, 1)[1]
     assert result.err.endswith("while it was imported; nothing was written\n")
     assert snapshot(perfdb) == before
 
@@ -405,7 +405,8 @@ def test_features_import_that_loses_its_connection_exits_1_and_writes_nothing(
     result = cli.fails("features", "import", path, "--chunk-rows", "10", naming="was lost")
 
     assert result.err == (
-        f"error: the connection to the performance database {sa.make_url(pg_perfdb_url)} was "
+        "jobs-pipeline: error: the connection to the performance database "
+        f"{sa.make_url(pg_perfdb_url)} was "
         "lost (terminating connection due to administrator command): nothing was written\n"
     )
     assert snapshot(perfdb) == before
@@ -592,6 +593,7 @@ def test_alarms_list_prints_a_table_and_json(
         {
             "object": "LAN-01",
             "alarm_id": 101,
+            "alarm_name": "High power",
             "start": "2024-01-01T01:00:00+00:00",
             "end": "2024-01-01T02:00:00+00:00",
             "peak_value": None,
@@ -599,6 +601,7 @@ def test_alarms_list_prints_a_table_and_json(
         {
             "object": "LAN-02",
             "alarm_id": 101,
+            "alarm_name": "High power",
             "start": "2024-01-01T05:00:00+00:00",
             "end": "2024-01-01T07:00:00+00:00",
             "peak_value": 2500.0,
@@ -606,6 +609,7 @@ def test_alarms_list_prints_a_table_and_json(
         {
             "object": NASTY,
             "alarm_id": 102,
+            "alarm_name": "Low power",
             "start": "2024-01-01T03:00:00+00:00",
             "end": "2024-01-01T04:00:00+00:00",
             "peak_value": -20.5,
@@ -621,11 +625,12 @@ def test_alarms_list_prints_a_table_and_json(
     cli.rejects("alarms", "list", "--object", "' OR 1=1 --", naming="unknown object names")
 
     table = cli.ok("alarms", "list", "--object", "LAN-02").out.splitlines()
-    assert table[0].split() == ["object", "alarm", "start", "end", "duration", "peak"]
+    assert table[0].split() == ["object", "alarm", "name", "start", "end", "duration", "peak"]
     assert table[1].split() == [
-        "LAN-02", "101", "2024-01-01", "05:00:00", "2024-01-01", "07:00:00", "2:00:00", "2500",
+        "LAN-02", "101", "High", "power", "2024-01-01", "05:00:00", "2024-01-01", "07:00:00",
+        "2:00:00", "2500",
     ]  # fmt: skip
-    assert table[-1] == "1 occurrences"
+    assert table[-1] == "1 occurrence"
     assert NASTY in cli.ok("alarms", "list").out
     cli.rejects("alarms", "list", "--alarm", "high", naming="--alarm must be an integer")
 
@@ -700,7 +705,7 @@ def test_job_queue_moves_created_to_queued(cli: Cli, perfdb: PerfDB, fleet: dict
 
     result = cli.ok("job", "queue", str(job.id))
 
-    assert result.out == f"job {job.id} is Queued (queued 1 times)\n"
+    assert result.out == f"job {job.id} is Queued (queued 1 time)\n"
     assert perfdb.queue.get_job(job.id).state == JobState.QUEUED
     assert perfdb.queue.history(job.id)[-1].actor == "cli"
 
@@ -918,7 +923,7 @@ def test_an_unreachable_database_exits_1_with_one_line(
         assert result.out == ""
         assert result.err.count("\n") == 1, (command, result.err)
         assert result.err.startswith(
-            "error: cannot connect to the performance database "
+            "jobs-pipeline: error: cannot connect to the performance database "
             "postgresql+psycopg://root@127.0.0.1:1/nothing: "
         ), result.err
 
@@ -939,7 +944,7 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
     assert (missing.returncode, missing.stdout, missing.stderr) == (
         2,
         "",
-        "error: job 1 does not exist\n",
+        "jobs-pipeline: error: job 1 does not exist\n",
     )
 
 
@@ -1025,7 +1030,8 @@ def test_a_sqlite_file_that_does_not_exist_is_not_created(
 
     assert result.code == 1
     assert result.err == (
-        f"error: database sqlite:///{path} has no schema: run 'jobs-pipeline db upgrade'\n"
+        f"jobs-pipeline: error: database sqlite:///{path} has no schema: "
+        "run 'jobs-pipeline db upgrade'\n"
     )
     assert not path.exists()
 
@@ -1168,3 +1174,49 @@ def test_alarms_plot_draws_the_latest_jobs_period_or_the_one_given(
     assert JobAlarmCalc(job, perfdb=perfdb).run() == []
     latest = cli.ok("alarms", "plot", "--object", "LAN-01", "--alarm", "1001", "-o", str(output))
     assert "2025-12-31 00:00:00 to 2026-01-01 00:00:00" in latest.out
+
+
+# --- names: objects and alarm definitions ------------------------------------------------------
+
+
+def test_objects_and_alarm_definitions_are_listed_by_name(cli: Cli, fleet: dict[str, int]) -> None:
+    objects = cli.ok("objects", "list").out.splitlines()
+    assert objects[0].strip() == "object"
+    assert sorted(line.rstrip() for line in objects[1:-1]) == sorted(["LAN-01", "LAN-02", NASTY])
+    assert objects[-1] == "3 objects"
+    assert sorted(o["name"] for o in cli.ok("objects", "list", "--json").json) == sorted(
+        ["LAN-01", "LAN-02", NASTY]
+    )
+
+    assert cli.ok("alarms", "definitions", "--json").json == [
+        {
+            "id": 101,
+            "name": "High power",
+            "feature": "active_power",
+            "operator": ">",
+            "threshold": 2000.0,
+            "clear_threshold": None,
+            "min_duration_seconds": 0.0,
+        },
+        {
+            "id": 102,
+            "name": "Low power",
+            "feature": "active_power",
+            "operator": "<",
+            "threshold": -10.0,
+            "clear_threshold": None,
+            "min_duration_seconds": 0.0,
+        },
+    ]
+    table = cli.ok("alarms", "definitions").out.splitlines()
+    assert table[0].split() == ["id", "name", "rule", "clear", "min", "duration"]
+    assert table[1].split()[:6] == ["101", "High", "power", "active_power", ">", "2000"]
+    assert table[-1] == "2 alarm definitions"
+
+
+def test_every_failure_is_one_line_in_one_style(cli: Cli) -> None:
+    bad_argument = cli.rejects("job", "create", "--type", ALARM_CALC, "--params", "[1]",
+                               naming="--params")  # fmt: skip
+    assert bad_argument.err.startswith("jobs-pipeline: error: job create: argument --params:")
+    unknown = cli.rejects("job", "show", "999", naming="job 999 does not exist")
+    assert unknown.err == "jobs-pipeline: error: job 999 does not exist\n"

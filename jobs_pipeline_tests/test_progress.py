@@ -68,7 +68,7 @@ def test_job_watch_of_an_ended_job_returns_at_once_with_its_outcome(
     out, err = capsys.readouterr()
     assert code == 1
     assert out.splitlines()[0] == f"job {job.id} Failed: 2/2 steps done, 2 failed"
-    assert err == f"error: job {job.id} ended Failed (2 (100.00%) steps failed)\n"
+    assert err == f"jobs-pipeline: error: job {job.id} ended Failed (2 (100.00%) steps failed)\n"
 
 
 def test_a_step_that_commits_after_a_later_one_is_not_missed(

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +32,9 @@ from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.conftest import create_pg_database, drop_pg_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO_ROOT / ".venv" / "bin"
+# The executables of the environment running the tests (dagster, dagster-daemon, celery,
+# jobs-pipeline): not resolved, a virtual environment's python is a link out of it.
+INTERPRETER_BIN = Path(sys.executable).parent
 PRODUCTION_WORKSPACE = REPO_ROOT / "workspace.yaml"
 INSTANCE_CONFIG = REPO_ROOT / "dagster.yaml"
 DAGSTER_PG_URL_ENV = "DAGSTER_PG_URL"
@@ -280,7 +283,7 @@ def running_daemon(workspace: Path, env: Mapping[str, str], log_path: Path) -> I
     """`dagster-daemon run -w workspace`, stopped with its process group whatever happens."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(VENV_BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+            [str(INTERPRETER_BIN / "dagster-daemon"), "run", "-w", str(workspace)],
             env=dict(env),
             cwd=REPO_ROOT,
             stdout=log,

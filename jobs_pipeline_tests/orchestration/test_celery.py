@@ -44,6 +44,7 @@ from jobs_pipeline_tests.orchestration.conftest import (
     seed_fleet,
 )
 from jobs_pipeline_tests.orchestration.processes import (
+    INTERPRETER_BIN,
     PACE_ENV,
     PACED_ALARM_CALC_SPEC,
     PID_DIR_ENV,
@@ -92,7 +93,7 @@ class CeleryDeployment:
         with log_path.open("wb") as log:
             self.workers[name] = subprocess.Popen(
                 [str(CELERY_WORKER), self.node_name(name), "--concurrency=1"],
-                env=self.env,
+                env={**self.env, "JOBS_PIPELINE_BIN": str(INTERPRETER_BIN)},
                 cwd=REPO_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

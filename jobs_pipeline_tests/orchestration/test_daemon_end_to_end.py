@@ -28,9 +28,9 @@ from jobs_pipeline.orchestration.sensors import JOB_ID_TAG, JOB_TYPE_TAG, QUEUE_
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import FINAL_STATES, JobState
 from jobs_pipeline_tests.orchestration.processes import (
+    INTERPRETER_BIN,
     PRODUCTION_WORKSPACE,
     REPO_ROOT,
-    VENV_BIN,
     DaemonDeployment,
     daemon_deployment,
     dagster_environment,
@@ -119,7 +119,7 @@ def jobs_pipeline(
 ) -> subprocess.CompletedProcess[str]:
     """The installed console script, as a user runs it."""
     return subprocess.run(
-        [str(VENV_BIN / "jobs-pipeline"), *args],
+        [str(INTERPRETER_BIN / "jobs-pipeline"), *args],
         env=None if env is None else dict(env),
         cwd=REPO_ROOT,
         capture_output=True,
@@ -288,7 +288,7 @@ def test_job_run_launches_the_queued_job_and_waits_for_it(
         # Finished is not Queued: nothing is launched a second time.
         again = jobs_pipeline("--db", sqlite_perfdb_url, "job", "run", str(job_id), env=sqlite_env)
         assert (again.returncode, again.stdout) == (2, "")
-        assert again.stderr == f"error: job {job_id} is Finished, expected Queued\n"
+        assert again.stderr == f"jobs-pipeline: error: job {job_id} is Finished, expected Queued\n"
         assert perfdb.queue.get_job(job_id) == job
     finally:
         perfdb.dispose()
@@ -305,7 +305,7 @@ def test_job_run_refuses_a_job_that_is_not_queued(
         result = jobs_pipeline("--db", sqlite_perfdb_url, "job", "run", str(job.id), env=sqlite_env)
 
         assert (result.returncode, result.stdout) == (2, "")
-        assert result.stderr == f"error: job {job.id} is Created, expected Queued\n"
+        assert result.stderr == f"jobs-pipeline: error: job {job.id} is Created, expected Queued\n"
         assert perfdb.queue.get_job(job.id) == job
         assert perfdb.queue.get_steps(job.id) == []
         with instance_for_environment(sqlite_env) as instance:

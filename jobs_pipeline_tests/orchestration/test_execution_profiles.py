@@ -32,8 +32,8 @@ from jobs_pipeline.perfdb.heartbeat import HEARTBEAT_SECONDS_ENV, HEARTBEAT_SILE
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.orchestration.conftest import alarm_job
 from jobs_pipeline_tests.orchestration.processes import (
+    INTERPRETER_BIN,
     SLOW_STEPS_SPEC,
-    VENV_BIN,
     SlowStepsJob,
     add_slow_steps_type,
     daemon_deployment,
@@ -153,8 +153,9 @@ def pooled_daemon(
         }
         with scratch_dagster_environment(pg_perfdb_url, tmp_path, settings) as env:
             # The command docs/deployment.md gives for changing a pool's limit.
+            dagster = INTERPRETER_BIN / "dagster"
             subprocess.run(
-                [str(VENV_BIN / "dagster"), "instance", "concurrency", "set", PERFDB_POOL, "1"],
+                [str(dagster), "instance", "concurrency", "set", PERFDB_POOL, "1"],
                 env=env,
                 check=True,
                 capture_output=True,

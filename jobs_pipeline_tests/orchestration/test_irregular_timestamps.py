@@ -21,8 +21,8 @@ from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests import irregular_features as data
 from jobs_pipeline_tests.orchestration.conftest import ALARM_CALC, perfdb_job_resources
 from jobs_pipeline_tests.orchestration.processes import (
+    INTERPRETER_BIN,
     REPO_ROOT,
-    VENV_BIN,
     dagster_environment,
     make_dagster_home,
 )
@@ -88,7 +88,7 @@ def test_job_run_writes_the_occurrences_of_the_rule(
     job = create_job(stored, ALARM_CALC, data.PARAMETERS, description="irregular", queue=True)
 
     result = subprocess.run(
-        [str(VENV_BIN / "jobs-pipeline"), "--db", perfdb_url, "job", "run", str(job.id)],
+        [str(INTERPRETER_BIN / "jobs-pipeline"), "--db", perfdb_url, "job", "run", str(job.id)],
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,

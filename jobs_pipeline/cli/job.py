@@ -1,0 +1,439 @@
+"""`jobs-pipeline job`: the job queue, and running or following a job's Dagster run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jobs_pipeline.cli.arguments import job_state, json_object, open_perfdb, positive_int
+from jobs_pipeline.cli.output import (
+    UsageError,
+    add_json_flag,
+    iso,
+    plural,
+    print_json,
+    print_table,
+    short_time,
+)
+from jobs_pipeline.perfdb.states import JobState
+
+ACTOR = "cli"
+
+
+def _job_type_names(argv: Sequence[str]) -> str:
+    """The registered job types, for `job create --help` only: listing them imports every job
+    type (and pandas), which no other command should pay for."""
+    if not ({"-h", "--help"} & set(argv) and "create" in argv):
+        return "see 'jobs-pipeline job types'"
+    from jobs_pipeline.jobs.registry import job_type_specs
+
+    return "one of " + ", ".join(repr(spec.name) for spec in job_type_specs())
+
+
+def add_parser(groups: argparse._SubParsersAction, argv: Sequence[str]) -> None:
+    job = groups.add_parser("job", help="the job queue").add_subparsers(
+        dest="command", required=True
+    )
+    job_id = positive_int("job id")
+    create = job.add_parser("create", help="create a job; prints its id")
+    create.add_argument(
+        "--type", required=True, metavar="NAME", help=f"job type: {_job_type_names(argv)}"
+    )
+    create.add_argument(
+        "--params",
+        type=json_object,
+        required=True,
+        metavar="JSON",
+        help="parameters as a JSON object (schema: 'jobs-pipeline job types --json')",
+    )
+    create.add_argument("--description", default="", help='free text; "test" marks a test job')
+    create.add_argument("--queue", action="store_true", help="queue it right away")
+    create.add_argument(
+        "--reuse",
+        action="store_true",
+        help="if a job of this type and description exists, use it (queued again if it "
+        "ended) instead of creating another",
+    )
+    create.set_defaults(handler=cmd_job_create)
+    update = job.add_parser("update", help="change a Created job's parameters or description")
+    update.add_argument("id", type=job_id, metavar="ID", help="the job's id")
+    update.add_argument(
+        "--params", type=json_object, metavar="JSON", help="new parameters as a JSON object"
+    )
+    update.add_argument("--description", help="new free text")
+    update.set_defaults(handler=cmd_job_update)
+    queue = job.add_parser("queue", help="Created, Failed or Finished -> Queued")
+    queue.add_argument("id", type=job_id, metavar="ID", help="the job's id")
+    queue.set_defaults(handler=cmd_job_queue)
+    job_list = job.add_parser("list", help="jobs in id order")
+    job_list.add_argument(
+        "--state",
+        type=job_state,
+        help="one of " + ", ".join(state.label for state in JobState) + " (any case)",
+    )
+    job_list.add_argument("--type", metavar="NAME", help="only jobs of this type")
+    add_json_flag(job_list)
+    job_list.set_defaults(handler=cmd_job_list)
+    show = job.add_parser("show", help="a job and its steps")
+    show.add_argument("id", type=job_id, metavar="ID", help="the job's id")
+    add_json_flag(show)
+    show.set_defaults(handler=cmd_job_show)
+    delete = job.add_parser("delete", help="delete a job that is not Running")
+    delete.add_argument("id", type=job_id, metavar="ID", help="the job's id")
+    delete.set_defaults(handler=cmd_job_delete)
+    _add_run_parsers(job, job_id)
+
+
+def _add_run_parsers(job: argparse._SubParsersAction, job_id: Callable[[str], int]) -> None:
+    """The commands that act on a job's run, and the job types."""
+    run = job.add_parser("run", help="launch this queued job's Dagster run now and wait")
+    run.add_argument("id", type=job_id, metavar="ID", help="the job's id")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="stop waiting after this long; the run goes on (default: 3600)",
+    )
+    run.add_argument(
+        "--cancel", action="store_true", help="Ctrl-C cancels the job instead of asking"
+    )
+    run.set_defaults(handler=cmd_job_run)
+    watch = job.add_parser("watch", help="follow a job's steps live until it ends")
+    watch.add_argument("id", type=job_id, metavar="ID", help="the job's id")
+    watch.add_argument(
+        "--cancel", action="store_true", help="Ctrl-C cancels the job instead of asking"
+    )
+    watch.set_defaults(handler=cmd_job_watch)
+    cancel = job.add_parser(
+        "cancel", help="Created/Queued: Failed now; Running: its run is terminated"
+    )
+    cancel.add_argument("id", type=job_id, metavar="ID", help="the job's id")
+    cancel.add_argument("--as", dest="actor", metavar="WHO", help="who cancels (default: cli)")
+    cancel.set_defaults(handler=cmd_job_cancel)
+    types = job.add_parser("types", help="job types and their parameter schemas")
+    add_json_flag(types)
+    types.set_defaults(handler=cmd_job_types)
+
+
+def _job_json(job: Any, steps: Sequence[Any] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": job.id,
+        "type": job.type_name,
+        "state": job.state.label,
+        "parameters": job.parameters,
+        "description": job.description,
+        "comment": job.comment,
+        "created": iso(job.created),
+        "started": iso(job.started),
+        "finished": iso(job.finished),
+        "last_state_change": iso(job.last_state_change),
+        "queue_count": job.queue_count,
+        "run_id": job.run_id,
+        "heartbeat": iso(job.heartbeat),
+        "cancel_requested": iso(job.cancel_requested),
+        "cancel_requested_by": job.cancel_requested_by,
+    }
+    if steps is not None:
+        data["steps"] = [
+            {
+                "id": step.id,
+                "object": step.object_name,
+                "alarm_id": step.alarm_id,
+                "state": step.state.label,
+                "comment": step.comment,
+                "attempts": step.attempts,
+                "run_id": step.run_id,
+            }
+            for step in steps
+        ]
+    return data
+
+
+def cmd_job_create(args: argparse.Namespace) -> None:
+    from jobs_pipeline.jobs import check_job_parameters, create_job
+
+    perfdb = open_perfdb(args)
+    if args.reuse:
+        check_job_parameters(perfdb, args.type, args.params)
+        existing = [
+            job
+            for job in perfdb.queue.list_jobs(type_name=args.type)
+            if job.description == args.description
+        ]
+        if existing:
+            print(_reuse(perfdb, existing[-1], args))
+            return
+    job = create_job(
+        perfdb,
+        args.type,
+        args.params,
+        description=args.description,
+        queue=args.queue,
+        actor=ACTOR,
+    )
+    print(job.id)
+
+
+def _reuse(perfdb: Any, job: Any, args: argparse.Namespace) -> int:
+    """The job of this type and description that exists already, queued again if it ended
+    (a script that is run twice leaves one job, not two)."""
+    if job.parameters != args.params:
+        if job.state != JobState.CREATED:
+            raise UsageError(
+                f"job {job.id} ({args.description!r}) exists with other parameters and is "
+                f"{job.state.label}: delete it or use another description"
+            )
+        perfdb.queue.update_job(job.id, parameters=args.params, actor=ACTOR)
+    if args.queue and job.state in (JobState.CREATED, JobState.FINISHED, JobState.FAILED):
+        perfdb.queue.queue_job(job.id, actor=ACTOR)
+    return int(job.id)
+
+
+def cmd_job_update(args: argparse.Namespace) -> None:
+    from jobs_pipeline.jobs import check_job_parameters
+
+    perfdb = open_perfdb(args)
+    if args.params is not None:
+        check_job_parameters(perfdb, perfdb.queue.get_job(args.id).type_name, args.params)
+    job = perfdb.queue.update_job(
+        args.id, parameters=args.params, description=args.description, actor=ACTOR
+    )
+    print(f"job {job.id} updated")
+
+
+def cmd_job_queue(args: argparse.Namespace) -> None:
+    job = open_perfdb(args).queue.queue_job(args.id, actor=ACTOR)
+    print(f"job {job.id} is Queued (queued {plural(job.queue_count, 'time')})")
+
+
+def cmd_job_list(args: argparse.Namespace) -> None:
+    perfdb = open_perfdb(args)
+    if args.type is not None:
+        known = [spec.name for spec in perfdb.queue.job_types()]
+        if args.type not in known:
+            names = ", ".join(map(repr, known)) or "none"
+            raise UsageError(f"unknown job type {args.type!r} (known: {names})")
+    jobs = perfdb.queue.list_jobs(state=args.state, type_name=args.type)
+    if args.json:
+        print_json([_job_json(job) for job in jobs])
+        return
+    print_table(
+        ("id", "type", "state", "created", "finished", "description", "comment"),
+        [
+            (
+                job.id,
+                job.type_name,
+                job.state.label,
+                short_time(job.created),
+                short_time(job.finished),
+                job.description,
+                job.comment,
+            )
+            for job in jobs
+        ],
+    )
+
+
+def cmd_job_show(args: argparse.Namespace) -> None:
+    perfdb = open_perfdb(args)
+    job = perfdb.queue.get_job(args.id)
+    steps = perfdb.queue.get_steps(args.id)
+    if args.json:
+        print_json(_job_json(job, steps))
+        return
+    print(f"job {job.id}: {job.type_name} [{job.state.label}]")
+    print(f"  description: {job.description}")
+    print(f"  parameters:  {json.dumps(job.parameters, ensure_ascii=False)}")
+    print(f"  comment:     {job.comment or ''}")
+    print(
+        f"  created {short_time(job.created)}  started {short_time(job.started)}  "
+        f"finished {short_time(job.finished)}  queued {job.queue_count}x  run {job.run_id or ''}"
+    )
+    for line in _job_notes(job):
+        print(f"  {line}")
+    print_table(
+        ("step", "object", "alarm", "state", "attempts", "comment"),
+        [
+            (
+                step.id,
+                step.object_name,
+                step.alarm_id,
+                step.state.label,
+                step.attempts,
+                step.comment,
+            )
+            for step in steps
+        ],
+    )
+
+
+def _job_notes(job: Any) -> list[str]:
+    """What a person should know beyond the columns: a pending cancel, a silent run, a job that
+    no run has picked up for long."""
+    from jobs_pipeline.perfdb.heartbeat import heartbeat_seconds, heartbeat_silence_seconds
+    from jobs_pipeline.perfdb.queue import utcnow
+
+    notes = []
+    now = utcnow()
+    if job.cancel_requested is not None:
+        notes.append(
+            f"cancel requested by {job.cancel_requested_by or 'frontend'} at "
+            f"{short_time(job.cancel_requested)}: its run is being terminated"
+        )
+    if job.state == JobState.RUNNING and job.heartbeat is not None:
+        quiet = (now - job.heartbeat).total_seconds()
+        if quiet > 2 * heartbeat_seconds():
+            notes.append(
+                f"warning: no heartbeat from run {job.run_id} for {quiet:.0f} s "
+                f"(presumed dead after {heartbeat_silence_seconds():.0f} s)"
+            )
+    if job.state == JobState.QUEUED:
+        from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
+
+        waited = (now - job.last_state_change).total_seconds()
+        if waited > queued_warning_seconds():
+            notes.append(
+                f"warning: Queued for {waited / 60:.0f} min and no run has claimed it: "
+                f"is the Dagster daemon (queue sensor) running?"
+            )
+    return notes
+
+
+def cmd_job_delete(args: argparse.Namespace) -> None:
+    open_perfdb(args).queue.delete_job(args.id)
+    print(f"job {args.id} deleted")
+
+
+def cmd_job_run(args: argparse.Namespace) -> None:
+    from jobs_pipeline.orchestration.launch import RunFailed, run_queued_job
+    from jobs_pipeline.progress import JobProgress
+
+    perfdb = open_perfdb(args)
+    progress: JobProgress | None = None
+
+    def launched(run_id: str) -> None:
+        nonlocal progress
+        print(
+            f"run {run_id} launched for job {args.id}; to cancel it: "
+            f"jobs-pipeline job cancel {args.id}",
+            file=sys.stderr,
+        )
+        progress = JobProgress(perfdb.queue, args.id, out=sys.stderr, tty=sys.stderr.isatty())
+        progress.__enter__()
+
+    def poll() -> None:
+        if progress is not None:
+            progress.poll()
+
+    try:
+        outcome = run_queued_job(
+            perfdb, args.id, timeout_seconds=args.timeout, on_launch=launched, on_poll=poll
+        )
+        if progress is not None:
+            progress.poll()
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.__exit__(None, None, None)
+            progress = None
+        _interrupted_run(perfdb, args.id, cancel=args.cancel)
+        raise
+    finally:
+        if progress is not None:
+            progress.__exit__(None, None, None)
+    job = outcome.job
+    if job.run_id != outcome.run_id and job.state not in (JobState.FINISHED, JobState.FAILED):
+        # Another run (the queue sensor's, launched at the same moment) claimed the job first;
+        # this one stepped aside without writing anything. Follow the job where it runs.
+        from jobs_pipeline.progress import follow
+
+        print(
+            f"job {args.id} was claimed by run {job.run_id} first (the queue sensor's?); "
+            f"run {outcome.run_id} stepped aside. Following the job there:",
+            file=sys.stderr,
+        )
+        job = follow(perfdb.queue, args.id, out=sys.stderr, tty=sys.stderr.isatty())
+        comment = f" ({job.comment})" if job.comment else ""
+        print(f"job {job.id} {job.state.label}{comment}: run {job.run_id}")
+    else:
+        print(outcome)
+    if job.state != JobState.FINISHED:
+        raise RunFailed(f"job {args.id} ended {job.state.label}")
+
+
+def cmd_job_watch(args: argparse.Namespace) -> None:
+    from jobs_pipeline.orchestration.launch import RunFailed
+    from jobs_pipeline.progress import follow
+
+    perfdb = open_perfdb(args)
+    try:
+        job = follow(perfdb.queue, args.id, out=sys.stdout, tty=sys.stdout.isatty())
+    except KeyboardInterrupt:
+        _interrupted_run(perfdb, args.id, cancel=args.cancel)
+        raise
+    if job.state == JobState.FAILED:
+        raise RunFailed(f"job {args.id} ended Failed ({job.comment})")
+
+
+def _interrupted_run(perfdb: Any, job_id: int, *, cancel: bool = False) -> None:
+    """Ctrl-C while waiting: with `--cancel`, cancel the job; on a terminal, ask; otherwise
+    leave the run going and say so."""
+    job = perfdb.queue.get_job(job_id)
+    if job.state in (JobState.FINISHED, JobState.FAILED):
+        print(f"job {job_id} is {job.state.label}", file=sys.stderr)
+        return
+    answer = "yes" if cancel else ""
+    if not cancel and sys.stdin.isatty():
+        try:
+            answer = input(f"\ncancel job {job_id}? [y/N] ").strip().lower()
+        except (EOFError, KeyboardInterrupt):
+            answer = ""
+    if answer in ("y", "yes"):
+        job = perfdb.queue.cancel_job(job_id, actor=ACTOR)
+        print(f"job {job_id}: cancel requested ({job.state.label})", file=sys.stderr)
+    else:
+        print(
+            f"stopped waiting; job {job_id} goes on ({job.state.label}). "
+            f"Follow it with 'jobs-pipeline job show {job_id}', "
+            f"cancel it with 'jobs-pipeline job cancel {job_id}'",
+            file=sys.stderr,
+        )
+
+
+def cmd_job_types(args: argparse.Namespace) -> None:
+    types = open_perfdb(args).queue.job_types()
+    if args.json:
+        print_json(
+            [
+                {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "parameters_schema": spec.parameters_schema,
+                }
+                for spec in types
+            ]
+        )
+        return
+    for spec in types:
+        print(f"{spec.name}: {spec.description}")
+        properties = spec.parameters_schema.get("properties", {})
+        required = set(spec.parameters_schema.get("required", []))
+        for name, schema in properties.items():
+            need = "required" if name in required else "optional"
+            print(
+                f"  {name} ({schema.get('type', 'any')}, {need}): {schema.get('description', '')}"
+            )
+
+
+def cmd_job_cancel(args: argparse.Namespace) -> None:
+    job = open_perfdb(args).queue.cancel_job(args.id, actor=args.actor or ACTOR)
+    if job.state == JobState.RUNNING:
+        print(
+            f"job {job.id}: cancel requested; its run is terminated within seconds "
+            f"and the steps not finished fail with 'canceled'"
+        )
+    else:
+        print(f"job {job.id} is {job.state.label} ({job.comment})")
