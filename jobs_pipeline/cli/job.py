@@ -315,13 +315,14 @@ def cmd_job_run(args: argparse.Namespace) -> None:
     perfdb = open_perfdb(args)
     progress: JobProgress | None = None
 
-    def launched(run_id: str) -> None:
+    def launched(run_id: str, by_us: bool) -> None:
         nonlocal progress
-        print(
-            f"run {run_id} launched for job {args.id}; to cancel it: "
-            f"jobs-pipeline job cancel {args.id}",
-            file=sys.stderr,
+        what = (
+            f"run {run_id} launched for job {args.id}"
+            if by_us
+            else f"job {args.id} already has run {run_id} (the queue sensor's): waiting for it"
         )
+        print(f"{what}; to cancel it: jobs-pipeline job cancel {args.id}", file=sys.stderr)
         progress = JobProgress(perfdb.queue, args.id, out=sys.stderr, tty=sys.stderr.isatty())
         progress.__enter__()
 

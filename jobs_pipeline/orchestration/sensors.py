@@ -84,10 +84,11 @@ def _read_cursor(cursor: str | None) -> int:
 
 
 def _launched(context: dg.SensorEvaluationContext, jobs: list[Job]) -> set[str]:
-    """The run keys of these jobs that already have a run of this sensor: the job waits for it
-    (in Dagster's run queue, or starting), Dagster would drop a new request, and checking the
-    row again costs queries on every tick of a long queue. On a Dagster storage error, none
-    (Dagster still drops repeated keys)."""
+    """The run keys of these jobs that already have a run of this sensor or of `job run` (which
+    tags its run with the same key): the job waits for it (in Dagster's run queue, or
+    starting), a second run would only fail to claim it, and checking the row again costs
+    queries on every tick of a long queue. On a Dagster storage error, none (Dagster still drops
+    repeated keys of this sensor)."""
     if not jobs:
         return set()
     try:
@@ -100,7 +101,9 @@ def _launched(context: dg.SensorEvaluationContext, jobs: list[Job]) -> set[str]:
     return {
         record.dagster_run.tags[RUN_KEY_TAG]
         for record in records
-        if record.dagster_run.tags.get(SENSOR_NAME_TAG) == QUEUE_SENSOR_NAME
+        # Launched by this sensor, or by `job run` (no sensor, the job's own tags).
+        if record.dagster_run.tags.get(SENSOR_NAME_TAG, QUEUE_SENSOR_NAME) == QUEUE_SENSOR_NAME
+        and JOB_ID_TAG in record.dagster_run.tags
     }
 
 

@@ -31,7 +31,9 @@ from jobs_pipeline_tests.orchestration.processes import (
     INTERPRETER_BIN,
     PRODUCTION_WORKSPACE,
     REPO_ROOT,
+    SLOW_STEPS_SPEC,
     DaemonDeployment,
+    add_slow_steps_type,
     daemon_deployment,
     dagster_environment,
     finished_run,
@@ -240,6 +242,42 @@ def test_daemon_runs_a_job_queued_with_the_cli_and_runs_it_again_when_requeued(
                 first.run_id,
                 second.run_id,
             ]
+    finally:
+        perfdb.dispose()
+
+
+def test_job_run_next_to_the_daemon_waits_for_the_sensors_run_instead_of_launching_another(
+    pg_perfdb_url: str, tmp_path: Path
+) -> None:
+    perfdb = PerfDB.connect(pg_perfdb_url)
+    try:
+        add_slow_steps_type(perfdb, "WT-01")
+        with (
+            scratch_dagster_environment(pg_perfdb_url, tmp_path) as env,
+            daemon_deployment(env, tmp_path) as running,
+        ):
+            job = perfdb.queue.create_job(
+                SLOW_STEPS_SPEC.name,
+                {"object": "WT-01", "seconds": [8], "pid_file": str(tmp_path / "pid")},
+                queue=True,
+            )
+            [sensors_run] = wait_for(
+                lambda: runs_of_job(running.instance, job.id),
+                timeout=JOB_TIMEOUT,
+                what=f"the queue sensor to launch job {job.id}",
+                daemon=running.daemon,
+            )
+
+            result = jobs_pipeline("--db", pg_perfdb_url, "job", "run", str(job.id), env=env)
+
+            assert result.returncode == 0, result.stderr
+            assert f"job {job.id} already has run {sensors_run.run_id}" in result.stderr
+            assert result.stdout.startswith(f"job {job.id} Finished: run {sensors_run.run_id} ")
+            assert [run.run_id for run in runs_of_job(running.instance, job.id)] == [
+                sensors_run.run_id
+            ]
+            finished = perfdb.queue.get_job(job.id)
+            assert (finished.state, finished.run_id) == (JobState.FINISHED, sensors_run.run_id)
     finally:
         perfdb.dispose()
 

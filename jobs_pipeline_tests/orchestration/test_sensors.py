@@ -263,20 +263,26 @@ def test_a_requeued_job_gets_a_new_run_key(
     assert [request.tags for request in result.run_requests] == [run_tags(j) for j in requeued]
 
 
-def sensor_run(instance: dg.DagsterInstance, key: str, sensor: str = "perfdb_queue_sensor") -> None:
-    """A run that a sensor created with this run key (waiting in Dagster's run queue)."""
-    instance.add_run(
-        dg.DagsterRun(job_name="perfdb_job", tags={RUN_KEY_TAG: key, SENSOR_NAME_TAG: sensor})
-    )
+def sensor_run(
+    instance: dg.DagsterInstance, key: str, sensor: str | None = "perfdb_queue_sensor"
+) -> None:
+    """A run that a sensor created with this run key (waiting in Dagster's run queue); with
+    `sensor` None, the run `job run` created."""
+    job_id = key.split("-")[1]
+    tags = {RUN_KEY_TAG: key, JOB_ID_TAG: job_id}
+    if sensor is not None:
+        tags[SENSOR_NAME_TAG] = sensor
+    instance.add_run(dg.DagsterRun(job_name="perfdb_job", tags=tags))
 
 
 def test_a_job_whose_run_exists_is_left_to_that_run(
     seeded_db: PerfDB, perfdb_resource: PerfDBResource
 ) -> None:
-    waiting, fresh, elsewhere = (alarm_job(seeded_db, WITH_DATA) for _ in range(3))
+    waiting, fresh, elsewhere, by_hand = (alarm_job(seeded_db, WITH_DATA) for _ in range(4))
     with dg.DagsterInstance.ephemeral() as instance:
         sensor_run(instance, *keys(waiting))
         sensor_run(instance, *keys(elsewhere), sensor="someone_elses_sensor")
+        sensor_run(instance, *keys(by_hand), sensor=None)  # `job run` launched it
         # Its row is not checked again: gone bad meanwhile, it stays Queued for its run's plan op.
         set_parameters(seeded_db, waiting.id, json.dumps(raw_parameters(start="yesterday")))
 
@@ -287,7 +293,7 @@ def test_a_job_whose_run_exists_is_left_to_that_run(
         sensor_run(instance, *keys(fresh))
         sensor_run(instance, *keys(elsewhere))
         assert tick(perfdb_resource, instance=instance).skip_reason == (
-            "3 queued jobs after id 0; 3 waiting for their runs"
+            "4 queued jobs after id 0; 4 waiting for their runs"
         )
 
 
