@@ -116,6 +116,18 @@ def run_queued_job(
     )
 
 
+def stop_runs_of_canceled_job(job: Job) -> list[str]:
+    """After a Queued job was canceled: its run waiting in Dagster's queue (or started but not
+    yet holding the job) is canceled too, so that it never starts. Returns the runs stopped."""
+    from dagster import DagsterInstance
+
+    from jobs_pipeline.orchestration.stop_runs import stop_runs_of_queueing
+
+    ensure_dagster_home()
+    with DagsterInstance.get() as instance:
+        return stop_runs_of_queueing(instance, job.id, job.queue_count, f"job {job.id} canceled")
+
+
 def _runs_with_key(instance, key: str) -> list[str]:  # type: ignore[no-untyped-def]
     """Ids of the runs carrying this run key, oldest first."""
     from dagster import RunsFilter

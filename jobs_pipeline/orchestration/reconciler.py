@@ -34,6 +34,7 @@ from jobs_pipeline.orchestration.quiet_logs import DATABASE_UNREACHABLE
 from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.step_limits import MAX_UNCLAIMED, StepLimits
+from jobs_pipeline.orchestration.stop_runs import stop_run
 from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
@@ -183,10 +184,7 @@ class Reconciler:
         """Cancels a run that has not started and terminates one that has. If termination
         fails, run monitoring's cancel timeout and the heartbeat still end the run."""
         try:
-            if run.status in (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED):
-                self.instance.report_run_canceled(run, f"job {job.id} was canceled")
-            else:
-                self.instance.run_coordinator.cancel_run(run.run_id)
+            stop_run(self.instance, run, f"job {job.id} was canceled")
         except Exception as error:
             self._warn(f"job {job.id}: could not stop run {run.run_id}: {error}")
 

@@ -29,6 +29,7 @@ from jobs_pipeline.jobs.step_limits import (
     step_pickup_seconds,
 )
 from jobs_pipeline.orchestration.ops import PERFDB_POOL
+from jobs_pipeline.orchestration.stop_runs import stop_run
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError
@@ -221,15 +222,10 @@ class StepLimits:
     # --- helpers -----------------------------------------------------------------------------
 
     def _terminate(self, run_id: str, reason: str) -> None:
-        """Cancels a run that has not started and terminates one that has; run monitoring's
-        cancel timeout ends a run whose worker does not stop."""
         run = self.instance.get_run_by_id(run_id)
-        if run is None or run.is_finished:
+        if run is None:
             return
         try:
-            if run.status in (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED):
-                self.instance.report_run_canceled(run, reason)
-            else:
-                self.instance.run_coordinator.cancel_run(run_id)
+            stop_run(self.instance, run, reason)
         except Exception as error:
             self.warn(f"could not terminate run {run_id}: {error}")
