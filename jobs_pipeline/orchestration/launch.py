@@ -93,8 +93,14 @@ def run_queued_job(
     started = time.monotonic()
     with _subprocess_output_to_stderr(), DagsterInstance.get() as instance:
         existing = _runs_with_key(instance, run_key(job))
-        if job.state == JobState.RUNNING and job.run_id:
-            existing = [job.run_id, *existing]
+        if job.state == JobState.RUNNING:
+            # Held already: its run is the one to wait for, if this Dagster instance knows it.
+            if not job.run_id or instance.get_run_by_id(job.run_id) is None:
+                held = f"held by {job.run_id}" if job.run_id else "held by no run"
+                raise InvalidTransition(
+                    f"job {job_id} is Running ({held}, not a run of this Dagster instance)"
+                )
+            existing = [job.run_id]
         if existing:
             run_id, launched = existing[0], False
         elif job.state != JobState.QUEUED:

@@ -352,6 +352,26 @@ def test_job_run_refuses_a_job_that_is_not_queued(
         perfdb.dispose()
 
 
+def test_job_run_of_a_job_held_outside_dagster_is_refused(
+    sqlite_perfdb_url: str, sqlite_env: dict[str, str]
+) -> None:
+    perfdb = PerfDB.connect(sqlite_perfdb_url)
+    try:
+        store_samples(perfdb)
+        job = create_job(perfdb, ALARM_CALC, PARAMETERS, queue=True)
+        perfdb.queue.claim_job(job.id, "standalone-1")
+
+        result = jobs_pipeline("--db", sqlite_perfdb_url, "job", "run", str(job.id), env=sqlite_env)
+
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            f"jobs-pipeline: error: job {job.id} is Running (held by standalone-1, not a run "
+            f"of this Dagster instance)\n"
+        )
+    finally:
+        perfdb.dispose()
+
+
 def test_a_job_run_whose_launch_fails_leaves_the_job_queued_and_no_run_behind(
     sqlite_perfdb_url: str, sqlite_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
