@@ -41,26 +41,27 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from orchestration import (
-    INSTANCE_CONFIG,
-    WORKSPACE_FILE,
-    daemon_process,
-    daemon_setup,
-    wait_until,
-)
+from daemon_latency import wait_on_daemon
 from scratch import scratch_postgresql
+from timed_runs import create_alarm_job
 
 from jobs_pipeline.calc.synthetic_fleet import generate_fleet
-from jobs_pipeline.jobs import create_job, upgrade_database
+from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.orchestration.tags import JOB_TYPE_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.demo import store_fleet
+from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline_tests.orchestration.scratch_deployment import (
+    INSTANCE_CONFIG,
+    PRODUCTION_WORKSPACE,
+    Daemon,
+    dagster_environment,
+    instance_for_environment,
+    make_dagster_home,
+    running_daemon,
+)
 
-ALARM_CALC = "Alarm Calculation"
 DEFAULT_JOBS = 300
 TARGET_JOBS_PER_MINUTE = 60.0
 BURST_TIMEOUT = 1800.0
@@ -82,15 +83,17 @@ class RunStages:
     state: JobState
 
 
-def scratch_home(directory: Path, source: Path, job_type_limit: int | None) -> Path:
-    directory.mkdir(parents=True)
-    config = yaml.safe_load(source.read_text())
-    if job_type_limit is not None:
+def job_type_limit_edit(job_type_limit: int | None) -> Any:
+    """An edit of `dagster.yaml` that sets the runs of one job type at once (None: leaves it)."""
+    if job_type_limit is None:
+        return None
+
+    def edit(config: dict[str, Any]) -> None:
         for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]:
             if limit["key"] == JOB_TYPE_TAG:
                 limit["limit"] = job_type_limit
-    (directory / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return directory
+
+    return edit
 
 
 def prepare_jobs(perfdb: PerfDB, count: int) -> list[int]:
@@ -100,17 +103,13 @@ def prepare_jobs(perfdb: PerfDB, count: int) -> list[int]:
     store_fleet(perfdb, fleet)
     pairs = itertools.product(fleet.object_names, [alarm.alarm_id for alarm in fleet.alarms])
     return [
-        create_job(
+        create_alarm_job(
             perfdb,
-            ALARM_CALC,
-            {
-                "object_names": [object_name],
-                "alarm_ids": [alarm_id],
-                "start": fleet.start.isoformat(),
-                "end": fleet.end.isoformat(),
-            },
-            description=f"burst benchmark {index}",
-        ).id
+            fleet,
+            f"burst benchmark {index}",
+            object_names=[object_name],
+            alarm_ids=[alarm_id],
+        )
         for index, (object_name, alarm_id) in zip(range(count + 1), pairs, strict=False)
     ]
 
@@ -264,6 +263,91 @@ def group_cpu_seconds(pgid: int) -> dict[str, float]:
     return seconds
 
 
+def wait_for_burst(
+    perfdb: PerfDB, warm_up: int, queued_at: dict[int, datetime], daemon: Daemon
+) -> list[Job]:
+    """The burst's jobs, once every one has ended after its queueing."""
+    deadline = time.monotonic() + BURST_TIMEOUT
+    while True:
+        ended = [
+            job
+            for job in perfdb.queue.list_jobs(after_id=warm_up)
+            if job.id in queued_at
+            and job.finished is not None
+            and job.started is not None
+            and job.finished >= queued_at[job.id]
+        ]
+        if len(ended) == len(queued_at):
+            return ended
+        if daemon.process.poll() is not None:
+            raise RuntimeError("the daemon exited during the burst")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(ended)} of {len(queued_at)} jobs ended in time")
+        time.sleep(0.5)
+
+
+def run_burst(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> None:
+    perf_url = stack.enter_context(scratch_postgresql("jp_bench_burst_perf"))
+    dagster_url = stack.enter_context(scratch_postgresql("jp_bench_burst_dagster"))
+    perfdb = PerfDB.connect(perf_url)
+    stack.callback(perfdb.dispose)
+    started = time.perf_counter()
+    warm_up, *burst = prepare_jobs(perfdb, args.jobs)
+    print(f"setup: {len(burst)} one-step jobs created in {time.perf_counter() - started:.1f} s")
+
+    edit = job_type_limit_edit(args.job_type_limit)
+    home = make_dagster_home(scratch / "home", args.dagster_yaml, edit)
+    env = dagster_environment(home, perf_url, dagster_url)
+    instance = stack.enter_context(instance_for_environment(env))
+    runs_config = instance.get_concurrency_config().run_queue_config
+    assert runs_config is not None, "the run queue is configured in dagster.yaml"
+    type_limits = [
+        limit["limit"]
+        for limit in runs_config.tag_concurrency_limits
+        if limit["key"] == JOB_TYPE_TAG
+    ]
+    daemon = stack.enter_context(running_daemon(args.workspace, env, scratch / "daemon.log"))
+    started = time.perf_counter()
+    perfdb.queue.queue_job(warm_up, actor="benchmark")
+    wait_on_daemon(
+        lambda: perfdb.queue.get_job(warm_up).finished is not None,
+        "the warm-up job through the daemon",
+        daemon,
+    )
+    print(f"daemon up, warm-up job ended after {time.perf_counter() - started:.1f} s")
+
+    cpu_before = group_cpu_seconds(daemon.process.pid)
+    queued_at = {
+        job_id: perfdb.queue.queue_job(job_id, actor="frontend").last_state_change
+        for job_id in burst
+    }
+    first = min(queued_at.values())
+    ended = wait_for_burst(perfdb, warm_up, queued_at, daemon)
+    last = max(job.finished for job in ended if job.finished is not None)
+    cpu_after = group_cpu_seconds(daemon.process.pid)
+    cpu = {
+        role: cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)
+        for role in cpu_after.keys() | cpu_before.keys()
+    }
+    wall = (last - first) / timedelta(seconds=1)
+    # The runs' end events follow the jobs' ends by a moment.
+    wait_on_daemon(
+        lambda: all(
+            (record := instance.get_run_record_by_id(job.run_id or "")) is not None
+            and record.dagster_run.is_finished
+            for job in ended
+        ),
+        "the burst's runs to end",
+        daemon,
+    )
+    stages = [run_stages(instance, job, queued_at[job.id]) for job in ended]
+    report(stages, wall, runs_config.max_concurrent_runs, min(type_limits, default=None), cpu)
+    if args.timeline:
+        by_slot = sorted(stages, key=lambda s: s.run_ended - s.dequeued)
+        median_job = by_slot[len(by_slot) // 2].job_id
+        print_timeline(instance, stages, next(job for job in ended if job.id == median_job))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
@@ -276,89 +360,15 @@ def main() -> None:
     parser.add_argument(
         "--job-type-limit", type=int, help="runs of one job type at once (dagster.yaml: 3)"
     )
-    parser.add_argument("--workspace", type=Path, default=WORKSPACE_FILE)
+    parser.add_argument("--workspace", type=Path, default=PRODUCTION_WORKSPACE)
     parser.add_argument(
         "--timeline", action="store_true", help="print the events of the median run"
     )
     args = parser.parse_args()
     # Stopped with SIGTERM, it still stops its daemon and drops its databases.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-
     with tempfile.TemporaryDirectory(prefix="jp_bench_burst_") as directory, ExitStack() as stack:
-        scratch = Path(directory)
-        perf_url = stack.enter_context(scratch_postgresql("jp_bench_burst_perf"))
-        dagster_url = stack.enter_context(scratch_postgresql("jp_bench_burst_dagster"))
-        perfdb = PerfDB.connect(perf_url)
-        stack.callback(perfdb.dispose)
-        started = time.perf_counter()
-        warm_up, *burst = prepare_jobs(perfdb, args.jobs)
-        print(f"setup: {len(burst)} one-step jobs created in {time.perf_counter() - started:.1f} s")
-
-        home = scratch_home(scratch / "home", args.dagster_yaml, args.job_type_limit)
-        env, instance = daemon_setup(home, dagster_url, perf_url, stack)
-        runs_config = instance.get_concurrency_config().run_queue_config
-        assert runs_config is not None, "the run queue is configured in dagster.yaml"
-        type_limits = [
-            limit["limit"]
-            for limit in runs_config.tag_concurrency_limits
-            if limit["key"] == JOB_TYPE_TAG
-        ]
-        process = stack.enter_context(daemon_process(args.workspace, env, scratch / "daemon.log"))
-        started = time.perf_counter()
-        perfdb.queue.queue_job(warm_up, actor="benchmark")
-        wait_until(
-            lambda: perfdb.queue.get_job(warm_up).finished is not None,
-            "the warm-up job through the daemon",
-            process,
-        )
-        print(f"daemon up, warm-up job ended after {time.perf_counter() - started:.1f} s")
-
-        cpu_before = group_cpu_seconds(process.pid)
-        queued_at = {
-            job_id: perfdb.queue.queue_job(job_id, actor="frontend").last_state_change
-            for job_id in burst
-        }
-        first = min(queued_at.values())
-        deadline = time.monotonic() + BURST_TIMEOUT
-        while True:
-            ended = [
-                job
-                for job in perfdb.queue.list_jobs(after_id=warm_up)
-                if job.id in queued_at
-                and job.finished is not None
-                and job.started is not None
-                and job.finished >= queued_at[job.id]
-            ]
-            if len(ended) == len(burst):
-                break
-            if process.poll() is not None:
-                raise RuntimeError("the daemon exited during the burst")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {len(ended)} of {len(burst)} jobs ended in time")
-            time.sleep(0.5)
-        last = max(job.finished for job in ended if job.finished is not None)
-        cpu_after = group_cpu_seconds(process.pid)
-        cpu = {
-            role: cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)
-            for role in cpu_after.keys() | cpu_before.keys()
-        }
-        wall = (last - first) / timedelta(seconds=1)
-        # The runs' end events follow the jobs' ends by a moment.
-        wait_until(
-            lambda: all(
-                (record := instance.get_run_record_by_id(job.run_id or "")) is not None
-                and record.dagster_run.is_finished
-                for job in ended
-            ),
-            "the burst's runs to end",
-            process,
-        )
-        stages = [run_stages(instance, job, queued_at[job.id]) for job in ended]
-        report(stages, wall, runs_config.max_concurrent_runs, min(type_limits, default=None), cpu)
-        if args.timeline:
-            by_slot = sorted(stages, key=lambda s: s.run_ended - s.dequeued)
-            median_job = by_slot[len(by_slot) // 2].job_id
-            print_timeline(instance, stages, next(job for job in ended if job.id == median_job))
+        run_burst(args, Path(directory), stack)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,16 +35,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scratch import scratch_postgresql
+from timed_runs import check_finished
 
 from jobs_pipeline.jobs import create_job, upgrade_database
 from jobs_pipeline.orchestration.execution import (
@@ -56,13 +54,19 @@ from jobs_pipeline.orchestration.execution import (
 )
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
-from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline_tests.orchestration.scratch_deployment import (
+    celery_worker_ready,
+    dagster_environment,
+    make_dagster_home,
+    start_celery_worker,
+    stop_process_group,
+    wait_for,
+)
 
 ALARM_CALC = "Alarm Calculation"
 FEATURE = "active_power_1min"
 MINUTE = timedelta(minutes=1)
 START = datetime(2025, 1, 1, tzinfo=UTC)
-CELERY_WORKER = PROJECT_ROOT / "scripts" / "celery-worker"
 SPEED_UP_TARGET = 1.8  # "approach 2x" with two workers on two cores
 
 
@@ -131,12 +135,8 @@ def prepare(perfdb: PerfDB, objects: int, alarms: int, days: int) -> tuple[int, 
 
 
 def outcome(perfdb: PerfDB, job_id: int, steps: int) -> int:
-    job = perfdb.queue.get_job(job_id)
-    states = {step.state for step in perfdb.queue.get_steps(job_id)}
-    if job.state != JobState.FINISHED or states != {JobState.FINISHED}:
-        raise RuntimeError(f"job {job_id} ended {job.state.label}: {job.comment}")
-    if len(perfdb.queue.get_steps(job_id)) != steps:
-        raise RuntimeError(f"job {job_id} does not have {steps} steps")
+    """The number of occurrences, once checked that the job's `steps` steps are Finished."""
+    check_finished(perfdb, job_id, steps)
     return len(perfdb.occurrences.list())
 
 
@@ -244,100 +244,68 @@ def celery_workers(count: int, env: dict[str, str], directory: Path) -> Iterator
         for n in range(count):
             log_path = directory / f"worker-{uuid.uuid4().hex[:6]}.log"
             logs.append(log_path)
-            with log_path.open("wb") as log:
-                processes.append(
-                    subprocess.Popen(
-                        [str(CELERY_WORKER), f"bench{n}", "--concurrency=1"],
-                        # dagster-celery of the environment running this benchmark
-                        env={**env, "JOBS_PIPELINE_BIN": str(Path(sys.executable).parent)},
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-        deadline = time.monotonic() + 120
-        while not all(" ready." in path.read_text(errors="replace") for path in logs):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"celery workers not ready; see {directory}")
-            time.sleep(0.5)
+            processes.append(start_celery_worker(f"bench{n}", env, log_path))
+        wait_for(
+            lambda: all(celery_worker_ready(path) for path in logs),
+            timeout=120,
+            what=f"celery workers to be ready; see {directory}",
+            interval=0.5,
+        )
         yield
     finally:
         for process in processes:
-            stop_group(process)
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    import signal
-
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
+            stop_process_group(process)
 
 
 # --- the benchmark -----------------------------------------------------------------------------
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=4)
-    parser.add_argument("--alarms", type=int, default=10)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--no-celery", action="store_true")
-    args = parser.parse_args()
+@dataclass
+class Measures:
+    """What each variant's run took: wall seconds, the run's own figures, the machine's CPU."""
 
-    with ExitStack() as stack:
-        perf_url = stack.enter_context(scratch_postgresql("jp_bench_parallel"))
-        dagster_url = stack.enter_context(scratch_postgresql("jp_bench_parallel_dagster"))
-        scratch = Path(tempfile.mkdtemp(prefix="jp_parallel_"))
-        stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-        home = scratch / "dagster_home"
-        home.mkdir()
-        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "DAGSTER_PG_URL": dagster_url,
-            PERFDB_URL_ENV: perf_url,
-            CELERY_QUEUE_ENV: f"jobs_pipeline_bench_{uuid.uuid4().hex[:8]}",
-        }
-        perfdb = PerfDB.connect(perf_url)
-        stack.callback(perfdb.dispose)
-        job_id, steps = prepare(perfdb, args.objects, args.alarms, args.days)
-        log = scratch / "runs.log"
+    seconds: dict[str, float] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    disk_wait: dict[str, float] = field(default_factory=dict)
+    occurrences: set[int] = field(default_factory=set)
 
-        variants = [v for v in VARIANTS if not (args.no_celery and v.profile is Profile.CELERY)]
-        seconds: dict[str, float] = {}
-        runs: dict[str, dict[str, Any]] = {}
-        cpu: dict[str, float] = {}
-        disk_wait: dict[str, float] = {}
-        occurrences: set[int] = set()
-        for variant in variants:
-            with ExitStack() as workers:
-                if variant.profile is Profile.CELERY:
-                    workers.enter_context(celery_workers(variant.workers, env, scratch))
-                busy_before, wait_before = cpu_seconds()
-                runs[variant.label] = run_variant(variant, job_id, env, log)
-                seconds[variant.label] = float(runs[variant.label]["seconds"])
-                # The child's start and the run's setup are in here too, a second or so.
-                busy_after, wait_after = cpu_seconds()
-                cpu[variant.label] = busy_after - busy_before
-                disk_wait[variant.label] = wait_after - wait_before
-            occurrences.add(outcome(perfdb, job_id, steps))
-            print(f"  {variant.label}: {seconds[variant.label]:.1f} s", flush=True)
-        if len(occurrences) != 1:
-            raise RuntimeError(f"the profiles disagree on the occurrences: {occurrences}")
 
+def measure(
+    variants: list[Variant],
+    perfdb: PerfDB,
+    job_id: int,
+    steps: int,
+    env: dict[str, str],
+    scratch: Path,
+) -> Measures:
+    measures = Measures()
+    log = scratch / "runs.log"
+    for variant in variants:
+        with ExitStack() as workers:
+            if variant.profile is Profile.CELERY:
+                workers.enter_context(celery_workers(variant.workers, env, scratch))
+            busy_before, wait_before = cpu_seconds()
+            measures.runs[variant.label] = run_variant(variant, job_id, env, log)
+            measures.seconds[variant.label] = float(measures.runs[variant.label]["seconds"])
+            # The child's start and the run's setup are in here too, a second or so.
+            busy_after, wait_after = cpu_seconds()
+            measures.cpu[variant.label] = busy_after - busy_before
+            measures.disk_wait[variant.label] = wait_after - wait_before
+        measures.occurrences.add(outcome(perfdb, job_id, steps))
+        print(f"  {variant.label}: {measures.seconds[variant.label]:.1f} s", flush=True)
+    if len(measures.occurrences) != 1:
+        raise RuntimeError(f"the profiles disagree on the occurrences: {measures.occurrences}")
+    return measures
+
+
+def report(variants: list[Variant], measures: Measures, steps: int, days: int) -> None:
+    seconds, runs, cpu = measures.seconds, measures.runs, measures.cpu
     base = seconds["in_process"]
     print()
     print(
-        f"{steps} steps, each {args.days} days of 1-minute values; {os.cpu_count()} cores; "
-        f"{occurrences.pop()} occurrences every run"
+        f"{steps} steps, each {days} days of 1-minute values; {os.cpu_count()} cores; "
+        f"{next(iter(measures.occurrences))} occurrences every run"
     )
     cores = os.cpu_count() or 1
     header = (
@@ -360,7 +328,7 @@ def main() -> None:
         print(
             f"{variant.label:<18}{wall:>8.1f}{wall / steps:>8.2f}{speed_up:>9.2f}x"
             f"{cpu_per_step:>12.2f}{cpu[variant.label] / wall:>12.2f}"
-            f"{disk_wait[variant.label] / wall:>11.2f}{ceiling:>8.2f}x"
+            f"{measures.disk_wait[variant.label] / wall:>11.2f}{ceiling:>8.2f}x"
             f"{runs[variant.label]['step_seconds']:>11.2f}{runs[variant.label]['steps_at_once']:>9.2f}"
             f"  {target}"
         )
@@ -372,6 +340,30 @@ def main() -> None:
         "time from its start to its success where it ran; at once: step ops running at once on "
         "average, from the first one's start to the last one's end."
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=4)
+    parser.add_argument("--alarms", type=int, default=10)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--no-celery", action="store_true")
+    args = parser.parse_args()
+
+    variants = [v for v in VARIANTS if not (args.no_celery and v.profile is Profile.CELERY)]
+    with ExitStack() as stack:
+        perf_url = stack.enter_context(scratch_postgresql("jp_bench_parallel"))
+        dagster_url = stack.enter_context(scratch_postgresql("jp_bench_parallel_dagster"))
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jp_parallel_")))
+        env = dagster_environment(
+            make_dagster_home(scratch / "dagster_home"), perf_url, dagster_url
+        )
+        env[CELERY_QUEUE_ENV] = f"jobs_pipeline_bench_{uuid.uuid4().hex[:8]}"
+        perfdb = PerfDB.connect(perf_url)
+        stack.callback(perfdb.dispose)
+        job_id, steps = prepare(perfdb, args.objects, args.alarms, args.days)
+        measures = measure(variants, perfdb, job_id, steps, env, scratch)
+    report(variants, measures, steps, args.days)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from jobs_pipeline.orchestration.ops import STEP_IO_MANAGER_KEY, perfdb_job_grap
 from jobs_pipeline.orchestration.reconciler import perfdb_reconciler
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.run_workers import start_run_workers_from_forkserver
+from jobs_pipeline.orchestration.scheduler import perfdb_scheduler
 from jobs_pipeline.orchestration.sensors import queue_sensor_factory
 
 # Dagster warns about its own `owners` parameter whenever it binds resources to a sensor; the
@@ -47,6 +48,6 @@ perfdb_job = perfdb_jobs[0]
 
 defs = dg.Definitions(
     jobs=perfdb_jobs,
-    sensors=[queue_sensor_factory(perfdb_jobs), perfdb_reconciler],
+    sensors=[queue_sensor_factory(perfdb_jobs), perfdb_reconciler, perfdb_scheduler],
     resources={"perfdb": PerfDBResource(), STEP_IO_MANAGER_KEY: StepIdIOManager()},
 )

@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
+from jobs_pipeline_tests.scratch_databases import admin_engine, create_database, drop_database
 
 PG_ADMIN_URL = make_url(
     os.environ.get("JOBS_PIPELINE_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
@@ -30,23 +31,15 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def _admin_engine() -> sa.Engine:
-    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-
-
-def _database_url(name: str) -> URL:
-    return PG_ADMIN_URL.set(database=name)
+    return admin_engine(PG_ADMIN_URL)
 
 
 def create_pg_database(name: str, template: str | None = None) -> URL:
-    with _admin_engine().connect() as connection:
-        clause = f" TEMPLATE {template}" if template else ""
-        connection.exec_driver_sql(f"CREATE DATABASE {name}{clause}")
-    return _database_url(name)
+    return create_database(PG_ADMIN_URL, name, template)
 
 
 def drop_pg_database(name: str) -> None:
-    with _admin_engine().connect() as connection:
-        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_database(PG_ADMIN_URL, name)
 
 
 def _unique(prefix: str) -> str:

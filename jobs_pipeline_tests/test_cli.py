@@ -628,7 +628,7 @@ def test_alarms_list_prints_a_table_and_json(
     assert table[0].split() == ["object", "alarm", "name", "start", "end", "duration", "peak"]
     assert table[1].split() == [
         "LAN-02", "101", "High", "power", "2024-01-01", "05:00:00", "2024-01-01", "07:00:00",
-        "2:00:00", "2500",
+        "2", "h", "2500",
     ]  # fmt: skip
     assert table[-1] == "1 occurrence"
     assert NASTY in cli.ok("alarms", "list").out

@@ -1,6 +1,7 @@
 """Takes the screenshots of `scripts/screenshots` (see there): run pages of the latest finished
 and failed runs of `perfdb_job`, with the log filtered to the events that carry the summary and
-the step pictures."""
+the step pictures; and, without the UI, the report pictures of `report_pictures.py` (a small and
+a large fleet's heat map, `alarms plot` with short occurrences)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from urllib.parse import quote
 
 import dagster as dg
 from playwright.sync_api import Page, sync_playwright
+from report_pictures import save_report_pictures
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -65,6 +67,7 @@ def shoot(
 
 def main() -> None:
     out, ui = Path(sys.argv[1]), sys.argv[2].rstrip("/")
+    save_report_pictures(out)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 1100})

@@ -118,7 +118,9 @@ def format_duration(value: timedelta) -> str:
     Whole days, hours, minutes and seconds, the zero ones left out; a duration under a minute
     shows its fractional seconds (to the millisecond), a longer one is rounded to the second.
     """
-    seconds = value.total_seconds()
+    # Rounded first: a sum of database intervals off by microseconds (59.99999 s) reads as
+    # what it is (1 min), not as 60 s.
+    seconds = round(value.total_seconds(), 3)
     if seconds < 60:
         return f"{round(seconds, 3):g} s"
     rest = round(seconds)

@@ -96,6 +96,8 @@ def cmd_alarms_define(args: argparse.Namespace) -> None:
 
 
 def cmd_alarms_list(args: argparse.Namespace) -> None:
+    from jobs_pipeline.calc.data_quality import format_duration
+
     perfdb = open_perfdb(args)
     # A filter that names nothing is a typo, not "0 occurrences".
     if args.object is not None:
@@ -128,7 +130,7 @@ def cmd_alarms_list(args: argparse.Namespace) -> None:
                 names.get(occurrence.alarm_id, ""),
                 short_time(occurrence.start),
                 short_time(occurrence.end),
-                occurrence.end - occurrence.start,
+                format_duration(occurrence.end - occurrence.start),
                 "" if occurrence.peak_value is None else f"{occurrence.peak_value:.6g}",
             )
             for occurrence in occurrences

@@ -75,6 +75,7 @@ def add_parser(groups: argparse._SubParsersAction, argv: Sequence[str]) -> None:
         help="one of " + ", ".join(state.label for state in JobState) + " (any case)",
     )
     job_list.add_argument("--type", metavar="NAME", help="only jobs of this type")
+    job_list.add_argument("--schedule", metavar="NAME", help="only jobs this schedule created")
     add_json_flag(job_list)
     job_list.set_defaults(handler=cmd_job_list)
     show = job.add_parser("show", help="a job and its steps")
@@ -119,7 +120,10 @@ def _add_run_parsers(job: argparse._SubParsersAction, job_id: Callable[[str], in
     types.set_defaults(handler=cmd_job_types)
 
 
-def _job_json(job: Any, steps: Sequence[Any] | None = None) -> dict[str, Any]:
+def _job_json(
+    job: Any, steps: Sequence[Any] | None = None, period: Any | None = None
+) -> dict[str, Any]:
+    """`period`: the schedule period that created the job, if a schedule did."""
     data: dict[str, Any] = {
         "id": job.id,
         "type": job.type_name,
@@ -136,6 +140,8 @@ def _job_json(job: Any, steps: Sequence[Any] | None = None) -> dict[str, Any]:
         "heartbeat": iso(job.heartbeat),
         "cancel_requested": iso(job.cancel_requested),
         "cancel_requested_by": job.cancel_requested_by,
+        "schedule": period.schedule if period is not None else None,
+        "period": {"start": iso(period.start), "end": iso(period.end)} if period else None,
     }
     if steps is not None:
         data["steps"] = [
@@ -217,9 +223,14 @@ def cmd_job_list(args: argparse.Namespace) -> None:
         if args.type not in known:
             names = ", ".join(map(repr, known)) or "none"
             raise UsageError(f"unknown job type {args.type!r} (known: {names})")
-    jobs = perfdb.queue.list_jobs(state=args.state, type_name=args.type)
+    if args.schedule is not None:
+        jobs = perfdb.schedules.list_jobs(args.schedule, state=args.state)
+        jobs = [job for job in jobs if args.type in (None, job.type_name)]
+    else:
+        jobs = perfdb.queue.list_jobs(state=args.state, type_name=args.type)
     if args.json:
-        print_json([_job_json(job) for job in jobs])
+        periods = perfdb.schedules.periods_of_jobs([job.id for job in jobs])
+        print_json([_job_json(job, period=periods.get(job.id)) for job in jobs])
         return
     print_table(
         ("id", "type", "state", "created", "finished", "description", "comment"),
@@ -243,7 +254,8 @@ def cmd_job_show(args: argparse.Namespace) -> None:
     job = perfdb.queue.get_job(args.id)
     steps = perfdb.queue.get_steps(args.id)
     if args.json:
-        print_json(_job_json(job, steps))
+        period = perfdb.schedules.periods_of_jobs([job.id]).get(job.id)
+        print_json(_job_json(job, steps, period))
         return
     print(f"job {job.id}: {job.type_name} [{job.state.label}]")
     print(f"  description: {job.description}")

@@ -1,8 +1,8 @@
 """The `jobs-pipeline` command.
 
 The parser is built from each noun's module (`db`, `demo`, `features`, `objects`, `alarms`,
-`job`), which imports nothing heavy before the arguments are parsed; `output` maps failures to
-exit codes.
+`job`, `schedule`), which imports nothing heavy before the arguments are parsed; `output` maps
+failures to exit codes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from jobs_pipeline.cli import alarms, db, demo, features, job, objects
+from jobs_pipeline.cli import alarms, db, demo, features, job, objects, schedule
 from jobs_pipeline.cli.output import Parser, UsageError, error_line, run_command
 
 
@@ -29,6 +29,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     objects.add_parser(groups)
     alarms.add_parser(groups)
     job.add_parser(groups, argv)
+    schedule.add_parser(groups)
     return parser
 
 

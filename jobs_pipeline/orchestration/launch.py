@@ -154,7 +154,7 @@ def _launch(perfdb: PerfDB, job: Job, instance) -> str:  # type: ignore[no-untyp
     from jobs_pipeline.orchestration.sensors import run_key, run_request
 
     check_queued_job(perfdb, job)
-    request = run_request(job)
+    request = run_request(job, perfdb.schedules.periods_of_jobs([job.id]).get(job.id))
     with WorkspaceProcessContext(
         instance, WorkspaceFileTarget(paths=[str(WORKSPACE_FILE)])
     ) as workspace_process:

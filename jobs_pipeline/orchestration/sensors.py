@@ -11,6 +11,7 @@ from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, profile_
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
 from jobs_pipeline.orchestration.quiet_logs import DATABASE_UNREACHABLE, run_console_level
 from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.scheduler import schedule_tags
 from jobs_pipeline.orchestration.tags import (
     JOB_ID_TAG,
     JOB_TYPE_TAG,
@@ -21,6 +22,7 @@ from jobs_pipeline.orchestration.tags import (
 from jobs_pipeline.perfdb.errors import InputError, is_transient
 from jobs_pipeline.perfdb.queue import bounded
 from jobs_pipeline.perfdb.records import Job
+from jobs_pipeline.perfdb.schedules import SchedulePeriod
 from jobs_pipeline.perfdb.states import Actor, JobState
 
 __all__ = ["JOB_ID_TAG", "JOB_TYPE_TAG", "QUEUE_COUNT_TAG", "queue_sensor_factory", "run_request"]
@@ -40,17 +42,21 @@ def run_key(job: Job) -> str:
     return f"job-{job.id}-{job.queue_count}"
 
 
-def run_tags(job: Job, profile: Profile = Profile.IN_PROCESS) -> dict[str, str]:
+def run_tags(
+    job: Job, profile: Profile = Profile.IN_PROCESS, period: SchedulePeriod | None = None
+) -> dict[str, str]:
     return {
         JOB_ID_TAG: str(job.id),
         JOB_TYPE_TAG: job.type_name,
         QUEUE_COUNT_TAG: str(job.queue_count),
         PROFILE_TAG: profile.value,
+        **(schedule_tags(period) if period is not None else {}),
     }
 
 
-def run_request(job: Job) -> dg.RunRequest:
-    """The run of a job, under the execution profile the deployment sets for its type."""
+def run_request(job: Job, period: SchedulePeriod | None = None) -> dg.RunRequest:
+    """The run of a job, under the execution profile the deployment sets for its type; a job
+    a schedule created (`period`) also carries the schedule's tags."""
     profile = profile_for(job_type(job.type_name)._heavy_steps)
     return dg.RunRequest(
         run_key=run_key(job),
@@ -60,7 +66,7 @@ def run_request(job: Job) -> dg.RunRequest:
             # Step events stay in the UI; the console of `dagster dev` shows INFO and above.
             loggers={"console": {"config": {"log_level": run_console_level()}}},
         ),
-        tags=run_tags(job, profile),
+        tags=run_tags(job, profile, period),
     )
 
 
@@ -139,6 +145,9 @@ def queue_sensor_factory(
             # The database is restarting: the next tick tries again, nothing is lost.
             return dg.SkipReason(f"{DATABASE_UNREACHABLE}: {error}")
         launched = _launched(context, jobs)
+        periods = db.schedules.periods_of_jobs(
+            [job.id for job in jobs if run_key(job) not in launched]
+        )
         requests: list[dg.RunRequest] = []
         failed: list[str] = []
         skipped = 0
@@ -169,7 +178,7 @@ def queue_sensor_factory(
                 except InputError:
                     pass  # someone else changed it meanwhile; the next tick sees the new state
                 continue
-            requests.append(run_request(job))
+            requests.append(run_request(job, periods.get(job.id)))
         next_after = jobs[-1].id if len(jobs) == SENSOR_BATCH_SIZE else 0
         context.update_cursor(json.dumps({"after_id": next_after}))
         for message in failed:

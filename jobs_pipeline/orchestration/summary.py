@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from jobs_pipeline.calc import format_duration
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.occurrences import JobCell
 from jobs_pipeline.perfdb.states import JobState
+
+if TYPE_CHECKING:
+    from jobs_pipeline.report import FleetCell
 
 # Tables in the UI stay readable: beyond this many rows, the rest is counted.
 MAX_TABLE_ROWS = 200
@@ -25,12 +29,6 @@ MAX_PICTURE_CELLS = 2500
 
 def _cell_text(text: str | None) -> str:
     return (text or "").replace("|", "\\|").replace("\n", " ")
-
-
-def _duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
 def job_summary(perfdb: PerfDB, job_id: int, run_id: str | None = None) -> dict[str, Any]:
@@ -71,7 +69,7 @@ def job_summary(perfdb: PerfDB, job_id: int, run_id: str | None = None) -> dict[
     ]
     lines += [
         f"| {_cell_text(cell.object_name)} | {_alarm_label(cell)} | {cell.occurrences} "
-        f"| {_duration(cell.alarm_seconds)} |"
+        f"| {format_duration(timedelta(seconds=cell.alarm_seconds))} |"
         for cell in cells[:MAX_TABLE_ROWS]
     ]
     if len(cells) > MAX_TABLE_ROWS:
@@ -89,20 +87,28 @@ def _alarm_label(cell: JobCell) -> str:
     return _cell_text(f"{cell.alarm_id} {cell.alarm_name or ''}".strip())
 
 
-def _fleet_picture(job_id: int, cells: list[JobCell]) -> str:
-    from jobs_pipeline.report import FleetCell, fleet_heatmap_png, markdown_image
+def fleet_cells(cells: list[JobCell]) -> list[FleetCell]:
+    """The heat map's cells, from the rows the occurrences table is written from."""
+    from jobs_pipeline.report import FleetCell
 
-    png = fleet_heatmap_png(
-        [
-            FleetCell(
-                object_name=cell.object_name,
-                alarm_label=_alarm_label(cell) or "-",
-                occurrences=cell.occurrences,
-                alarm_time=timedelta(seconds=cell.alarm_seconds),
-                failed=cell.state != JobState.FINISHED,
-            )
-            for cell in cells
-        ],
-        title=f"job {job_id}: occurrences and alarm time per object and alarm",
-    )
+    return [
+        FleetCell(
+            object_name=cell.object_name,
+            alarm_label=_alarm_label(cell) or "-",
+            occurrences=cell.occurrences,
+            alarm_time=timedelta(seconds=cell.alarm_seconds),
+            failed=cell.state != JobState.FINISHED,
+        )
+        for cell in cells
+    ]
+
+
+def fleet_title(job_id: int) -> str:
+    return f"job {job_id}: occurrences and alarm time per object and alarm"
+
+
+def _fleet_picture(job_id: int, cells: list[JobCell]) -> str:
+    from jobs_pipeline.report import fleet_heatmap_png, markdown_image
+
+    png = fleet_heatmap_png(fleet_cells(cells), title=fleet_title(job_id))
     return markdown_image(png, f"job {job_id} fleet")

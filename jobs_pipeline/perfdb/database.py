@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from jobs_pipeline.perfdb.feature_values import FeatureValues
     from jobs_pipeline.perfdb.occurrences import Occurrences
     from jobs_pipeline.perfdb.queue import JobQueue
+    from jobs_pipeline.perfdb.schedules import Schedules
 
 
 class PerfDB:
@@ -40,6 +41,12 @@ class PerfDB:
         from jobs_pipeline.perfdb.queue import JobQueue
 
         return JobQueue(self.engine)
+
+    @cached_property
+    def schedules(self) -> Schedules:
+        from jobs_pipeline.perfdb.schedules import Schedules
+
+        return Schedules(self.engine)
 
     @cached_property
     def catalog(self) -> Catalog:

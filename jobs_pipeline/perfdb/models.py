@@ -127,6 +127,63 @@ class JobStateHistoryRow(Base):
     changed_at: Mapped[datetime]
 
 
+# --- schedules -------------------------------------------------------------------------------
+
+
+class JobScheduleRow(Base):
+    """A periodic job: one Queued job per ended period (`calc/periods.py`), made by the
+    `perfdb_scheduler` sensor. A frontend may insert a row with the first eight columns only; the
+    sensor fills in `first_start` (the period holding the moment it first sees the row),
+    `next_start` and `next_due`."""
+
+    __tablename__ = "job_schedules"
+    __table_args__ = (
+        sa.CheckConstraint("delay_seconds >= 0", name="delay_not_negative"),
+        sa.CheckConstraint("catch_up >= 0", name="catch_up_not_negative"),
+        # The sensor's query: enabled schedules whose next period is due (or not yet planned),
+        # one index lookup however many schedules wait.
+        sa.Index("ix_job_schedules_enabled_next_due", "enabled", "next_due"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    type_id: Mapped[int] = mapped_column(sa.ForeignKey("job_types.id"))
+    # The job parameters without `start`/`end`, which each period adds.
+    parameters: Mapped[dict[str, Any]]
+    every: Mapped[str] = mapped_column(sa.String(20))
+    timezone: Mapped[str] = mapped_column(sa.String(64), server_default="UTC")
+    # How long after a period's end its job is created (late data).
+    delay_seconds: Mapped[int] = mapped_column(server_default="0")
+    # Missed periods created at once after a downtime, besides the newest ended one.
+    catch_up: Mapped[int] = mapped_column(server_default="3")
+    enabled: Mapped[bool] = mapped_column(server_default=sa.true())
+    description: Mapped[str] = mapped_column(sa.Text, server_default="")
+    # Why the schedule was disabled (set by the sensor, or by whoever paused it).
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    first_start: Mapped[datetime | None]
+    # The first period the sensor has not decided on yet, and when it is due (end + delay).
+    next_start: Mapped[datetime | None]
+    next_due: Mapped[datetime | None]
+
+
+class JobSchedulePeriodRow(Base):
+    """The periods a schedule has created a job for. The primary key makes each period happen
+    once, whoever creates it (sensor ticks, daemons, backfills); the row outlives its job, so a
+    deleted job is never created again."""
+
+    __tablename__ = "job_schedule_periods"
+
+    schedule_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("job_schedules.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    period_end: Mapped[datetime]
+    job_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("job_instances.id", ondelete="SET NULL"), index=True
+    )
+    created: Mapped[datetime]
+
+
 # --- domain ----------------------------------------------------------------------------------
 
 

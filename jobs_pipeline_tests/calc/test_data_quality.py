@@ -131,6 +131,8 @@ def test_low_coverage_just_below_the_threshold_is_not_shown_as_the_threshold() -
         (timedelta(hours=16, minutes=30), "16 h 30 min"),
         (timedelta(days=2, minutes=5), "2 d 5 min"),
         (timedelta(minutes=1, seconds=0.4), "1 min"),
+        (timedelta(seconds=59.99999), "1 min"),
+        (timedelta(hours=8, minutes=19, seconds=59.99998), "8 h 20 min"),
         (timedelta(seconds=45), "45 s"),
         (timedelta(milliseconds=500), "0.5 s"),
         (timedelta(0), "0 s"),

@@ -1,5 +1,7 @@
-"""Real Dagster processes for the orchestration tests: a scratch Dagster home, a workspace, the
-daemon in its own process group, polling, and a job type whose steps take as long as a test needs.
+"""Real Dagster processes for the orchestration tests: a workspace, a scratch environment, the
+daemon of a test's deployment, and job types whose steps take as long as a test needs. The parts
+the benchmarks share (databases, Dagster home, daemon, polling) come from `scratch_deployment`
+and are importable from here too.
 
 `SlowStepsJob` is registered only in the processes that load `slow_steps_definitions` (the code
 server and the run workers of a workspace made by `write_workspace`), never in the test process:
@@ -9,37 +11,69 @@ registering it there would add a job type to every other test's database.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 
 from jobs_pipeline.jobs.alarm_calc import JobAlarmCalc
 from jobs_pipeline.jobs.base import JobInstance
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
 from jobs_pipeline.perfdb.records import JobTypeSpec
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.conftest import create_pg_database, drop_pg_database
+from jobs_pipeline_tests.conftest import PG_ADMIN_URL
+from jobs_pipeline_tests.orchestration.scratch_deployment import (
+    DAGSTER_PG_URL_ENV,
+    INSTANCE_CONFIG,
+    INTERPRETER_BIN,
+    PRODUCTION_WORKSPACE,
+    REPO_ROOT,
+    Daemon,
+    dagster_environment,
+    finished_run,
+    instance_for_environment,
+    make_dagster_home,
+    running_daemon,
+    stop_process_group,
+    wait_for,
+)
+from jobs_pipeline_tests.scratch_databases import scratch_database
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# The executables of the environment running the tests (dagster, dagster-daemon, celery,
-# jobs-pipeline): not resolved, a virtual environment's python is a link out of it.
-INTERPRETER_BIN = Path(sys.executable).parent
-PRODUCTION_WORKSPACE = REPO_ROOT / "workspace.yaml"
-INSTANCE_CONFIG = REPO_ROOT / "dagster.yaml"
-DAGSTER_PG_URL_ENV = "DAGSTER_PG_URL"
-
-T = TypeVar("T")
+# What the tests import from here, the shared parts of `scratch_deployment` among them.
+__all__ = [
+    "DAGSTER_PG_URL_ENV",
+    "INSTANCE_CONFIG",
+    "INTERPRETER_BIN",
+    "PACED_ALARM_CALC_SPEC",
+    "PACED_STEP_SECONDS",
+    "PACE_ENV",
+    "PID_DIR_ENV",
+    "PRODUCTION_WORKSPACE",
+    "REPO_ROOT",
+    "SLOW_STEPS_SPEC",
+    "Daemon",
+    "DaemonDeployment",
+    "PacedAlarmCalc",
+    "SlowStepsJob",
+    "add_slow_steps_type",
+    "daemon_deployment",
+    "dagster_environment",
+    "finished_run",
+    "instance_for_environment",
+    "job_in_state",
+    "make_dagster_home",
+    "running_daemon",
+    "scratch_dagster_environment",
+    "scratch_pg_database",
+    "slow_steps_definitions",
+    "stop_process_group",
+    "wait_for",
+    "write_workspace",
+]
 
 
 # --- a job type with slow steps ----------------------------------------------------------------
@@ -145,14 +179,7 @@ def slow_steps_definitions() -> dg.Definitions:
     return defs
 
 
-# --- Dagster home, workspace and environment ---------------------------------------------------
-
-
-def make_dagster_home(directory: Path) -> Path:
-    """A Dagster home holding a copy of the repository's `dagster.yaml`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(INSTANCE_CONFIG, directory / "dagster.yaml")
-    return directory
+# --- workspace and scratch environment -----------------------------------------------------------
 
 
 def write_workspace(directory: Path) -> Path:
@@ -171,49 +198,9 @@ def write_workspace(directory: Path) -> Path:
 
 @contextmanager
 def scratch_pg_database(prefix: str = "jp_dagster") -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped afterwards (connections and all)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    url = create_pg_database(name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        drop_pg_database(name)
-
-
-def dagster_environment(
-    dagster_home: Path, perfdb_url: str, dagster_pg_url: str | None = None
-) -> dict[str, str]:
-    """The environment of a Dagster process: its home, its storage and the performance database.
-    Without `dagster_pg_url` the instance keeps its storage in SQLite files under the home."""
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), PERFDB_URL_ENV: perfdb_url}
-    env.pop(DAGSTER_PG_URL_ENV, None)
-    if dagster_pg_url:
-        env[DAGSTER_PG_URL_ENV] = dagster_pg_url
-    # The code location must import this repository's tests package in every process.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-@contextmanager
-def instance_for_environment(env: Mapping[str, str]) -> Iterator[dg.DagsterInstance]:
-    """An instance on the same storage as the processes started with `env`. The storage reads
-    its URL from the environment when the instance is built, so it is set just for that."""
-    saved = {name: os.environ.get(name) for name in ("DAGSTER_HOME", DAGSTER_PG_URL_ENV)}
-    try:
-        for name in saved:
-            if env.get(name):
-                os.environ[name] = env[name]
-            else:
-                os.environ.pop(name, None)
-        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    with instance:
-        yield instance
+    """The URL of a new, empty database on the tests' PostgreSQL server, dropped afterwards."""
+    with scratch_database(PG_ADMIN_URL, prefix) as url:
+        yield url
 
 
 @contextmanager
@@ -231,108 +218,13 @@ def scratch_dagster_environment(
         yield env
 
 
-# --- processes ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Daemon:
-    """A `dagster-daemon run` process, the leader of its own process group."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM to the whole group (daemon, code server, run workers), SIGKILL if it hangs."""
-        stop_process_group(self.process, timeout)
-
-
-def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        pass
-    # Children may outlive the leader (a code server still shutting down).
-    deadline = time.monotonic() + timeout
-    while _group_alive(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-@contextmanager
-def running_daemon(workspace: Path, env: Mapping[str, str], log_path: Path) -> Iterator[Daemon]:
-    """`dagster-daemon run -w workspace`, stopped with its process group whatever happens."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(INTERPRETER_BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-            env=dict(env),
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    daemon = Daemon(process=process, log_path=log_path)
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
-def wait_for(
-    condition: Callable[[], T | None],
-    *,
-    timeout: float,
-    what: str,
-    interval: float = 0.25,
-    daemon: Daemon | None = None,
-) -> T:
-    """Polls until `condition()` returns something truthy and returns it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if daemon is not None and daemon.process.poll() is not None:
-            raise AssertionError(
-                f"the daemon exited while waiting for {what}:\n{daemon.log_tail()}"
-            )
-        if time.monotonic() > deadline:
-            tail = f"\ndaemon log:\n{daemon.log_tail()}" if daemon is not None else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
-        time.sleep(interval)
+# --- conditions and deployments ------------------------------------------------------------------
 
 
 def job_in_state(perfdb: PerfDB, job_id: int, *states: JobState) -> Callable[[], Any]:
     def check() -> Any:
         job = perfdb.queue.get_job(job_id)
         return job if job.state in states else None
-
-    return check
-
-
-def finished_run(instance: dg.DagsterInstance, run_id: str) -> Callable[[], Any]:
-    def check() -> Any:
-        run = instance.get_run_by_id(run_id)
-        return run if run is not None and run.is_finished else None
 
     return check
 

@@ -44,7 +44,6 @@ from jobs_pipeline_tests.orchestration.conftest import (
     seed_fleet,
 )
 from jobs_pipeline_tests.orchestration.processes import (
-    INTERPRETER_BIN,
     PACE_ENV,
     PACED_ALARM_CALC_SPEC,
     PID_DIR_ENV,
@@ -59,11 +58,14 @@ from jobs_pipeline_tests.orchestration.processes import (
     wait_for,
     write_workspace,
 )
+from jobs_pipeline_tests.orchestration.scratch_deployment import (
+    celery_worker_ready,
+    start_celery_worker,
+)
 
 pytestmark = pytest.mark.slow
 
 BROKER = os.environ.get("JOBS_PIPELINE_TEST_CELERY_BROKER") or DEFAULT_CELERY_BROKER
-CELERY_WORKER = REPO_ROOT / "scripts" / "celery-worker"
 WORKER_CONFIG = REPO_ROOT / "scripts" / "celery.yaml"
 STEP_SECONDS = 2.5  # long enough to kill a worker in the middle of a step
 TIMEOUT = 180.0
@@ -90,17 +92,9 @@ class CeleryDeployment:
     def start_worker(self, name: str) -> None:
         """`scripts/celery-worker NAME --concurrency=1`, ready to take tasks."""
         log_path = self.directory / f"{name}.log"
-        with log_path.open("wb") as log:
-            self.workers[name] = subprocess.Popen(
-                [str(CELERY_WORKER), self.node_name(name), "--concurrency=1"],
-                env={**self.env, "JOBS_PIPELINE_BIN": str(INTERPRETER_BIN)},
-                cwd=REPO_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.workers[name] = start_celery_worker(self.node_name(name), self.env, log_path)
         wait_for(
-            lambda: " ready." in log_path.read_text(errors="replace"),
+            lambda: celery_worker_ready(log_path),
             timeout=90,
             what=f"celery worker {name} to be ready:\n{log_path}",
         )

@@ -251,7 +251,7 @@ def test_a_successful_run_ends_with_a_summary(
                 f"| LAN-01 | {HIGH} Temperature high | 3 | 50 min |",
                 f"| LAN-01 | {VERY_HIGH} Temperature very high | 1 | 20 min |",
                 f"| LAN-02 | {HIGH} Temperature high | 1 | 10 min |",
-                f"| LAN-02 | {VERY_HIGH} Temperature very high | 0 | 0 min |",
+                f"| LAN-02 | {VERY_HIGH} Temperature very high | 0 | 0 s |",
             ]
         ),
     }
