@@ -12,6 +12,7 @@ judges them by their run's status in Dagster and by the run's heartbeat:
 - a step still Running under a run that no longer holds its job (rows moved by hand): Failed,
   naming both runs, so that its job can end; a Running job without a run id, once silent:
   Failed, as no run will ever finish it;
+- steps past their maximum runtime, and runs whose steps no worker picks up (`step_limits.py`);
 - a cancel request: Created or Queued jobs fail at once, a Running job's run is terminated and
   its unfinished steps fail with `canceled` once the run has ended, a job that already ended has
   the request cleared with a comment.
@@ -35,8 +36,11 @@ import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus, RunRecord, RunsFilter
 
 from jobs_pipeline.orchestration.mapping_keys import step_id_from_step_key
+from jobs_pipeline.orchestration.quiet_logs import DATABASE_UNREACHABLE
 from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
 from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.step_limits import MAX_UNCLAIMED, StepLimits
+from jobs_pipeline.orchestration.stop_runs import stop_run
 from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
@@ -87,6 +91,8 @@ class Cursor:
     # When each run still STARTED without having claimed its Queued job was first seen so, by
     # the database's clock (seconds since the epoch).
     started_seen: dict[str, float] = field(default_factory=dict)
+    # Started runs not yet holding their Queued job: run id -> first seen (database clock).
+    unclaimed: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
@@ -100,6 +106,10 @@ class Cursor:
                     str(run_id): float(seen)
                     for run_id, seen in dict(data.get("started_seen", {})).items()
                 },
+                unclaimed={
+                    str(run_id): str(seen)
+                    for run_id, seen in list(data.get("unclaimed", {}).items())[-MAX_UNCLAIMED:]
+                },
             )
         except (ValueError, TypeError, AttributeError):
             return cls()
@@ -111,6 +121,7 @@ class Cursor:
                 "queued_after": self.queued_after,
                 "warned": self.warned[-_MAX_WARNED:],
                 "started_seen": dict(list(self.started_seen.items())[-_MAX_WARNED:]),
+                "unclaimed": self.unclaimed,
             }
         )
 
@@ -128,6 +139,7 @@ class Reconciler:
         queued_warning: float | None = None,
         batch_size: int = RECONCILER_BATCH_SIZE,
         skip_test_jobs: bool = True,
+        pickup_seconds: float | None = None,
     ) -> None:
         self.perfdb = perfdb
         self.queue = perfdb.queue
@@ -141,6 +153,15 @@ class Reconciler:
         )
         self.batch_size = batch_size
         self.skip_test_jobs = skip_test_jobs
+        self.step_limits = StepLimits(
+            perfdb,
+            instance,
+            actor=RECONCILER_ACTOR,
+            batch_size=batch_size,
+            info=self._info,
+            warn=self._warn,
+            pickup_seconds=pickup_seconds,
+        )
 
     def sweep(self, cursor: Cursor) -> Sweep:
         done = Sweep()
@@ -149,6 +170,7 @@ class Reconciler:
         cursor.queued_after = self.sweep_queued(
             cursor.queued_after, cursor.warned, done, cursor.started_seen
         )
+        done.finalised += self.step_limits.sweep(cursor.unclaimed)
         return done
 
     # --- cancel requests ---------------------------------------------------------------------
@@ -177,10 +199,7 @@ class Reconciler:
         """Cancels a run that has not started and terminates one that has. If termination
         fails, run monitoring's cancel timeout and the heartbeat still end the run."""
         try:
-            if run.status in (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED):
-                self.instance.report_run_canceled(run, f"job {job.id} was canceled")
-            else:
-                self.instance.run_coordinator.cancel_run(run.run_id)
+            stop_run(self.instance, run, f"job {job.id} was canceled")
         except Exception as error:
             self._warn(f"job {job.id}: could not stop run {run.run_id}: {error}")
 
@@ -357,12 +376,9 @@ class Reconciler:
         done: Sweep,
         started_seen: dict[str, float] | None = None,
     ) -> int:
-        jobs = self.queue.list_jobs(
-            state=JobState.QUEUED,
-            after_id=after_id,
-            limit=self.batch_size,
-            exclude_test_jobs=self.skip_test_jobs,
-        )
+        # Test jobs included: the queue sensor ends those it skips, so one still Queued is
+        # as stranded as any other.
+        jobs = self.queue.list_jobs(state=JobState.QUEUED, after_id=after_id, limit=self.batch_size)
         if not jobs:
             return 0
         self._fail_steps_of_older_runs(jobs, done)
@@ -442,6 +458,9 @@ class Reconciler:
             comment,
             who=Actor.RECONCILER,
             actor=RECONCILER_ACTOR,
+            # The decision is about this queueing: a job claimed, finished and requeued since
+            # the sweep read it is left alone.
+            queue_count=job.queue_count,
         )
         if after is not None:
             self._info(f"job {job.id}: {comment}")
@@ -496,6 +515,6 @@ def perfdb_reconciler(context: dg.SensorEvaluationContext, perfdb: PerfDBResourc
         if not is_transient(error):
             raise
         # The database is restarting: the next sweep picks up where this one stopped.
-        return dg.SkipReason(f"performance database unreachable: {error}")
+        return dg.SkipReason(f"{DATABASE_UNREACHABLE}: {error}")
     context.update_cursor(cursor.dump())
     return dg.SkipReason(done.summary())

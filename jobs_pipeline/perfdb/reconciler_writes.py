@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import sqlalchemy as sa
 
 from jobs_pipeline.perfdb.engine import begin
-from jobs_pipeline.perfdb.errors import InputError
+from jobs_pipeline.perfdb.errors import InputError, InvalidTransition, NotFound
 from jobs_pipeline.perfdb.queue_rows import (
     DEFAULT_ACTOR,
     JOB,
@@ -33,13 +33,17 @@ class ReconcilerWrites(TransitionCore):
         who: Actor = Actor.SENSOR,
         run_id: str | None = None,
         actor: str = DEFAULT_ACTOR,
+        queue_count: int | None = None,
     ) -> Job:
         """Marks a job Failed without running it, e.g. a queued row with bad parameters. From
-        Running, only the run holding the job (`run_id`) may do this."""
+        Running, only the run holding the job (`run_id`) may do this. With `queue_count`, only
+        while the job is still in that queueing (a job requeued meanwhile is left alone)."""
         comment = bounded(comment)
         with begin(self.engine) as connection:
             if JobState.RUNNING in from_states:
                 check_holder(self._lock_holder(connection, job_id), run_id)
+            if queue_count is not None:
+                _check_queue_count(connection, job_id, queue_count)
             self._fail(connection, job_id, from_states, who, actor, comment)
             return self._get_job(connection, job_id)
 
@@ -237,3 +241,17 @@ class ReconcilerWrites(TransitionCore):
                 job_state=state,
                 job_comment=comment,
             )
+
+
+def _check_queue_count(connection: sa.Connection, job_id: int, queue_count: int) -> None:
+    """The fence of a decision taken about one queueing of a job (its run ended unclaimed, say):
+    the job row, locked, must still be in that queueing."""
+    current = connection.execute(
+        sa.select(JOB.c.queue_count).where(JOB.c.id == job_id).with_for_update()
+    ).scalar()
+    if current is None:
+        raise NotFound(f"job {job_id} does not exist")
+    if current != queue_count:
+        raise InvalidTransition(
+            f"job {job_id} was queued again (queueing {current}, not {queue_count}): left alone"
+        )

@@ -278,8 +278,9 @@ class Schedules:
         with begin(self.engine, write=False) as connection:
             return self._get(connection, name)
 
-    def _get(self, connection: Connection, name: str) -> Schedule:
-        row = connection.execute(_SELECT_SCHEDULES.where(SCHEDULES.c.name == name)).first()
+    def _get(self, connection: Connection, name: str, *, lock: bool = False) -> Schedule:
+        query = _SELECT_SCHEDULES.where(SCHEDULES.c.name == name)
+        row = connection.execute(query.with_for_update(of=SCHEDULES) if lock else query).first()
         if row is None:
             raise NotFound(f"schedule {name!r} does not exist")
         return _schedule(row)
@@ -487,7 +488,9 @@ class Schedules:
         unless they carry an offset. Periods created before (whose job may since have been
         deleted) are not created again."""
         with begin(self.engine) as connection:
-            schedule = self._get(connection, name)
+            # Writers of one schedule's periods take turns, as the scheduler's passes do: a
+            # backfill that claimed a period while a pass waits on it would deadlock otherwise.
+            schedule = self._get(connection, name, lock=True)
             try:
                 periods = schedule.periods()
                 low_at = parse_local_time(low, periods.zone) if isinstance(low, str) else low

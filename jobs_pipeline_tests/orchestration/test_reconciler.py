@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from jobs_pipeline.definitions import defs
 from jobs_pipeline.jobs import load_job
-from jobs_pipeline.orchestration.reconciler import RECONCILER_NAME, Cursor, Reconciler
+from jobs_pipeline.orchestration.reconciler import RECONCILER_NAME, Cursor, Reconciler, Sweep
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.sensors import run_tags
 from jobs_pipeline.perfdb import PerfDB
@@ -545,3 +545,81 @@ def test_a_running_job_without_a_run_id_fails_once_silent(
     assert failed.comment is not None
     assert failed.comment.startswith("Running without a run id and silent for ")
     assert failed.finished is not None
+
+
+def test_a_job_claimed_finished_and_requeued_within_one_sweep_is_left_alone(
+    seeded_db: PerfDB, instance: dg.DagsterInstance
+) -> None:
+    job = alarm_job(seeded_db, WITH_DATA)
+    run = run_for(instance, job)
+    # What the sweep read: the job Queued in its first queueing...
+    [stale] = seeded_db.queue.list_jobs(state=QUEUED)
+    # ...then, before the sweep judged it, its run claimed it and ended, and it was requeued.
+    seeded_db.queue.claim_job(job.id, run.run_id)
+    seeded_db.queue.fail_job(
+        job.id, "not run", from_states=(RUNNING,), who=Actor.RUN, run_id=run.run_id
+    )
+    instance.report_run_failed(run, "the job failed")
+    seeded_db.queue.queue_job(job.id)
+    records = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))
+
+    done = Sweep()
+    ages = seeded_db.queue.ages([job.id])[job.id]
+    Reconciler(seeded_db, instance)._judge_queued(stale, records, ages, {}, done)
+
+    after = seeded_db.queue.get_job(job.id)
+    assert (after.state, after.queue_count) == (QUEUED, 2)
+    assert done.finalised == []
+
+
+# --- step limits: alive is not enough ------------------------------------------------------------
+
+
+def test_a_running_job_whose_steps_no_worker_picks_up_fails_them_with_the_reason(
+    seeded_db: PerfDB, instance: dg.DagsterInstance
+) -> None:
+    held = job_held_by_a_run(seeded_db, instance, started_steps=0)
+    mark_started(instance, held.run)
+    reconciler = Reconciler(seeded_db, instance, pickup_seconds=1.0)
+    reconciler.sweep(Cursor())
+    assert seeded_db.queue.get_job(held.job_id).state == RUNNING  # just claimed
+
+    time.sleep(1.3)
+    seeded_db.queue.beat(held.job_id, held.run.run_id)  # the run is alive all along
+    reconciler.sweep(Cursor())
+
+    job = seeded_db.queue.get_job(held.job_id)
+    assert (job.state, job.comment) == (
+        FAILED,
+        f"no worker picked up a step of run {held.run.run_id} within 1 s: run terminated; "
+        f"4 (100.00%) steps failed",
+    )
+    steps = seeded_db.queue.get_steps(held.job_id)
+    assert {(step.state, step.comment) for step in steps} == {
+        (FAILED, "not picked up by a worker within 1 s")
+    }
+
+
+def test_a_started_run_whose_plan_step_no_worker_picks_up_fails_its_queued_job(
+    seeded_db: PerfDB, instance: dg.DagsterInstance
+) -> None:
+    job = alarm_job(seeded_db, WITH_DATA)
+    run = run_for(instance, job)
+    mark_started(instance, run)
+    reconciler = Reconciler(seeded_db, instance, pickup_seconds=1.0)
+    cursor = Cursor()
+    seeded_db.queue.beat_queued(job.id)  # the run worker beats while the plan step waits
+    reconciler.sweep(cursor)
+    assert seeded_db.queue.get_job(job.id).state == QUEUED
+    assert list(json.loads(cursor.dump())["unclaimed"]) == [run.run_id]
+
+    time.sleep(1.3)
+    seeded_db.queue.beat_queued(job.id)
+    reconciler.sweep(Cursor.parse(cursor.dump()))
+
+    failed = seeded_db.queue.get_job(job.id)
+    assert (failed.state, failed.comment) == (
+        FAILED,
+        f"no worker picked up run {run.run_id} within 1 s (is a worker listening to its "
+        f"queue?): queue it again",
+    )
