@@ -1,19 +1,23 @@
 """Following a job's steps live: a progress bar on a terminal, one line per change otherwise.
 
 Used by `job run` (while its run executes) and `job watch` (any job, whoever launched it). It
-reads the performance database only: each poll costs one query for the job and one for the steps
-that changed since the previous poll, however many steps the job has.
+reads the performance database only: each poll costs one query for the job, one narrow query
+for the state of every step (`perfdb.step_states`: paging by change time can miss a step that
+commits out of order) and the full rows of the steps whose state changed.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TextIO
 
 from jobs_pipeline.perfdb.records import Job, Step
 from jobs_pipeline.perfdb.states import FINAL_STATES, JobState
+from jobs_pipeline.perfdb.step_states import step_states
+
+# Up to this many changed steps are read one by one; more, all of the job's steps at once.
+_SINGLE_READS = 20
 
 
 def _step_label(step: Step) -> str:
@@ -36,7 +40,6 @@ class JobProgress:
         self.started = time.monotonic()
         self.job: Job = queue.get_job(job_id)
         self.states: dict[int, JobState] = {}
-        self.since: datetime | None = None
         self._bar: Any = None
         self._task: Any = None
         self._baseline_done = 0
@@ -61,9 +64,20 @@ class JobProgress:
         changed = [step for step in steps if self.states.get(step.id) != step.state]
         for step in steps:
             self.states[step.id] = step.state
-            if self.since is None or step.last_state_change > self.since:
-                self.since = step.last_state_change
         return changed
+
+    def _changed_steps(self) -> list[Step]:
+        """The steps whose state differs from the one last seen."""
+        current = step_states(self.queue.engine, self.job_id)
+        changed = [
+            step_id for step_id, state in current.items() if self.states.get(step_id) != state
+        ]
+        if not changed:
+            return []
+        if len(changed) > _SINGLE_READS:
+            wanted = set(changed)
+            return [step for step in self.queue.get_steps(self.job_id) if step.id in wanted]
+        return [self.queue.get_step(step_id) for step_id in changed]
 
     # --- rendering ---------------------------------------------------------------------------
 
@@ -113,12 +127,7 @@ class JobProgress:
     def poll(self) -> Job:
         """Reads what changed and shows it; returns the job as it is now."""
         job = self.queue.get_job(self.job_id)
-        steps = (
-            self.queue.get_steps(self.job_id)
-            if self.since is None or not self.states
-            else self.queue.steps_changed_since(self.job_id, self.since)
-        )
-        for step in self._read(steps):
+        for step in self._read(self._changed_steps()):
             if step.state == JobState.FAILED:
                 self._line(f"{_step_label(step)} failed: {step.comment or ''}")
             elif self._bar is None and step.state != JobState.CREATED:

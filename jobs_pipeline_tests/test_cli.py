@@ -651,7 +651,7 @@ def test_job_create_prints_only_the_id(cli: Cli, perfdb: PerfDB, fleet: dict[str
     assert (job.state, job.parameters, job.description) == (JobState.CREATED, params(), "")
     job = perfdb.queue.get_job(second)
     assert (job.state, job.description, job.queue_count) == (JobState.QUEUED, "nightly run", 1)
-    assert {entry.actor for entry in perfdb.queue.history(second)} == {"cli"}
+    assert {entry.actor for entry in perfdb.queue.history(second)} == {"user:cli"}
 
 
 BAD_JOB_PARAMETERS = [
@@ -707,7 +707,7 @@ def test_job_queue_moves_created_to_queued(cli: Cli, perfdb: PerfDB, fleet: dict
 
     assert result.out == f"job {job.id} is Queued (queued 1 time)\n"
     assert perfdb.queue.get_job(job.id).state == JobState.QUEUED
-    assert perfdb.queue.history(job.id)[-1].actor == "cli"
+    assert perfdb.queue.history(job.id)[-1].actor == "user:cli"
 
 
 def test_job_queue_and_delete_refuse_a_running_job(
@@ -951,14 +951,37 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
 # --- cancel ----------------------------------------------------------------------------------
 
 
-def test_job_cancel_fails_a_queued_job_at_once(
-    cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
+def test_job_cancel_fails_a_queued_job_at_once_and_cancels_its_waiting_run(
+    cli: Cli,
+    perfdb: PerfDB,
+    fleet: dict[str, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import dagster as dg
+
+    from jobs_pipeline.orchestration.sensors import run_tags
+    from jobs_pipeline_tests.orchestration.conftest import plan_config
+    from jobs_pipeline_tests.orchestration.processes import make_dagster_home
+
+    monkeypatch.setenv("DAGSTER_HOME", str(make_dagster_home(tmp_path / "dagster_home")))
+    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
     queued = create_job(perfdb, ALARM_CALC, params(), queue=True)
+    with dg.DagsterInstance.get() as instance:
+        # The queue sensor's run, created and not started yet (a queued one needs a code
+        # location to come from; both are canceled the same way).
+        run = instance.add_run(
+            dg.DagsterRun(
+                job_name="perfdb_job", run_config=plan_config(queued.id), tags=run_tags(queued)
+            )
+        )
 
-    result = cli.ok("job", "cancel", str(queued.id), "--as", "ana")
+        result = cli.ok("job", "cancel", str(queued.id), "--as", "ana")
 
-    assert result.out == f"job {queued.id} is Failed (canceled by ana)\n"
+        assert result.out == (
+            f"job {queued.id} is Failed (canceled by ana)\nrun {run.run_id} canceled\n"
+        )
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
     job = perfdb.queue.get_job(queued.id)
     assert (job.state, job.comment) == (JobState.FAILED, "canceled by ana")
     cli.ok("job", "queue", str(queued.id))  # and it can be queued again

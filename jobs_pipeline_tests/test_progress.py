@@ -6,13 +6,15 @@ from __future__ import annotations
 import io
 import threading
 import time
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline.progress import follow
+from jobs_pipeline.progress import JobProgress, follow
 from jobs_pipeline_tests.orchestration.conftest import (
     ALARM_CALC,
     ALARM_IDS,
@@ -21,8 +23,9 @@ from jobs_pipeline_tests.orchestration.conftest import (
     PERIOD,
     seeded_db,
 )
+from jobs_pipeline_tests.perfdb.test_queue import object_ids, running_job
 
-__all__ = ["seeded_db"]  # the fixture, shared with the orchestration tests
+__all__ = ["object_ids", "seeded_db"]  # fixtures, shared with other tests
 
 
 def test_follow_prints_each_step_failures_and_the_end_of_the_job(seeded_db: PerfDB) -> None:
@@ -66,3 +69,47 @@ def test_job_watch_of_an_ended_job_returns_at_once_with_its_outcome(
     assert code == 1
     assert out.splitlines()[0] == f"job {job.id} Failed: 2/2 steps done, 2 failed"
     assert err == f"jobs-pipeline: error: job {job.id} ended Failed (2 (100.00%) steps failed)\n"
+
+
+def test_a_step_that_commits_after_a_later_one_is_not_missed(
+    perfdb: PerfDB, object_ids: dict[str, int]
+) -> None:
+    # Step A's transaction waits (here: is held) before it takes the job's row lock; meanwhile
+    # step B finishes, and the watcher sees B. A commits afterwards; its time may be the earlier
+    # of the two (PostgreSQL's now() is its transaction's start), so paging by time misses it.
+    job_id, [a, b] = running_job(perfdb, object_ids, count=2)
+    perfdb.queue.start_step(a, "run-a")
+    perfdb.queue.start_step(b, "run-a")
+    out = io.StringIO()
+    progress = JobProgress(perfdb.queue, job_id, out=out, tty=False)
+    paused, go = threading.Event(), threading.Event()
+    slow_writer = "slow-writer"
+
+    @sa.event.listens_for(perfdb.engine, "before_cursor_execute")
+    def hold_before_the_lock(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        locking = "FOR UPDATE" in statement or statement.startswith("BEGIN IMMEDIATE")
+        if threading.current_thread().name == slow_writer and locking and not paused.is_set():
+            paused.set()
+            go.wait(30)
+
+    writer = threading.Thread(
+        target=perfdb.queue.finish_step, args=(a,), kwargs={"run_id": "run-a"}, name=slow_writer
+    )
+    writer.start()
+    try:
+        assert paused.wait(30)
+        perfdb.queue.finish_step(b, run_id="run-a")
+        progress.poll()
+        assert progress.states == {a: JobState.RUNNING, b: JobState.FINISHED}
+    finally:
+        go.set()
+        writer.join()
+        sa.event.remove(perfdb.engine, "before_cursor_execute", hold_before_the_lock)
+
+    job = progress.poll()
+
+    assert progress.states == {a: JobState.FINISHED, b: JobState.FINISHED}
+    assert job.state == JobState.FINISHED
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith(f"step {a} ") and "Finished" in line for line in lines)
+    assert lines[-1] == f"job {job_id} Finished"

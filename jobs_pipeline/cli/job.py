@@ -354,13 +354,14 @@ def cmd_job_run(args: argparse.Namespace) -> None:
     perfdb = open_perfdb(args)
     progress: JobProgress | None = None
 
-    def launched(run_id: str) -> None:
+    def launched(run_id: str, by_us: bool) -> None:
         nonlocal progress
-        print(
-            f"run {run_id} launched for job {args.id}; to cancel it: "
-            f"jobs-pipeline job cancel {args.id}",
-            file=sys.stderr,
+        what = (
+            f"run {run_id} launched for job {args.id}"
+            if by_us
+            else f"job {args.id} already has run {run_id} (the queue sensor's): waiting for it"
         )
+        print(f"{what}; to cancel it: jobs-pipeline job cancel {args.id}", file=sys.stderr)
         progress = JobProgress(perfdb.queue, args.id, out=sys.stderr, tty=sys.stderr.isatty())
         progress.__enter__()
 
@@ -431,8 +432,11 @@ def _interrupted_run(perfdb: Any, job_id: int, *, cancel: bool = False) -> None:
         except (EOFError, KeyboardInterrupt):
             answer = ""
     if answer in ("y", "yes"):
+        was = job.state
         job = perfdb.queue.cancel_job(job_id, actor=ACTOR)
         print(f"job {job_id}: cancel requested ({job.state.label})", file=sys.stderr)
+        if was == JobState.QUEUED and job.state == JobState.FAILED:
+            _stop_runs_of_canceled_job(job)
     else:
         print(
             f"stopped waiting; job {job_id} goes on ({job.state.label}). "
@@ -468,11 +472,31 @@ def cmd_job_types(args: argparse.Namespace) -> None:
 
 
 def cmd_job_cancel(args: argparse.Namespace) -> None:
-    job = open_perfdb(args).queue.cancel_job(args.id, actor=args.actor or ACTOR)
+    queue = open_perfdb(args).queue
+    was = queue.get_job(args.id).state
+    job = queue.cancel_job(args.id, actor=args.actor or ACTOR)
     if job.state == JobState.RUNNING:
         print(
             f"job {job.id}: cancel requested; its run is terminated within seconds "
             f"and the steps not finished fail with 'canceled'"
         )
-    else:
-        print(f"job {job.id} is {job.state.label} ({job.comment})")
+        return
+    print(f"job {job.id} is {job.state.label} ({job.comment})")
+    if was == JobState.QUEUED:
+        _stop_runs_of_canceled_job(job)
+
+
+def _stop_runs_of_canceled_job(job: Any) -> None:
+    """A canceled Queued job's run may wait in Dagster's queue: it must never start."""
+    from jobs_pipeline.orchestration.launch import stop_runs_of_canceled_job
+
+    try:
+        stopped = stop_runs_of_canceled_job(job)
+    except Exception as error:  # the job is canceled; its run fails to claim it if it starts
+        print(
+            f"warning: job {job.id} is canceled, but its Dagster run could not be: {error}",
+            file=sys.stderr,
+        )
+        return
+    for run_id in stopped:
+        print(f"run {run_id} canceled")

@@ -8,6 +8,7 @@ Dagster code: the standalone `run()` and the Dagster ops both go through `execut
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -91,6 +92,9 @@ class JobInstance:
     # Steps that take seconds of CPU each: runs of this type use the parallel execution profile
     # when the deployment sets one (`JOBS_PIPELINE_HEAVY_EXECUTION`).
     _heavy_steps: ClassVar[bool] = False
+    # Past this many seconds Running, the reconciler terminates the step's run and the step ends
+    # Failed `timed out after ...` (`JOBS_PIPELINE_MAX_STEP_SECONDS` overrides it per type).
+    _max_step_seconds: ClassVar[float] = 3600.0
 
     def __init__(
         self,
@@ -167,7 +171,7 @@ class JobInstance:
 
     @property
     def skipped(self) -> bool:
-        """Test jobs (description contains "test") are left alone when `skip_test` is on."""
+        """Test jobs (the word "test" in the description) are left alone when `skip_test` is on."""
         return self.skip_test and is_test_job(self._job.description)
 
     @property
@@ -413,5 +417,11 @@ def dependency_levels(steps: list[Step]) -> dict[int, int]:
     return levels
 
 
+# The seed's rule, by the word: "test run", "TEST of thresholds", "unit tests" mark test jobs;
+# "latest" and "fastest" do not.
+_TEST_WORD = re.compile(r"\btests?\b", re.IGNORECASE)
+
+
 def is_test_job(description: str | None) -> bool:
-    return "test" in (description or "").lower()
+    """Whether a description marks a test job: it has the word "test" (or "tests")."""
+    return _TEST_WORD.search(description or "") is not None

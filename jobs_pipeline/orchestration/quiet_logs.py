@@ -2,8 +2,9 @@
 for new runs for sensor: ...", "Sensor ... skipped: ..."), about two a second for our queue
 sensor and reconciler, plus one per tick while a launched job waits for its run to claim it
 ("Skipping 1 run ... already completed with run keys"). They drown what matters. This filter
-drops those lines for our own sensors only; launches, failures and anything at WARNING and
-above still show, and a skipped tick still says why on the sensor's page in the UI.
+drops those lines for our own sensors only; launches, failures, anything at WARNING and above,
+and a tick skipped because the performance database is unreachable (logged by Dagster at INFO
+like any skip) still show, and a skipped tick still says why on the sensor's page in the UI.
 
 `JOBS_PIPELINE_LOG_LEVEL=debug` (or `info`) brings the detail back: the filter is then not
 installed and runs log every event on the console. The filter matches Dagster's wording of
@@ -19,6 +20,9 @@ import re
 LOG_LEVEL_ENV = "JOBS_PIPELINE_LOG_LEVEL"
 SENSOR_DAEMON_LOGGER = "dagster.daemon.SensorDaemon"
 OUR_SENSORS = ("perfdb_queue_sensor", "perfdb_reconciler")
+# The skip reason of our sensors' ticks while the database is down: never routine.
+DATABASE_UNREACHABLE = "performance database unreachable"
+_KEPT_SKIPS = tuple(f"Sensor {name} skipped: {DATABASE_UNREACHABLE}" for name in OUR_SENSORS)
 _ROUTINE_PREFIXES = tuple(
     prefix
     for name in OUR_SENSORS
@@ -47,6 +51,8 @@ class RoutineSensorTicks(logging.Filter):
         if record.levelno > logging.INFO:
             return True
         message = str(record.getMessage())
+        if message.startswith(_KEPT_SKIPS):
+            return True
         return not (message.startswith(_ROUTINE_PREFIXES) or _ROUTINE_PATTERN.match(message))
 
 

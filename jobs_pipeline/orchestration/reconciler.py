@@ -9,9 +9,17 @@ judges them by their run's status in Dagster and by the run's heartbeat:
   finalised (a silent run still STARTED in Dagster is marked failed there, freeing its slot);
 - a Queued job whose run for its current queue count ended before claiming it: Failed, so that
   it can be requeued; a Queued job that no run has picked up for long: a warning;
+- a step still Running under a run that no longer holds its job (rows moved by hand): Failed,
+  naming both runs, so that its job can end; a Running job without a run id, once silent:
+  Failed, as no run will ever finish it;
+- steps past their maximum runtime, and runs whose steps no worker picks up (`step_limits.py`);
 - a cancel request: Created or Queued jobs fail at once, a Running job's run is terminated and
   its unfinished steps fail with `canceled` once the run has ended, a job that already ended has
   the request cleared with a comment.
+
+Time is the database's: silences and waits are computed by the database from its own timestamps
+(`JobQueue.ages`), never from this process's clock or from Dagster's run start times, which
+come from the run worker's clock.
 
 Every query is bounded (`RECONCILER_BATCH_SIZE` rows of one indexed state at a time, the cursor
 moving through the table), so a sweep costs the same however many jobs the table holds.
@@ -22,28 +30,29 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus, RunRecord, RunsFilter
 
 from jobs_pipeline.orchestration.mapping_keys import step_id_from_step_key
+from jobs_pipeline.orchestration.quiet_logs import DATABASE_UNREACHABLE
 from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
 from jobs_pipeline.orchestration.resources import PerfDBResource
+from jobs_pipeline.orchestration.step_limits import MAX_UNCLAIMED, StepLimits
+from jobs_pipeline.orchestration.stop_runs import stop_run
 from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError, is_transient
 from jobs_pipeline.perfdb.heartbeat import heartbeat_silence_seconds
-from jobs_pipeline.perfdb.queue import utcnow
-from jobs_pipeline.perfdb.records import Job
+from jobs_pipeline.perfdb.records import Job, JobAges
 from jobs_pipeline.perfdb.states import Actor, JobState
 
 RECONCILER_NAME = "perfdb_reconciler"
 RECONCILER_INTERVAL_SECONDS = 3
 RECONCILER_BATCH_SIZE = 100
-RECONCILER_ACTOR = "reconciler"
+RECONCILER_ACTOR = f"reconciler:{RECONCILER_NAME}"
 _MAX_WARNED = 500
 
 _STATUS_WORDS = {
@@ -79,6 +88,11 @@ class Cursor:
     running_after: int = 0
     queued_after: int = 0
     warned: list[int] = field(default_factory=list)
+    # When each run still STARTED without having claimed its Queued job was first seen so, by
+    # the database's clock (seconds since the epoch).
+    started_seen: dict[str, float] = field(default_factory=dict)
+    # Started runs not yet holding their Queued job: run id -> first seen (database clock).
+    unclaimed: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
@@ -88,6 +102,14 @@ class Cursor:
                 running_after=int(data.get("running_after", 0)),
                 queued_after=int(data.get("queued_after", 0)),
                 warned=[int(job_id) for job_id in data.get("warned", [])][-_MAX_WARNED:],
+                started_seen={
+                    str(run_id): float(seen)
+                    for run_id, seen in dict(data.get("started_seen", {})).items()
+                },
+                unclaimed={
+                    str(run_id): str(seen)
+                    for run_id, seen in list(data.get("unclaimed", {}).items())[-MAX_UNCLAIMED:]
+                },
             )
         except (ValueError, TypeError, AttributeError):
             return cls()
@@ -98,6 +120,8 @@ class Cursor:
                 "running_after": self.running_after,
                 "queued_after": self.queued_after,
                 "warned": self.warned[-_MAX_WARNED:],
+                "started_seen": dict(list(self.started_seen.items())[-_MAX_WARNED:]),
+                "unclaimed": self.unclaimed,
             }
         )
 
@@ -115,6 +139,7 @@ class Reconciler:
         queued_warning: float | None = None,
         batch_size: int = RECONCILER_BATCH_SIZE,
         skip_test_jobs: bool = True,
+        pickup_seconds: float | None = None,
     ) -> None:
         self.perfdb = perfdb
         self.queue = perfdb.queue
@@ -128,12 +153,24 @@ class Reconciler:
         )
         self.batch_size = batch_size
         self.skip_test_jobs = skip_test_jobs
+        self.step_limits = StepLimits(
+            perfdb,
+            instance,
+            actor=RECONCILER_ACTOR,
+            batch_size=batch_size,
+            info=self._info,
+            warn=self._warn,
+            pickup_seconds=pickup_seconds,
+        )
 
     def sweep(self, cursor: Cursor) -> Sweep:
         done = Sweep()
         self.handle_cancel_requests(done)
         cursor.running_after = self.sweep_running(cursor.running_after, done)
-        cursor.queued_after = self.sweep_queued(cursor.queued_after, cursor.warned, done)
+        cursor.queued_after = self.sweep_queued(
+            cursor.queued_after, cursor.warned, done, cursor.started_seen
+        )
+        done.finalised += self.step_limits.sweep(cursor.unclaimed)
         return done
 
     # --- cancel requests ---------------------------------------------------------------------
@@ -162,10 +199,7 @@ class Reconciler:
         """Cancels a run that has not started and terminates one that has. If termination
         fails, run monitoring's cancel timeout and the heartbeat still end the run."""
         try:
-            if run.status in (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED):
-                self.instance.report_run_canceled(run, f"job {job.id} was canceled")
-            else:
-                self.instance.run_coordinator.cancel_run(run.run_id)
+            stop_run(self.instance, run, f"job {job.id} was canceled")
         except Exception as error:
             self._warn(f"job {job.id}: could not stop run {run.run_id}: {error}")
 
@@ -188,17 +222,24 @@ class Reconciler:
             if run_ids
             else {}
         )
-        now = utcnow()
+        self._fail_steps_of_older_runs(jobs, done)
+        ages = self.queue.ages([job.id for job in jobs])
         for job in jobs:
-            self._judge_running(job, runs.get(job.run_id or ""), now, done)
+            self._judge_running(job, runs.get(job.run_id or ""), ages.get(job.id), done)
         return jobs[-1].id if len(jobs) == self.batch_size else 0
 
     def _judge_running(
-        self, job: Job, run: dg.DagsterRun | None, now: datetime, done: Sweep
+        self, job: Job, run: dg.DagsterRun | None, ages: JobAges | None, done: Sweep
     ) -> None:
+        if ages is None:
+            return  # deleted meanwhile
         run_id = job.run_id or ""
-        silent_for = (now - (job.heartbeat or job.started or job.last_state_change)).total_seconds()
+        silent_for = ages.silent_seconds
         silent = silent_for > self.silence
+        if not run_id:
+            if silent:
+                self._fail_unheld(job, silent_for, done)
+            return
         canceled = job.cancel_requested is not None
         if run is not None and run.is_finished:
             status = _STATUS_WORDS.get(run.status, run.status.value.lower())
@@ -229,6 +270,21 @@ class Reconciler:
             except Exception as error:
                 self._warn(f"could not mark run {run_id} failed in Dagster: {error}")
         self._finalise(job, reason, done, run=run, step_comment="canceled" if canceled else None)
+
+    def _fail_steps_of_older_runs(self, jobs: Sequence[Job], done: Sweep) -> None:
+        job_ids = [job.id for job in jobs]
+        for result in self.queue.fail_steps_of_older_runs(job_ids, actor=RECONCILER_ACTOR):
+            self._info(f"job {result.job_id}: step {result.step_id} of an older run failed")
+            done.finalised.append(f"step {result.step_id} of job {result.job_id}")
+
+    def _fail_unheld(self, job: Job, silent_for: float, done: Sweep) -> None:
+        reason = f"Running without a run id and silent for {silent_for:.0f} s: no run holds it"
+        result = self._guarded(
+            job, self.queue.fail_running_job_without_run, job.id, reason, actor=RECONCILER_ACTOR
+        )
+        if result is not None:
+            self._info(f"job {job.id}: {reason}")
+            done.finalised.append(f"job {job.id}")
 
     def _finalise(
         self,
@@ -313,27 +369,35 @@ class Reconciler:
 
     # --- Queued jobs -------------------------------------------------------------------------
 
-    def sweep_queued(self, after_id: int, warned: list[int], done: Sweep) -> int:
-        jobs = self.queue.list_jobs(
-            state=JobState.QUEUED,
-            after_id=after_id,
-            limit=self.batch_size,
-            exclude_test_jobs=self.skip_test_jobs,
-        )
+    def sweep_queued(
+        self,
+        after_id: int,
+        warned: list[int],
+        done: Sweep,
+        started_seen: dict[str, float] | None = None,
+    ) -> int:
+        # Test jobs included: the queue sensor ends those it skips, so one still Queued is
+        # as stranded as any other.
+        jobs = self.queue.list_jobs(state=JobState.QUEUED, after_id=after_id, limit=self.batch_size)
         if not jobs:
             return 0
+        self._fail_steps_of_older_runs(jobs, done)
         records_by_job = self._run_records_of(jobs)
-        now = utcnow()
+        ages = self.queue.ages([job.id for job in jobs])
+        started_seen = {} if started_seen is None else started_seen
         for job in jobs:
+            job_ages = ages.get(job.id)
+            if job_ages is None:
+                continue  # deleted meanwhile
             records = [
                 record
                 for record in records_by_job.get(job.id, [])
                 if record.dagster_run.tags.get(QUEUE_COUNT_TAG) == str(job.queue_count)
             ]
             if records:
-                self._judge_queued(job, records, now, done)
+                self._judge_queued(job, records, job_ages, started_seen, done)
             elif job.id not in warned:
-                waited = (now - job.last_state_change).total_seconds()
+                waited = job_ages.state_seconds
                 if waited > self.queued_warning:
                     message = (
                         f"job {job.id} has been Queued for {waited / 60:.0f} min and no run has "
@@ -345,7 +409,12 @@ class Reconciler:
         return jobs[-1].id if len(jobs) == self.batch_size else 0
 
     def _judge_queued(
-        self, job: Job, records: Sequence[RunRecord], now: datetime, done: Sweep
+        self,
+        job: Job,
+        records: Sequence[RunRecord],
+        ages: JobAges,
+        started_seen: dict[str, float],
+        done: Sweep,
     ) -> None:
         """A Queued job's run for its current queue count: still waiting or working is fine;
         ended without claiming the job, or started long ago without claiming it (its worker
@@ -354,15 +423,19 @@ class Reconciler:
         for record in records:
             run = record.dagster_run
             if not run.is_finished:
-                started = record.start_time
-                if run.status != DagsterRunStatus.STARTED or started is None:
+                if run.status != DagsterRunStatus.STARTED:
                     return  # queued in Dagster, or starting (run monitoring times that out)
-                # A run whose plan op waits for a worker beats on the Queued job meanwhile.
-                beat = job.heartbeat.timestamp() if job.heartbeat is not None else started
-                if now.timestamp() - max(started, beat) <= self.silence:
+                # Dagster's start time comes from the run worker's clock: the run's age is
+                # counted from when a sweep first saw it started, by the database's clock.
+                seen = started_seen.setdefault(run.run_id, ages.database_time)
+                quiet = ages.database_time - seen
+                if job.heartbeat is not None:
+                    # A run whose plan op waits for a worker beats on the Queued job meanwhile.
+                    quiet = min(quiet, ages.silent_seconds)
+                if quiet <= self.silence:
                     return
                 comment = (
-                    f"run {run.run_id} started {now.timestamp() - started:.0f} s ago but never "
+                    f"run {run.run_id} started at least {quiet:.0f} s ago but never "
                     f"claimed the job: queue it again"
                 )
                 try:
@@ -385,6 +458,9 @@ class Reconciler:
             comment,
             who=Actor.RECONCILER,
             actor=RECONCILER_ACTOR,
+            # The decision is about this queueing: a job claimed, finished and requeued since
+            # the sweep read it is left alone.
+            queue_count=job.queue_count,
         )
         if after is not None:
             self._info(f"job {job.id}: {comment}")
@@ -439,6 +515,6 @@ def perfdb_reconciler(context: dg.SensorEvaluationContext, perfdb: PerfDBResourc
         if not is_transient(error):
             raise
         # The database is restarting: the next sweep picks up where this one stopped.
-        return dg.SkipReason(f"performance database unreachable: {error}")
+        return dg.SkipReason(f"{DATABASE_UNREACHABLE}: {error}")
     context.update_cursor(cursor.dump())
     return dg.SkipReason(done.summary())

@@ -30,7 +30,8 @@ class PerfDBResource(dg.ConfigurableResource):
     )
     skip_test_jobs: bool = Field(
         default=True,
-        description='Leave queued jobs whose description contains "test" alone (seed rule).',
+        description='Do not run queued jobs whose description has the word "test" (seed rule): '
+        "they end Failed with a comment that says so.",
     )
 
     @property

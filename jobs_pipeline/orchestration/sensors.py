@@ -5,10 +5,11 @@ import json
 import dagster as dg
 import sqlalchemy as sa
 
+from jobs_pipeline.jobs.base import is_test_job
 from jobs_pipeline.jobs.registry import check_queued_job, job_type
 from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, profile_for
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, PlanConfig
-from jobs_pipeline.orchestration.quiet_logs import run_console_level
+from jobs_pipeline.orchestration.quiet_logs import DATABASE_UNREACHABLE, run_console_level
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.scheduler import schedule_tags
 from jobs_pipeline.orchestration.tags import (
@@ -27,8 +28,13 @@ from jobs_pipeline.perfdb.states import Actor, JobState
 __all__ = ["JOB_ID_TAG", "JOB_TYPE_TAG", "QUEUE_COUNT_TAG", "queue_sensor_factory", "run_request"]
 
 SENSOR_BATCH_SIZE = 50
-SENSOR_ACTOR = "sensor"
+# A test job this deployment skips ends with a word, not silently Queued.
+TEST_JOB_COMMENT = (
+    'not run: a test job (its description has the word "test") and this deployment skips '
+    "test jobs (PerfDBResource skip_test_jobs)"
+)
 QUEUE_SENSOR_NAME = "perfdb_queue_sensor"
+SENSOR_ACTOR = f"sensor:{QUEUE_SENSOR_NAME}"
 
 
 def run_key(job: Job) -> str:
@@ -84,10 +90,11 @@ def _read_cursor(cursor: str | None) -> int:
 
 
 def _launched(context: dg.SensorEvaluationContext, jobs: list[Job]) -> set[str]:
-    """The run keys of these jobs that already have a run of this sensor: the job waits for it
-    (in Dagster's run queue, or starting), Dagster would drop a new request, and checking the
-    row again costs queries on every tick of a long queue. On a Dagster storage error, none
-    (Dagster still drops repeated keys)."""
+    """The run keys of these jobs that already have a run of this sensor or of `job run` (which
+    tags its run with the same key): the job waits for it (in Dagster's run queue, or
+    starting), a second run would only fail to claim it, and checking the row again costs
+    queries on every tick of a long queue. On a Dagster storage error, none (Dagster still drops
+    repeated keys of this sensor)."""
     if not jobs:
         return set()
     try:
@@ -100,7 +107,9 @@ def _launched(context: dg.SensorEvaluationContext, jobs: list[Job]) -> set[str]:
     return {
         record.dagster_run.tags[RUN_KEY_TAG]
         for record in records
-        if record.dagster_run.tags.get(SENSOR_NAME_TAG) == QUEUE_SENSOR_NAME
+        # Launched by this sensor, or by `job run` (no sensor, the job's own tags).
+        if record.dagster_run.tags.get(SENSOR_NAME_TAG, QUEUE_SENSOR_NAME) == QUEUE_SENSOR_NAME
+        and JOB_ID_TAG in record.dagster_run.tags
     }
 
 
@@ -128,24 +137,36 @@ def queue_sensor_factory(
         after_id = _read_cursor(context.cursor)
         try:
             jobs = db.queue.list_jobs(
-                state=JobState.QUEUED,
-                after_id=after_id,
-                limit=SENSOR_BATCH_SIZE,
-                exclude_test_jobs=perfdb.skip_test_jobs,
+                state=JobState.QUEUED, after_id=after_id, limit=SENSOR_BATCH_SIZE
             )
         except Exception as error:
             if not is_transient(error):
                 raise
             # The database is restarting: the next tick tries again, nothing is lost.
-            return dg.SkipReason(f"performance database unreachable: {error}")
+            return dg.SkipReason(f"{DATABASE_UNREACHABLE}: {error}")
         launched = _launched(context, jobs)
         periods = db.schedules.periods_of_jobs(
             [job.id for job in jobs if run_key(job) not in launched]
         )
         requests: list[dg.RunRequest] = []
         failed: list[str] = []
+        skipped = 0
         for job in jobs:
             if run_key(job) in launched:
+                continue
+            if perfdb.skip_test_jobs and is_test_job(job.description):
+                try:
+                    db.queue.fail_job(
+                        job.id,
+                        TEST_JOB_COMMENT,
+                        who=Actor.SENSOR,
+                        actor=SENSOR_ACTOR,
+                        queue_count=job.queue_count,
+                    )
+                    context.log.info(f"job {job.id}: {TEST_JOB_COMMENT}")
+                    skipped += 1
+                except InputError:
+                    pass  # someone else changed it meanwhile; the next tick sees the new state
                 continue
             try:
                 check_queued_job(db, job)
@@ -165,6 +186,8 @@ def queue_sensor_factory(
         if not requests:
             seen = f"{len(jobs)} queued jobs after id {after_id}" if jobs else "no queued jobs"
             detail = f"; failed {len(failed)} malformed" if failed else ""
+            if skipped:
+                detail += f"; skipped {skipped} test jobs"
             if launched:
                 detail += f"; {len(launched)} waiting for their runs"
             return dg.SkipReason(f"{seen}{detail}")

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from jobs_pipeline.perfdb.errors import Busy, ConnectionFailed, ConnectionLost
+from jobs_pipeline.perfdb.errors import Busy, ConnectionFailed, ConnectionLost, InvalidTransition
 
 PERFDB_URL_ENV = "PERFDB_URL"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +20,8 @@ DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "perfdb.sqlite"
 # How long a SQLite writer waits for another writer's lock before giving up with `Busy`.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 _READ_ONLY_OPTION = "perfdb_read_only"
+# How every refusal by the database's rules starts (the triggers of `perfdb/rules_*.py`).
+REFUSAL_PREFIX = "jobs_pipeline:"
 _BUSY_TIMEOUTS: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 
 
@@ -114,6 +116,10 @@ def begin(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
     except sa.exc.DBAPIError as error:
         if error.connection_invalidated:
             raise ConnectionLost(_lost(engine, error, committing)) from error
+        refusal = _first_line(error.orig)
+        if isinstance(error, sa.exc.IntegrityError) and refusal.startswith(REFUSAL_PREFIX):
+            # The database's rules refused the statement (`perfdb/rules_*.py`); nothing was written.
+            raise InvalidTransition(refusal) from error
         if not isinstance(error, sa.exc.OperationalError):
             raise
         if "database is locked" in str(error.orig):

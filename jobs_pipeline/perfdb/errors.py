@@ -59,16 +59,16 @@ class Busy(PerfDBError):
 
 
 def is_transient(error: BaseException) -> bool:
-    """A failure of the connection (dropped, refused, server restarting) rather than of the
-    statement: worth retrying once the database is back."""
+    """A failure worth retrying once the database is back: a lost, refused or restarting
+    connection, or (SQLite) another writer holding the write lock past the busy timeout, such
+    as a long `features import`."""
     import sqlalchemy as sa  # here, so that importing the errors stays cheap
 
-    if isinstance(error, ConnectionFailed):
+    if isinstance(error, (ConnectionFailed, Busy)):
         return True
     if isinstance(error, sa.exc.DBAPIError):
-        if error.connection_invalidated:
-            return True
-        return isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError)) and not (
-            isinstance(error.orig, Exception) and "locked" in str(error.orig)
+        # "database is locked" outside `begin()` is the same wait as `Busy`.
+        return error.connection_invalidated or isinstance(
+            error, (sa.exc.OperationalError, sa.exc.InterfaceError)
         )
     return False

@@ -50,9 +50,10 @@ def heartbeat_silence_seconds() -> float:
 class Heartbeat:
     """Beats for (job, run) from a daemon thread until `stop()`, until the run no longer holds
     the job, or until `run_alive()` says the run is over (a run executed inside a longer-lived
-    process). A failed beat (database restarting) is logged and tried again next time; after a
-    silence as long as the reconciler's limit the run has been declared dead anyway, and the
-    thread gives up."""
+    process). A failed beat (database restarting, or a SQLite file locked by a long import) is
+    logged and tried again next time, for as long as it takes: once the database answers again
+    the beat resumes, or finds that the reconciler has declared the run dead meanwhile (the run
+    no longer holds the job) and stops."""
 
     def __init__(
         self,
@@ -68,7 +69,8 @@ class Heartbeat:
         self.job_id = job_id
         self.run_id = run_id
         self.interval = interval if interval is not None else heartbeat_seconds()
-        self.give_up_after = max(heartbeat_silence_seconds(), self.interval)
+        # After this long without a beat the outage is worth a warning.
+        self.warn_after = max(heartbeat_silence_seconds(), self.interval)
         self.run_alive = run_alive
         # A run's orchestrator starts beating before its plan op claims the job: while the job
         # is Queued, the beat says that a run for it is alive (its plan op waiting for a worker).
@@ -100,6 +102,7 @@ class Heartbeat:
     def _beat_until_stopped(self) -> None:
         last_beat = time.monotonic()
         held = False
+        warned = False
         while not self._stopped.wait(self.interval):
             try:
                 if self.run_alive is not None and not self.run_alive():
@@ -110,9 +113,24 @@ class Heartbeat:
                         continue  # not claimed yet, and still Queued
                     return  # the job is final or held by another run: nothing to keep alive
                 held = True
+                if warned:
+                    logger.warning(
+                        "heartbeat of job %s resumed after %.0f s",
+                        self.job_id,
+                        time.monotonic() - last_beat,
+                    )
+                    warned = False
                 last_beat = time.monotonic()
             except Exception as error:
-                if time.monotonic() - last_beat > self.give_up_after:
-                    logger.warning("heartbeat of job %s stopped: %s", self.job_id, error)
-                    return
-                logger.info("heartbeat of job %s failed, trying again: %s", self.job_id, error)
+                silent_for = time.monotonic() - last_beat
+                if silent_for > self.warn_after and not warned:
+                    # Said once per outage; the beat goes on trying.
+                    logger.warning(
+                        "heartbeat of job %s failing for %.0f s, trying on: %s",
+                        self.job_id,
+                        silent_for,
+                        error,
+                    )
+                    warned = True
+                else:
+                    logger.info("heartbeat of job %s failed, trying again: %s", self.job_id, error)

@@ -116,7 +116,8 @@ class RemovedJob:
 def _expired(cutoffs: Cutoffs) -> sa.ColumnElement[bool]:
     return sa.or_(
         *(
-            sa.and_(JOB.c.state_id == int(state), JOB.c.finished < cutoff)
+            # At a keep time of 0, a job that ended in the clock's last tick goes too.
+            sa.and_(JOB.c.state_id == int(state), JOB.c.finished <= cutoff)
             for state, cutoff in cutoffs.items()
         )
     )

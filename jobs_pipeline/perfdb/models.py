@@ -1,6 +1,7 @@
 """SQLAlchemy models of the performance database: the job queue and the domain tables.
 
-The Alembic migrations under `migrations/` build exactly this schema (a test compares them).
+The Alembic migrations under `migrations/` build exactly this schema (a test compares them),
+plus the triggers that keep the state machine's rules (`perfdb/rules_*.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# The triggers stamp these with the database clock; the default lets a plain INSERT leave them out.
+DATABASE_NOW = sa.text("CURRENT_TIMESTAMP")
 
 # JSON on SQLite, JSONB on PostgreSQL (indexable, compact, compares by value).
 JSONDocument = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -67,10 +71,10 @@ class JobInstanceRow(Base):
     parameters: Mapped[dict[str, Any]]
     description: Mapped[str] = mapped_column(sa.Text, server_default="")
     comment: Mapped[str | None] = mapped_column(sa.Text)
-    created: Mapped[datetime]
+    created: Mapped[datetime] = mapped_column(server_default=DATABASE_NOW)
     started: Mapped[datetime | None]
     finished: Mapped[datetime | None]
-    last_state_change: Mapped[datetime]
+    last_state_change: Mapped[datetime] = mapped_column(server_default=DATABASE_NOW)
     queue_count: Mapped[int] = mapped_column(server_default="0")
     run_id: Mapped[str | None] = mapped_column(sa.String(64))
     # Written by the holding run every few seconds; a silent holder is presumed dead.
@@ -78,6 +82,8 @@ class JobInstanceRow(Base):
     # A frontend cancels a job by setting these; the reconciler acts on them and clears them.
     cancel_requested: Mapped[datetime | None] = mapped_column(index=True)
     cancel_requested_by: Mapped[str | None] = mapped_column(sa.String(200))
+    # Who makes this statement (`run:<id>`, `user:cli`, ...): read and cleared by the triggers.
+    actor: Mapped[str | None] = mapped_column(sa.String(200))
 
 
 class JobStepRow(Base):
@@ -99,14 +105,16 @@ class JobStepRow(Base):
     feature_id: Mapped[int | None] = mapped_column(sa.ForeignKey("features.id"))
     state_id: Mapped[int] = mapped_column(sa.ForeignKey("job_states.id"))
     comment: Mapped[str | None] = mapped_column(sa.Text)
-    created: Mapped[datetime]
+    created: Mapped[datetime] = mapped_column(server_default=DATABASE_NOW)
     started: Mapped[datetime | None]
     finished: Mapped[datetime | None]
-    last_state_change: Mapped[datetime]
+    last_state_change: Mapped[datetime] = mapped_column(server_default=DATABASE_NOW)
     attempts: Mapped[int] = mapped_column(server_default="0")
     run_id: Mapped[str | None] = mapped_column(sa.String(64))
     # What the step reported (data quality, counts), as JSON for people and tools.
     details: Mapped[dict[str, Any] | None]
+    # Who makes this statement: read and cleared by the triggers, like the job's.
+    actor: Mapped[str | None] = mapped_column(sa.String(200))
 
 
 class JobStepDependencyRow(Base):

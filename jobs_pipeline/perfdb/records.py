@@ -162,3 +162,14 @@ class ImportSummary:
     changed_values: int = 0
     objects_created: list[str] = field(default_factory=list)
     features_created: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobAges:
+    """How long ago, by the database's clock, a job last showed life and last changed state, in
+    seconds; and the database's time when it was asked (seconds since the epoch)."""
+
+    job_id: int
+    silent_seconds: float  # since its heartbeat, else since it started or changed state
+    state_seconds: float  # since its last state change
+    database_time: float

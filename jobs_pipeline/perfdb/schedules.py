@@ -25,11 +25,15 @@ from jobs_pipeline.perfdb.models import (
     JobInstanceRow,
     JobSchedulePeriodRow,
     JobScheduleRow,
-    JobStateHistoryRow,
     JobType,
     table_of,
 )
-from jobs_pipeline.perfdb.queue import _SELECT_JOBS, _job, bounded, validate_against_schema
+from jobs_pipeline.perfdb.queue_rows import (
+    SELECT_JOBS,
+    bounded,
+    job_from_row,
+    validate_against_schema,
+)
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.perfdb.types import SQLITE_TIMESTAMP_FORMAT
@@ -37,7 +41,6 @@ from jobs_pipeline.perfdb.types import SQLITE_TIMESTAMP_FORMAT
 SCHEDULES = table_of(JobScheduleRow)
 PERIODS = table_of(JobSchedulePeriodRow)
 JOB = table_of(JobInstanceRow)
-HISTORY = table_of(JobStateHistoryRow)
 TYPES = table_of(JobType)
 
 PERIOD_KEYS = ("start", "end")
@@ -142,9 +145,9 @@ def insert_scheduled_job(
     parameters: dict[str, Any],
     description: str,
     actor: str,
-    now: datetime,
 ) -> int:
-    """The one INSERT of a scheduled job: Queued at once, with its history row."""
+    """The one INSERT of a scheduled job, Queued at once; the database's rules fill in its
+    timestamps and queue count and write its history row, naming `actor`."""
     job_id = connection.execute(
         JOB.insert()
         .values(
@@ -152,23 +155,10 @@ def insert_scheduled_job(
             state_id=JobState.QUEUED,
             parameters=parameters,
             description=description,
-            created=now,
-            last_state_change=now,
-            queue_count=1,
+            actor=actor[:200],
         )
         .returning(JOB.c.id)
     ).scalar_one()
-    connection.execute(
-        HISTORY.insert().values(
-            job_id=job_id,
-            step_id=None,
-            from_state_id=None,
-            to_state_id=JobState.QUEUED,
-            actor=actor[:200],
-            comment=None,
-            changed_at=now,
-        )
-    )
     return int(job_id)
 
 
@@ -288,8 +278,9 @@ class Schedules:
         with begin(self.engine, write=False) as connection:
             return self._get(connection, name)
 
-    def _get(self, connection: Connection, name: str) -> Schedule:
-        row = connection.execute(_SELECT_SCHEDULES.where(SCHEDULES.c.name == name)).first()
+    def _get(self, connection: Connection, name: str, *, lock: bool = False) -> Schedule:
+        query = _SELECT_SCHEDULES.where(SCHEDULES.c.name == name)
+        row = connection.execute(query.with_for_update(of=SCHEDULES) if lock else query).first()
         if row is None:
             raise NotFound(f"schedule {name!r} does not exist")
         return _schedule(row)
@@ -362,7 +353,7 @@ class Schedules:
     def list_jobs(self, name: str, *, state: JobState | None = None) -> list[Job]:
         """The jobs a schedule created that still exist, in id order."""
         query = (
-            _SELECT_JOBS.join(PERIODS, PERIODS.c.job_id == JOB.c.id)
+            SELECT_JOBS.join(PERIODS, PERIODS.c.job_id == JOB.c.id)
             .join(SCHEDULES, SCHEDULES.c.id == PERIODS.c.schedule_id)
             .where(SCHEDULES.c.name == name)
             .order_by(JOB.c.id)
@@ -371,7 +362,7 @@ class Schedules:
             query = query.where(JOB.c.state_id == state)
         with begin(self.engine, write=False) as connection:
             self._get(connection, name)
-            return [_job(row) for row in connection.execute(query)]
+            return [job_from_row(row) for row in connection.execute(query)]
 
     def _create_periods(
         self,
@@ -411,7 +402,6 @@ class Schedules:
                 parameters=period_parameters(schedule.parameters, start, end),
                 description=description,
                 actor=actor,
-                now=now,
             )
             connection.execute(
                 PERIODS.update()
@@ -498,7 +488,9 @@ class Schedules:
         unless they carry an offset. Periods created before (whose job may since have been
         deleted) are not created again."""
         with begin(self.engine) as connection:
-            schedule = self._get(connection, name)
+            # Writers of one schedule's periods take turns, as the scheduler's passes do: a
+            # backfill that claimed a period while a pass waits on it would deadlock otherwise.
+            schedule = self._get(connection, name, lock=True)
             try:
                 periods = schedule.periods()
                 low_at = parse_local_time(low, periods.zone) if isinstance(low, str) else low

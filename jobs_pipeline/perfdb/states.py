@@ -42,43 +42,59 @@ class Actor(enum.Enum):
     RECONCILER = "reconciler"  # acts for runs that ended or went silent, and on cancel requests
 
 
-_C, _Q, _R, _D, _F = (
-    JobState.CREATED,
-    JobState.QUEUED,
-    JobState.RUNNING,
-    JobState.FINISHED,
-    JobState.FAILED,
-)
-_USER, _SENSOR, _RUN, _RECONCILER = Actor.USER, Actor.SENSOR, Actor.RUN, Actor.RECONCILER
-
 Transitions = dict[tuple[JobState | None, JobState], frozenset[Actor]]
 
 JOB_TRANSITIONS: Transitions = {
-    (None, _C): frozenset({_USER}),  # created
-    (_C, _C): frozenset({_USER}),  # parameters or description edited
-    (_C, _Q): frozenset({_USER}),  # submitted
-    (_F, _Q): frozenset({_USER}),  # requeued: the steps not Finished run again
-    (_D, _Q): frozenset({_USER}),  # requeued: every step runs again
-    (_Q, _R): frozenset({_RUN}),  # claimed by the run launched for it
-    (_C, _R): frozenset({_RUN}),  # the seed's standalone `run()` of a Created job
-    (_F, _R): frozenset({_RUN}),  # re-execution started from the Dagster UI
-    (_D, _R): frozenset({_RUN}),  # "re-execute all" of a Finished job
-    (_R, _D): frozenset({_RUN, _RECONCILER}),  # last step finished (or the run ended)
-    (_R, _F): frozenset({_RUN, _RECONCILER}),  # a step failed, the run died, or canceled
-    (_Q, _F): frozenset({_SENSOR, _RECONCILER, _USER}),  # malformed; run ended unclaimed; cancel
-    (_C, _F): frozenset({_USER, _RECONCILER}),  # canceled
+    # created, or created and submitted at once
+    (None, JobState.CREATED): frozenset({Actor.USER}),
+    # (the scheduler sensor creates each ended period's job Queued)
+    (None, JobState.QUEUED): frozenset({Actor.USER, Actor.SENSOR}),
+    # parameters or description edited
+    (JobState.CREATED, JobState.CREATED): frozenset({Actor.USER}),
+    # submitted
+    (JobState.CREATED, JobState.QUEUED): frozenset({Actor.USER}),
+    # requeued: the steps not Finished run again
+    (JobState.FAILED, JobState.QUEUED): frozenset({Actor.USER}),
+    # requeued: every step runs again
+    (JobState.FINISHED, JobState.QUEUED): frozenset({Actor.USER}),
+    # claimed by the run launched for it
+    (JobState.QUEUED, JobState.RUNNING): frozenset({Actor.RUN}),
+    # the seed's standalone `run()` of a Created job
+    (JobState.CREATED, JobState.RUNNING): frozenset({Actor.RUN}),
+    # re-execution started from the Dagster UI
+    (JobState.FAILED, JobState.RUNNING): frozenset({Actor.RUN}),
+    # "re-execute all" of a Finished job
+    (JobState.FINISHED, JobState.RUNNING): frozenset({Actor.RUN}),
+    # last step finished (or the run ended)
+    (JobState.RUNNING, JobState.FINISHED): frozenset({Actor.RUN, Actor.RECONCILER}),
+    # a step failed, the run died, or canceled
+    (JobState.RUNNING, JobState.FAILED): frozenset({Actor.RUN, Actor.RECONCILER}),
+    # malformed row; its run ended before claiming it; canceled
+    (JobState.QUEUED, JobState.FAILED): frozenset({Actor.SENSOR, Actor.RECONCILER, Actor.USER}),
+    # canceled
+    (JobState.CREATED, JobState.FAILED): frozenset({Actor.USER, Actor.RECONCILER}),
 }
 
 STEP_TRANSITIONS: Transitions = {
-    (None, _C): frozenset({_RUN, _USER}),  # created when a run (or `run()`) plans the job
-    (_C, _R): frozenset({_RUN}),  # started
-    (_F, _R): frozenset({_RUN}),  # re-run after a failure
-    (_R, _R): frozenset({_RUN}),  # the holding run restarts its own step (retry, redelivery)
-    (_R, _D): frozenset({_RUN}),
-    (_R, _F): frozenset({_RUN, _RECONCILER}),  # failed, or its run died
-    (_C, _F): frozenset({_RUN, _RECONCILER}),  # its op failed before it started; canceled
-    (_F, _F): frozenset({_RUN}),  # failed under an earlier run, canceled before its re-run
-    (_D, _C): frozenset({_USER, _RUN}),  # recompute all
+    # created when a run (or `run()`) plans the job
+    (None, JobState.CREATED): frozenset({Actor.RUN}),
+    # started
+    (JobState.CREATED, JobState.RUNNING): frozenset({Actor.RUN}),
+    # re-run after a failure
+    (JobState.FAILED, JobState.RUNNING): frozenset({Actor.RUN}),
+    # the holding run restarts its own step (retry, redelivery)
+    (JobState.RUNNING, JobState.RUNNING): frozenset({Actor.RUN}),
+    # finished
+    (JobState.RUNNING, JobState.FINISHED): frozenset({Actor.RUN}),
+    # failed, or its run died
+    (JobState.RUNNING, JobState.FAILED): frozenset({Actor.RUN, Actor.RECONCILER}),
+    # its op failed before it started; canceled
+    (JobState.CREATED, JobState.FAILED): frozenset({Actor.RUN, Actor.RECONCILER}),
+    # failed under an earlier run, canceled before its re-run
+    (JobState.FAILED, JobState.FAILED): frozenset({Actor.RUN}),
+    # recompute all: by a run reopening a Finished job, or by the database when a user queues
+    # a Finished job again (users move steps only so)
+    (JobState.FINISHED, JobState.CREATED): frozenset({Actor.USER, Actor.RUN}),
 }
 
 

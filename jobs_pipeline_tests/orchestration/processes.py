@@ -123,6 +123,24 @@ def add_slow_steps_type(perfdb: PerfDB, object_name: str) -> None:
     perfdb.catalog.ensure_objects([object_name])
 
 
+class HungStepsJob(SlowStepsJob):
+    """`SlowStepsJob` whose steps may run `MAX_STEP_SECONDS` at most: a step given more seconds
+    than that hangs as far as the reconciler is concerned."""
+
+    _name = "Hung Steps"
+    _description = "Sleeps past its maximum step runtime; for the tests of step limits"
+    _heavy_steps = False
+    MAX_STEP_SECONDS = 4.0
+    _max_step_seconds = MAX_STEP_SECONDS
+
+
+HUNG_STEPS_SPEC = JobTypeSpec(
+    name=HungStepsJob._name,
+    description=HungStepsJob._description,
+    parameters_schema=HungStepsJob._parameters_schema,
+)
+
+
 class PacedAlarmCalc(JobAlarmCalc):
     """The alarm calculation, each step first writing its process id to
     `$JOBS_PIPELINE_TEST_PID_DIR/<job id>.pid` and then taking `PACED_STEP_SECONDS`, so that
@@ -156,6 +174,7 @@ def slow_steps_definitions() -> dg.Definitions:
     from jobs_pipeline.jobs.registry import register
 
     register(SlowStepsJob)
+    register(HungStepsJob)
     register(PacedAlarmCalc)
     return defs
 

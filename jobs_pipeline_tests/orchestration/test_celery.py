@@ -23,6 +23,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from jobs_pipeline.jobs.step_limits import STEP_PICKUP_SECONDS_ENV
 from jobs_pipeline.orchestration.execution import (
     CELERY_BROKER_ENV,
     CELERY_QUEUE_ENV,
@@ -334,6 +335,44 @@ def test_a_broker_that_does_not_answer_fails_the_run_and_the_job_with_the_reason
         f"(kombu.exceptions.OperationalError: [Errno 111] Connection refused): queue it again"
     )
     assert deployment.perfdb.queue.get_steps(job_id) == []
+
+
+def test_a_run_whose_steps_no_worker_picks_up_fails_with_the_reason(
+    deployment: CeleryDeployment, tmp_path: Path
+) -> None:
+    # No worker listens to the deployment's queue; the daemon allows 15 s for a pickup.
+    deployment.daemon.stop()
+    deployment.env[STEP_PICKUP_SECONDS_ENV] = "15"
+    with running_daemon(
+        write_workspace(tmp_path), deployment.env, tmp_path / "daemon2.log"
+    ) as daemon:
+        deployment.daemon = daemon
+        job_id = deployment.queue_paced_job()
+        job = wait_for(
+            job_in_state(deployment.perfdb, job_id, JobState.FAILED, JobState.FINISHED),
+            timeout=TIMEOUT,
+            what=f"job {job_id} to end",
+            daemon=daemon,
+        )
+        [run] = deployment.instance.get_runs(
+            dg.RunsFilter(tags={"jobs_pipeline/job_id": str(job_id)})
+        )
+        run = wait_for(
+            finished_run(deployment.instance, run.run_id),
+            timeout=TIMEOUT,
+            what=f"run {run.run_id} to end",
+            daemon=daemon,
+        )
+
+    assert job.state == JobState.FAILED
+    assert job.comment == (
+        f"no worker picked up run {run.run_id} within 15 s (is a worker listening to its "
+        f"queue?): queue it again"
+    )
+    assert run.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
+    queue = deployment.perfdb.queue
+    assert queue.list_jobs(state=JobState.RUNNING) == []
+    assert queue.list_jobs(state=JobState.QUEUED) == []
 
 
 def test_the_worker_configuration_matches_the_executor() -> None:

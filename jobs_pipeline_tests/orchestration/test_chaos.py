@@ -6,6 +6,9 @@ Faults, one after another while runs are in flight:
 - SIGKILL of a run worker in the middle of a step;
 - a run canceled while it waits in Dagster's run queue;
 - a cancel request written to a Running job's row, as a frontend would;
+- rows moved by hand with a worker's plain SQL: a Running job handed to a run that does not
+  exist (its real run's step stays Running under the older run), and a Queued job set Running
+  with no run id;
 - a PostgreSQL restart (Dagster's storage and the performance database alike);
 - SIGKILL of the whole daemon (code server and run workers with it), then a new daemon.
 Jobs come in identical pairs, so two jobs over the same objects and alarms run at once.
@@ -273,6 +276,52 @@ def request_a_cancel(perfdb: PerfDB) -> tuple[Fault, int]:
     return Fault("cancel request from the database", ended(job_id)), job_id
 
 
+def hand_a_running_job_to_another_run(perfdb: PerfDB) -> tuple[Fault, int]:
+    """A worker's plain SQL gives a Running job to a run that does not exist."""
+
+    def handed() -> int | None:
+        for job_id, run_id in running(perfdb).items():
+            with perfdb.engine.begin() as connection:
+                changed = connection.execute(
+                    sa.text(
+                        "UPDATE job_instances SET run_id = 'forged-run', actor = 'run:forged' "
+                        "WHERE id = :id AND state_id = :running AND run_id = :run_id"
+                    ),
+                    {"id": job_id, "running": int(JobState.RUNNING), "run_id": run_id},
+                ).rowcount
+            if changed:
+                return job_id
+        return None
+
+    job_id = wait_for(handed, timeout=60, what="a Running job to hand over")
+    return Fault("a Running job handed to a run that does not exist", ended(job_id)), job_id
+
+
+def set_a_queued_job_running_without_a_run(perfdb: PerfDB) -> tuple[Fault, int]:
+    """A worker's plain SQL makes a Queued job Running with no run id (as `run()` may)."""
+
+    def forged() -> int | None:
+        for job in perfdb.queue.list_jobs(state=JobState.QUEUED, limit=5):
+            with perfdb.engine.begin() as connection:
+                changed = connection.execute(
+                    sa.text(
+                        "UPDATE job_instances SET state_id = :running, actor = 'run:standalone' "
+                        "WHERE id = :id AND state_id = :queued"
+                    ),
+                    {
+                        "id": job.id,
+                        "running": int(JobState.RUNNING),
+                        "queued": int(JobState.QUEUED),
+                    },
+                ).rowcount
+            if changed:
+                return job.id
+        return None
+
+    job_id = wait_for(forged, timeout=60, what="a Queued job to set Running")
+    return Fault("a Queued job set Running without a run id", ended(job_id)), job_id
+
+
 def test_no_job_is_left_behind_whatever_dies(deployment: Deployment, tmp_path: Path) -> None:
     from contextlib import ExitStack
 
@@ -298,6 +347,10 @@ def test_no_job_is_left_behind_whatever_dies(deployment: Deployment, tmp_path: P
         fault, queued_canceled = cancel_a_queued_run(instance)
         watch.add(fault)
         fault, cancel_requested = request_a_cancel(perfdb)
+        watch.add(fault)
+        fault, handed = hand_a_running_job_to_another_run(perfdb)
+        watch.add(fault)
+        fault, unheld = set_a_queued_job_running_without_a_run(perfdb)
         watch.add(fault)
 
         time.sleep(2)
@@ -343,6 +396,8 @@ def test_no_job_is_left_behind_whatever_dies(deployment: Deployment, tmp_path: P
         assert all(job.comment for job in failed.values()), failed
         assert failed[cancel_requested].comment.startswith("canceled by chaos")  # type: ignore[union-attr]
         assert "was canceled before it claimed the job" in (failed[queued_canceled].comment or "")
+        assert "run forged-run is unknown to Dagster" in (failed[handed].comment or "")
+        assert (failed[unheld].comment or "").startswith("Running without a run id")
         figures.append(f"{len(failed)} of {JOBS} jobs Failed after the faults")
 
         # A requeue of every Failed job finishes them all.
@@ -367,6 +422,8 @@ def test_no_job_is_left_behind_whatever_dies(deployment: Deployment, tmp_path: P
                     JobState.QUEUED,
                     JobState.RUNNING,
                 ):
+                    if entry.actor == "run:standalone":
+                        continue  # the forged claim without a run
                     run = instance.get_run_by_id(entry.actor.removeprefix("run:"))
                     assert run is not None, entry
                     claims[job_id, run.tags[QUEUE_COUNT_TAG]] += 1

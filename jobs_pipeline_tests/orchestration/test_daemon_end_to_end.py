@@ -31,7 +31,9 @@ from jobs_pipeline_tests.orchestration.processes import (
     INTERPRETER_BIN,
     PRODUCTION_WORKSPACE,
     REPO_ROOT,
+    SLOW_STEPS_SPEC,
     DaemonDeployment,
+    add_slow_steps_type,
     daemon_deployment,
     dagster_environment,
     finished_run,
@@ -246,6 +248,42 @@ def test_daemon_runs_a_job_queued_with_the_cli_and_runs_it_again_when_requeued(
         perfdb.dispose()
 
 
+def test_job_run_next_to_the_daemon_waits_for_the_sensors_run_instead_of_launching_another(
+    pg_perfdb_url: str, tmp_path: Path
+) -> None:
+    perfdb = PerfDB.connect(pg_perfdb_url)
+    try:
+        add_slow_steps_type(perfdb, "WT-01")
+        with (
+            scratch_dagster_environment(pg_perfdb_url, tmp_path) as env,
+            daemon_deployment(env, tmp_path) as running,
+        ):
+            job = perfdb.queue.create_job(
+                SLOW_STEPS_SPEC.name,
+                {"object": "WT-01", "seconds": [8], "pid_file": str(tmp_path / "pid")},
+                queue=True,
+            )
+            [sensors_run] = wait_for(
+                lambda: runs_of_job(running.instance, job.id),
+                timeout=JOB_TIMEOUT,
+                what=f"the queue sensor to launch job {job.id}",
+                daemon=running.daemon,
+            )
+
+            result = jobs_pipeline("--db", pg_perfdb_url, "job", "run", str(job.id), env=env)
+
+            assert result.returncode == 0, result.stderr
+            assert f"job {job.id} already has run {sensors_run.run_id}" in result.stderr
+            assert result.stdout.startswith(f"job {job.id} Finished: run {sensors_run.run_id} ")
+            assert [run.run_id for run in runs_of_job(running.instance, job.id)] == [
+                sensors_run.run_id
+            ]
+            finished = perfdb.queue.get_job(job.id)
+            assert (finished.state, finished.run_id) == (JobState.FINISHED, sensors_run.run_id)
+    finally:
+        perfdb.dispose()
+
+
 # --- `jobs-pipeline job run` -----------------------------------------------------------------
 
 
@@ -312,6 +350,26 @@ def test_job_run_refuses_a_job_that_is_not_queued(
         assert perfdb.queue.get_steps(job.id) == []
         with instance_for_environment(sqlite_env) as instance:
             assert instance.get_runs() == []
+    finally:
+        perfdb.dispose()
+
+
+def test_job_run_of_a_job_held_outside_dagster_is_refused(
+    sqlite_perfdb_url: str, sqlite_env: dict[str, str]
+) -> None:
+    perfdb = PerfDB.connect(sqlite_perfdb_url)
+    try:
+        store_samples(perfdb)
+        job = create_job(perfdb, ALARM_CALC, PARAMETERS, queue=True)
+        perfdb.queue.claim_job(job.id, "standalone-1")
+
+        result = jobs_pipeline("--db", sqlite_perfdb_url, "job", "run", str(job.id), env=sqlite_env)
+
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            f"jobs-pipeline: error: job {job.id} is Running (held by standalone-1, not a run "
+            f"of this Dagster instance)\n"
+        )
     finally:
         perfdb.dispose()
 

@@ -136,7 +136,7 @@ def assert_dead_run_reconciled(perfdb: PerfDB, job_id: int, run_id: str, reason:
         JobState.FAILED,
         reason,
     )
-    assert last.actor == "reconciler"
+    assert last.actor.startswith("reconciler:")
 
 
 def snapshot(perfdb: PerfDB, job_id: int) -> tuple[Any, ...]:

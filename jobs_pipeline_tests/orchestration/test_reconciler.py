@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from jobs_pipeline.definitions import defs
 from jobs_pipeline.jobs import load_job
-from jobs_pipeline.orchestration.reconciler import RECONCILER_NAME, Cursor, Reconciler
+from jobs_pipeline.orchestration.reconciler import RECONCILER_NAME, Cursor, Reconciler, Sweep
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.sensors import run_tags
 from jobs_pipeline.perfdb import PerfDB
@@ -120,7 +120,7 @@ def silence(perfdb: PerfDB, job_id: int, seconds: float) -> None:
         connection.execute(
             jobs.update()
             .where(jobs.c.id == job_id)
-            .values(heartbeat=utcnow() - timedelta(seconds=seconds))
+            .values(heartbeat=utcnow() - timedelta(seconds=seconds), actor="run:silenced-by-test")
         )
 
 
@@ -447,9 +447,12 @@ def test_a_run_that_started_but_never_claimed_its_job_fails_it_once_silent(
     job = alarm_job(seeded_db, WITH_DATA)
     run = run_for(instance, job)
     mark_started(instance, run)
-    assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"  # just started
+    cursor = Cursor()
+    # Just started: its age counts from this sweep, by the database's clock.
+    assert Reconciler(seeded_db, instance).sweep(cursor).summary() == "nothing to reconcile"
+    assert run.run_id in Cursor.parse(cursor.dump()).started_seen
 
-    Reconciler(seeded_db, instance, silence_seconds=0.0).sweep(Cursor())
+    Reconciler(seeded_db, instance, silence_seconds=0.0).sweep(cursor)
 
     failed = seeded_db.queue.get_job(job.id)
     assert failed.state == FAILED
@@ -468,12 +471,155 @@ def test_a_run_whose_plan_op_waits_for_a_worker_is_alive_while_it_beats(
     job = alarm_job(seeded_db, WITH_DATA)
     run = run_for(instance, job)
     mark_started(instance, run)
-    time.sleep(0.3)
+    cursor = Cursor()
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(cursor)  # seen started
+    time.sleep(0.3)  # longer than the silence: only the beat keeps it alive
     assert seeded_db.queue.beat_queued(job.id)
 
-    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(Cursor())
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(cursor)
     assert seeded_db.queue.get_job(job.id).state == QUEUED
 
     time.sleep(0.3)  # and once the beats stop, the run is taken for dead
-    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(Cursor())
+    Reconciler(seeded_db, instance, silence_seconds=0.2).sweep(cursor)
     assert seeded_db.queue.get_job(job.id).state == FAILED
+
+
+# --- rows moved by hand ------------------------------------------------------------------------
+
+
+def as_a_worker(perfdb: PerfDB, job_id: int, **values: Any) -> None:
+    """Plain SQL that names itself a run (what a worker role may do with the job row)."""
+    set_columns(perfdb, job_id, actor="run:by-hand", **values)
+
+
+def test_a_step_left_running_by_an_older_run_is_failed_and_its_job_ends(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, instance: dg.DagsterInstance
+) -> None:
+    held = job_held_by_a_run(seeded_db, instance)
+    newer = run_for(instance, seeded_db.queue.get_job(held.job_id))
+    # The job handed to another run by hand: its first step stays Running under the first run,
+    # fenced off from the newer one, which could never finalise the job.
+    as_a_worker(seeded_db, held.job_id, run_id=newer.run_id)
+    instance.report_run_failed(newer, "the newer run died too")
+
+    summary, _ = sweep(instance, perfdb_resource)
+
+    step = seeded_db.queue.get_step(held.steps[0])
+    assert step.state == FAILED
+    assert step.comment == (
+        f"left Running by run {held.run.run_id}, which no longer holds job {held.job_id} "
+        f"(Running, held by run {newer.run_id})"
+    )
+    job = seeded_db.queue.get_job(held.job_id)
+    assert job.state == FAILED, summary
+    assert job.comment is not None and job.comment.startswith(f"run {newer.run_id} failed")
+    assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"
+
+
+def test_a_step_left_running_under_a_queued_job_is_failed_before_its_next_run(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, instance: dg.DagsterInstance
+) -> None:
+    held = job_held_by_a_run(seeded_db, instance)
+    as_a_worker(seeded_db, held.job_id, state_id=int(FAILED))
+    seeded_db.queue.queue_job(held.job_id)  # its step still Running under the first run
+
+    sweep(instance, perfdb_resource)
+
+    assert seeded_db.queue.get_step(held.steps[0]).state == FAILED
+    newer = seeded_db.queue.claim_job(held.job_id, "run-newer")
+    assert seeded_db.queue.start_step(held.steps[0], newer.run_id).state == RUNNING
+
+
+def test_a_running_job_without_a_run_id_fails_once_silent(
+    seeded_db: PerfDB, perfdb_resource: PerfDBResource, instance: dg.DagsterInstance
+) -> None:
+    job = alarm_job(seeded_db, WITH_DATA)
+    # `run:standalone` may hold a job without a run id; nothing will ever finish this one.
+    set_columns(seeded_db, job.id, state_id=int(RUNNING), actor="run:standalone")
+    assert sweep(instance, perfdb_resource)[0] == "nothing to reconcile"  # not silent yet
+
+    Reconciler(seeded_db, instance, silence_seconds=0.0).sweep(Cursor())
+
+    failed = seeded_db.queue.get_job(job.id)
+    assert failed.state == FAILED
+    assert failed.comment is not None
+    assert failed.comment.startswith("Running without a run id and silent for ")
+    assert failed.finished is not None
+
+
+def test_a_job_claimed_finished_and_requeued_within_one_sweep_is_left_alone(
+    seeded_db: PerfDB, instance: dg.DagsterInstance
+) -> None:
+    job = alarm_job(seeded_db, WITH_DATA)
+    run = run_for(instance, job)
+    # What the sweep read: the job Queued in its first queueing...
+    [stale] = seeded_db.queue.list_jobs(state=QUEUED)
+    # ...then, before the sweep judged it, its run claimed it and ended, and it was requeued.
+    seeded_db.queue.claim_job(job.id, run.run_id)
+    seeded_db.queue.fail_job(
+        job.id, "not run", from_states=(RUNNING,), who=Actor.RUN, run_id=run.run_id
+    )
+    instance.report_run_failed(run, "the job failed")
+    seeded_db.queue.queue_job(job.id)
+    records = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))
+
+    done = Sweep()
+    ages = seeded_db.queue.ages([job.id])[job.id]
+    Reconciler(seeded_db, instance)._judge_queued(stale, records, ages, {}, done)
+
+    after = seeded_db.queue.get_job(job.id)
+    assert (after.state, after.queue_count) == (QUEUED, 2)
+    assert done.finalised == []
+
+
+# --- step limits: alive is not enough ------------------------------------------------------------
+
+
+def test_a_running_job_whose_steps_no_worker_picks_up_fails_them_with_the_reason(
+    seeded_db: PerfDB, instance: dg.DagsterInstance
+) -> None:
+    held = job_held_by_a_run(seeded_db, instance, started_steps=0)
+    mark_started(instance, held.run)
+    reconciler = Reconciler(seeded_db, instance, pickup_seconds=1.0)
+    reconciler.sweep(Cursor())
+    assert seeded_db.queue.get_job(held.job_id).state == RUNNING  # just claimed
+
+    time.sleep(1.3)
+    seeded_db.queue.beat(held.job_id, held.run.run_id)  # the run is alive all along
+    reconciler.sweep(Cursor())
+
+    job = seeded_db.queue.get_job(held.job_id)
+    assert (job.state, job.comment) == (
+        FAILED,
+        f"no worker picked up a step of run {held.run.run_id} within 1 s: run terminated; "
+        f"4 (100.00%) steps failed",
+    )
+    steps = seeded_db.queue.get_steps(held.job_id)
+    assert {(step.state, step.comment) for step in steps} == {
+        (FAILED, "not picked up by a worker within 1 s")
+    }
+
+
+def test_a_started_run_whose_plan_step_no_worker_picks_up_fails_its_queued_job(
+    seeded_db: PerfDB, instance: dg.DagsterInstance
+) -> None:
+    job = alarm_job(seeded_db, WITH_DATA)
+    run = run_for(instance, job)
+    mark_started(instance, run)
+    reconciler = Reconciler(seeded_db, instance, pickup_seconds=1.0)
+    cursor = Cursor()
+    seeded_db.queue.beat_queued(job.id)  # the run worker beats while the plan step waits
+    reconciler.sweep(cursor)
+    assert seeded_db.queue.get_job(job.id).state == QUEUED
+    assert list(json.loads(cursor.dump())["unclaimed"]) == [run.run_id]
+
+    time.sleep(1.3)
+    seeded_db.queue.beat_queued(job.id)
+    reconciler.sweep(Cursor.parse(cursor.dump()))
+
+    failed = seeded_db.queue.get_job(job.id)
+    assert (failed.state, failed.comment) == (
+        FAILED,
+        f"no worker picked up run {run.run_id} within 1 s (is a worker listening to its "
+        f"queue?): queue it again",
+    )

@@ -102,10 +102,15 @@ def test_routine_ticks_of_our_sensors_are_dropped_from_the_daemon_log(
         logger.info(
             'Skipping 2 runs for sensor perfdb_queue_sensor already completed with run keys: ["a"]'
         )
-        logger.warning("Sensor perfdb_queue_sensor skipped: performance database unreachable")
+        # Dagster logs every skip reason at INFO, this one too: it must stay visible.
+        logger.info("Sensor perfdb_queue_sensor skipped: performance database unreachable: x")
+        logger.info("Sensor perfdb_reconciler skipped: performance database unreachable: y")
+        logger.warning("Sensor perfdb_queue_sensor skipped: could not read the runs")
     assert [record.getMessage() for record in caplog.records] == [
         "Checking for new runs for sensor: someone_elses_sensor",
-        "Sensor perfdb_queue_sensor skipped: performance database unreachable",
+        "Sensor perfdb_queue_sensor skipped: performance database unreachable: x",
+        "Sensor perfdb_reconciler skipped: performance database unreachable: y",
+        "Sensor perfdb_queue_sensor skipped: could not read the runs",
     ]
 
 

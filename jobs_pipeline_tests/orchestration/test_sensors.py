@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from jobs_pipeline.definitions import defs
 from jobs_pipeline.jobs import JobAlarmCalc
+from jobs_pipeline.jobs.base import is_test_job
 from jobs_pipeline.orchestration import sensors
 from jobs_pipeline.orchestration.execution import PROFILE_TAG
 from jobs_pipeline.orchestration.resources import PerfDBResource, shared_perfdb
@@ -23,6 +24,7 @@ from jobs_pipeline.orchestration.sensors import (
     JOB_TYPE_TAG,
     QUEUE_COUNT_TAG,
     SENSOR_ACTOR,
+    TEST_JOB_COMMENT,
     run_tags,
 )
 from jobs_pipeline.orchestration.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
@@ -104,6 +106,25 @@ def set_parameters(perfdb: PerfDB, job_id: int, parameters: str) -> None:
         )
 
 
+def queued_by_sql(perfdb: PerfDB, parameters: str) -> Job:
+    """A Queued job inserted with plain SQL, as a frontend may: no JSON Schema check at all."""
+    json_value = (
+        "CAST(:parameters AS jsonb)"
+        if perfdb.engine.dialect.name == "postgresql"
+        else ":parameters"
+    )
+    with perfdb.engine.begin() as connection:
+        job_id = connection.execute(
+            sa.text(
+                "INSERT INTO job_instances (type_id, state_id, parameters, description) "
+                f"SELECT id, :state, {json_value}, 'nightly alarms' FROM job_types "
+                "WHERE name = :name RETURNING id"
+            ),
+            {"state": int(JobState.QUEUED), "parameters": parameters, "name": ALARM_CALC},
+        ).scalar_one()
+    return perfdb.queue.get_job(job_id)
+
+
 def raw_parameters(**changes: Any) -> dict[str, Any]:
     return {"object_names": list(WITH_DATA), "alarm_ids": list(ALARM_IDS), **PERIOD, **changes}
 
@@ -147,17 +168,40 @@ def test_each_queued_job_becomes_one_run_request(
     assert result.cursor == cursor_after(0)
 
 
-def test_test_jobs_are_left_alone_unless_configured(
+def test_test_jobs_are_skipped_with_a_comment_unless_configured(
     seeded_db: PerfDB, perfdb_resource: PerfDBResource, perfdb_url: str
 ) -> None:
     test_job = alarm_job(seeded_db, description="TEST of the new thresholds")
     real_job = alarm_job(seeded_db, description="nightly alarms")
-
-    assert tick(perfdb_resource).run_keys == keys(real_job)
-    assert seeded_db.queue.get_job(test_job.id).state == JobState.QUEUED
+    # The word "test", not the letters: these are real jobs.
+    latest = alarm_job(seeded_db, description="latest alarms")
+    fastest = alarm_job(seeded_db, description="the fastest turbines; contest entries")
 
     launch_all = PerfDBResource(url=perfdb_url, skip_test_jobs=False)
-    assert tick(launch_all).run_keys == keys(test_job, real_job)
+    assert tick(launch_all).run_keys == keys(test_job, real_job, latest, fastest)
+
+    assert tick(perfdb_resource).run_keys == keys(real_job, latest, fastest)
+    skipped = seeded_db.queue.get_job(test_job.id)
+    assert (skipped.state, skipped.comment) == (JobState.FAILED, TEST_JOB_COMMENT)
+    assert 'the word "test"' in TEST_JOB_COMMENT
+
+
+@pytest.mark.parametrize(
+    ("description", "is_test"),
+    [
+        ("test run", True),
+        ("TEST of the new thresholds", True),
+        ("unit tests, please ignore", True),
+        ("re-test: LAN-01", True),
+        ("latest alarms", False),
+        ("fastest turbines", False),
+        ("contest", False),
+        ("testing", False),
+        ("", False),
+    ],
+)
+def test_a_test_job_is_told_by_the_word(description: str, is_test: bool) -> None:
+    assert is_test_job(description) is is_test
 
 
 def test_malformed_rows_fail_with_a_comment_and_the_others_still_launch(
@@ -170,10 +214,8 @@ def test_malformed_rows_fail_with_a_comment_and_the_others_still_launch(
     unknown_object = queue.create_job(
         ALARM_CALC, raw_parameters(object_names=["LAN-01", "LAN-99"]), queue=True
     )
-    bad_type = alarm_job(seeded_db)
-    set_parameters(seeded_db, bad_type.id, json.dumps(raw_parameters(alarm_ids="1001")))
-    out_of_range = alarm_job(seeded_db)
-    set_parameters(seeded_db, out_of_range.id, json.dumps(raw_parameters(alarm_ids=[10**20])))
+    bad_type = queued_by_sql(seeded_db, json.dumps(raw_parameters(alarm_ids="1001")))
+    out_of_range = queued_by_sql(seeded_db, json.dumps(raw_parameters(alarm_ids=[10**20])))
     with seeded_db.engine.begin() as connection:
         # A type the database knows but this code location does not (retired, or not deployed).
         connection.execute(
@@ -238,22 +280,30 @@ def test_a_requeued_job_gets_a_new_run_key(
     assert [request.tags for request in result.run_requests] == [run_tags(j) for j in requeued]
 
 
-def sensor_run(instance: dg.DagsterInstance, key: str, sensor: str = "perfdb_queue_sensor") -> None:
-    """A run that a sensor created with this run key (waiting in Dagster's run queue)."""
-    instance.add_run(
-        dg.DagsterRun(job_name="perfdb_job", tags={RUN_KEY_TAG: key, SENSOR_NAME_TAG: sensor})
-    )
+def sensor_run(
+    instance: dg.DagsterInstance, key: str, sensor: str | None = "perfdb_queue_sensor"
+) -> None:
+    """A run that a sensor created with this run key (waiting in Dagster's run queue); with
+    `sensor` None, the run `job run` created."""
+    job_id = key.split("-")[1]
+    tags = {RUN_KEY_TAG: key, JOB_ID_TAG: job_id}
+    if sensor is not None:
+        tags[SENSOR_NAME_TAG] = sensor
+    instance.add_run(dg.DagsterRun(job_name="perfdb_job", tags=tags))
 
 
 def test_a_job_whose_run_exists_is_left_to_that_run(
     seeded_db: PerfDB, perfdb_resource: PerfDBResource
 ) -> None:
-    waiting, fresh, elsewhere = (alarm_job(seeded_db, WITH_DATA) for _ in range(3))
+    waiting, fresh, elsewhere, by_hand = (alarm_job(seeded_db, WITH_DATA) for _ in range(4))
     with dg.DagsterInstance.ephemeral() as instance:
         sensor_run(instance, *keys(waiting))
         sensor_run(instance, *keys(elsewhere), sensor="someone_elses_sensor")
-        # Its row is not checked again: gone bad meanwhile, it stays Queued for its run's plan op.
-        set_parameters(seeded_db, waiting.id, json.dumps(raw_parameters(start="yesterday")))
+        sensor_run(instance, *keys(by_hand), sensor=None)  # `job run` launched it
+        # Its row is not checked again; nor can it go bad meanwhile: the database refuses to
+        # edit a Queued job.
+        with pytest.raises(sa.exc.IntegrityError, match=r"jobs_pipeline: .*edit"):
+            set_parameters(seeded_db, waiting.id, json.dumps(raw_parameters(start="yesterday")))
 
         result = tick(perfdb_resource, instance=instance)
 
@@ -262,7 +312,7 @@ def test_a_job_whose_run_exists_is_left_to_that_run(
         sensor_run(instance, *keys(fresh))
         sensor_run(instance, *keys(elsewhere))
         assert tick(perfdb_resource, instance=instance).skip_reason == (
-            "3 queued jobs after id 0; 3 waiting for their runs"
+            "4 queued jobs after id 0; 4 waiting for their runs"
         )
 
 
@@ -288,6 +338,7 @@ def test_skip_reason_says_what_the_sensor_saw(
 
     alarm_job(seeded_db, queue=False)
     alarm_job(seeded_db, description="test run")
+    assert tick(perfdb_resource).skip_reason == "1 queued jobs after id 0; skipped 1 test jobs"
     assert tick(perfdb_resource).skip_reason == "no queued jobs"
 
     malformed = seeded_db.queue.create_job(
@@ -302,9 +353,13 @@ def test_the_cursor_pages_through_the_queue_in_batches(
     seeded_db: PerfDB, perfdb_resource: PerfDBResource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sensors, "SENSOR_BATCH_SIZE", 2)
-    jobs = [alarm_job(seeded_db, WITH_DATA) for _ in range(5)]
     # A malformed row inside a batch still moves the cursor on.
-    set_parameters(seeded_db, jobs[1].id, json.dumps(raw_parameters(start="yesterday")))
+    jobs = [
+        queued_by_sql(seeded_db, json.dumps(raw_parameters(start="yesterday")))
+        if position == 1
+        else alarm_job(seeded_db, WITH_DATA)
+        for position in range(5)
+    ]
 
     first = tick(perfdb_resource)
     assert (first.run_keys, first.cursor) == (keys(jobs[0]), cursor_after(jobs[1].id))
@@ -343,6 +398,9 @@ def test_the_queue_query_uses_the_state_index_whatever_the_history(
             alarm_id=alarm_id, name=str(alarm_id), feature="temperature", operator=">", threshold=1
         )
     with pg_db.engine.begin() as connection:
+        # History written straight into the table: the rules' triggers are bypassed, as only a
+        # superuser can (`session_replication_role`).
+        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
         type_id = connection.execute(
             sa.text("SELECT id FROM job_types WHERE name = :name"), {"name": ALARM_CALC}
         ).scalar_one()

@@ -79,8 +79,8 @@ def race_for_one_job(url: str) -> None:
     assert run_id == f"run-{winner}"
     # Only the winner's transition was written.
     assert [(entry.from_state, entry.to_state, entry.actor) for entry in history] == [
-        (None, JobState.CREATED, "api"),
-        (JobState.CREATED, JobState.QUEUED, "api"),
+        (None, JobState.CREATED, "user:api"),
+        (JobState.CREATED, JobState.QUEUED, "user:api"),
         (JobState.QUEUED, JobState.RUNNING, f"run:run-{winner}"),
     ]
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from jobs_pipeline.jobs import job_type_specs, upgrade_database
-from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.migrate import current_revision, head_revision, upgrade
+from jobs_pipeline.perfdb import PerfDB, rules_postgresql, rules_sqlite
+from jobs_pipeline.perfdb.engine import begin
+from jobs_pipeline.perfdb.migrate import alembic_config, current_revision, head_revision, upgrade
 from jobs_pipeline.perfdb.models import Base
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.conftest import BACKENDS
@@ -39,3 +41,35 @@ def test_upgrade_seeds_states_and_job_types_and_is_repeatable(empty_perfdb_url: 
     assert states == {state.value: state.label for state in JobState}
     assert [row.name for row in types] == [spec.name for spec in job_type_specs()]
     assert "Alarm Calculation" in [row.name for row in types]
+
+
+@pytest.mark.parametrize("empty_perfdb_url", BACKENDS, indirect=True)
+def test_migrations_install_the_rules_triggers_and_downgrade_removes_them(
+    empty_perfdb_url: str,
+) -> None:
+    perfdb = PerfDB.connect(empty_perfdb_url)
+    upgrade(perfdb.engine)
+    postgresql = perfdb.engine.dialect.name == "postgresql"
+    query = (
+        "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+        if postgresql
+        else "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    )
+    expected = set(
+        rules_postgresql.postgresql_trigger_names()
+        if postgresql
+        else rules_sqlite.sqlite_trigger_names()
+    )
+    with perfdb.engine.connect() as connection:
+        installed = set(connection.exec_driver_sql(query).scalars())
+    assert expected <= installed
+    config = alembic_config()
+    with begin(perfdb.engine) as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    with perfdb.engine.connect() as connection:
+        left = set(connection.exec_driver_sql(query).scalars())
+        columns = {column["name"] for column in sa.inspect(connection).get_columns("job_steps")}
+    perfdb.dispose()
+    assert not expected & left
+    assert "actor" not in columns

@@ -53,6 +53,7 @@ def test_the_table_holds_every_move_of_the_design_and_no_other() -> None:
     moves = {(source, target) for source, target in JOB_TRANSITIONS}
     assert moves == {
         (None, CREATED),
+        (None, QUEUED),
         (CREATED, CREATED),
         (CREATED, QUEUED),
         (FAILED, QUEUED),
@@ -66,14 +67,17 @@ def test_the_table_holds_every_move_of_the_design_and_no_other() -> None:
         (QUEUED, FAILED),
         (CREATED, FAILED),
     }
-    # Only a run takes a job; only a person queues it; nobody but the run and the reconciler
-    # ends a Running job.
+    # Only a run takes a job; only a person queues it (a schedule creates its periods' jobs
+    # Queued); nobody but the run and the reconciler ends a Running job.
     assert all(
         who == {Actor.RUN} for (_, target), who in JOB_TRANSITIONS.items() if target == RUNNING
     )
     assert all(
-        who == {Actor.USER} for (_, target), who in JOB_TRANSITIONS.items() if target == QUEUED
+        who == {Actor.USER}
+        for (source, target), who in JOB_TRANSITIONS.items()
+        if target == QUEUED and source is not None
     )
+    assert JOB_TRANSITIONS[None, QUEUED] == {Actor.USER, Actor.SENSOR}
     assert JOB_TRANSITIONS[RUNNING, FAILED] == {Actor.RUN, Actor.RECONCILER}
     assert STEP_TRANSITIONS[RUNNING, FINISHED] == {Actor.RUN}
 
@@ -206,7 +210,7 @@ def test_cancel_fails_created_and_queued_jobs_at_once(
         assert (canceled.state, canceled.comment) == (FAILED, "canceled by ana")
         assert canceled.finished is not None
         last = perfdb.queue.history(job.id)[-1]
-        assert (last.to_state, last.actor, last.comment) == (FAILED, "ana", "canceled by ana")
+        assert (last.to_state, last.actor, last.comment) == (FAILED, "user:ana", "canceled by ana")
         # It can be queued again.
         assert perfdb.queue.queue_job(job.id).state == QUEUED
 

@@ -1,7 +1,7 @@
 """job_schedules and job_schedule_periods: periodic jobs from rows
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-07 09:00:00
 
 A schedule row says which job to create for every period (`calc/periods.py`); the ledger of
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 import jobs_pipeline.perfdb.types
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """alarm_occurrences.is_open: episodes still active at the newest sample
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-07 08:30:00
 
 An occurrence still active at the last sample available is stored as open, so that a later
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,6 +13,8 @@ SQLite cannot drop a NOT NULL constraint with ALTER TABLE, and rebuilding `job_s
 cascade-delete its history (foreign keys are on and cannot be turned off inside the migration's
 transaction) and drop its triggers; the table's definition is edited in place instead, the
 procedure SQLite documents for removing NOT NULL constraints (lang_altertable.html, section 7).
+The triggers of 0005 and the views of 0007 are schema entries of their own and stay as they are.
+`job_step_overview` outer-joins objects from here on, so that it shows steps without an object.
 """
 
 from collections.abc import Sequence
@@ -24,6 +26,38 @@ revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+STEP_OVERVIEW_OBJECTS_INNER = "JOIN objects ob ON ob.id = st.object_id"
+STEP_OVERVIEW_OBJECTS_OUTER = "LEFT JOIN objects ob ON ob.id = st.object_id"
+STEP_OVERVIEW = """
+CREATE VIEW job_step_overview AS
+SELECT st.id AS step_id,
+       st.job_id,
+       st.position,
+       ob.name AS object,
+       st.alarm_id,
+       al.name AS alarm,
+       fe.name AS feature,
+       s.name AS state,
+       st.comment,
+       st.attempts,
+       st.run_id,
+       st.started,
+       st.finished,
+       st.last_state_change,
+       st.details
+FROM job_steps st
+{objects}
+JOIN job_states s ON s.id = st.state_id
+LEFT JOIN alarm_definitions al ON al.id = st.alarm_id
+LEFT JOIN features fe ON fe.id = st.feature_id
+"""
+
+
+def _step_overview(objects: str) -> None:
+    op.execute("DROP VIEW job_step_overview")
+    op.execute(STEP_OVERVIEW.format(objects=objects))
 
 
 STEP_OBJECT_NOT_NULL = "object_id INTEGER NOT NULL,"
@@ -47,6 +81,7 @@ def upgrade() -> None:
         _sqlite_step_object(STEP_OBJECT_NOT_NULL, STEP_OBJECT_NULL)
     else:
         op.alter_column("job_steps", "object_id", existing_type=sa.Integer(), nullable=True)
+    _step_overview(STEP_OVERVIEW_OBJECTS_OUTER)
     op.create_table(
         "derived_features",
         sa.Column("feature_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -110,6 +145,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_derived_feature_inputs_input_id"), table_name="derived_feature_inputs")
     op.drop_table("derived_feature_inputs")
     op.drop_table("derived_features")
+    _step_overview(STEP_OVERVIEW_OBJECTS_INNER)
     op.execute("DELETE FROM job_steps WHERE object_id IS NULL")
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_step_object(STEP_OBJECT_NULL, STEP_OBJECT_NOT_NULL)

@@ -1,0 +1,227 @@
+"""What the run holding a job writes: claim, reopen, steps created, started and finished,
+the job finalised."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from jobs_pipeline.perfdb.engine import begin
+from jobs_pipeline.perfdb.errors import JobCanceled
+from jobs_pipeline.perfdb.queue_rows import (
+    DEFAULT_ACTOR,
+    NO_CANCEL_REQUEST,
+    STEP,
+    actor_label,
+    bounded,
+    check_holder,
+    run_actor,
+)
+from jobs_pipeline.perfdb.records import Job, NewStep, Step, StepResult
+from jobs_pipeline.perfdb.states import Actor, JobState
+from jobs_pipeline.perfdb.step_dependencies import (
+    StepDependencies,
+    check_dependencies_finished,
+    check_dependency_positions,
+    insert_dependencies,
+    read_step,
+)
+
+
+class RunMoves(StepDependencies):
+    """Moves of the run that holds a job (`Actor.RUN`), each fenced by its run id."""
+
+    def claim_job(
+        self,
+        job_id: int,
+        run_id: str | None,
+        *,
+        from_states: Sequence[JobState] = (JobState.QUEUED,),
+        actor: str | None = None,
+    ) -> Job:
+        """Queued -> Running for the run that will execute the job; from then on that run holds
+        it. Atomic: of several runs racing for the same job exactly one wins, the others get
+        `InvalidTransition`."""
+        with begin(self.engine) as connection:
+            self._transition(
+                connection,
+                job_id,
+                from_states,
+                JobState.RUNNING,
+                Actor.RUN,
+                actor or run_actor(run_id),
+                # The database stamps started, heartbeat and finished.
+                values={"run_id": run_id, "comment": None},
+            )
+            return self._get_job(connection, job_id)
+
+    def reopen_job(self, job_id: int, run_id: str, *, actor: str | None = None) -> Job:
+        """Failed or Finished -> Running for a re-execution started from the Dagster UI.
+        Reopening a Finished job puts all its steps back to Created (recompute all)."""
+        actor = actor or f"run:{run_id}"
+        with begin(self.engine) as connection:
+            previous = self._transition(
+                connection,
+                job_id,
+                (JobState.FAILED, JobState.FINISHED),
+                JobState.RUNNING,
+                Actor.RUN,
+                actor,
+                values={"run_id": run_id, "comment": None, **NO_CANCEL_REQUEST},
+            )
+            if previous == JobState.FINISHED:
+                self._reset_steps(connection, job_id, (JobState.FINISHED,), Actor.RUN, actor)
+            return self._get_job(connection, job_id)
+
+    def finalise_job(
+        self,
+        job_id: int,
+        *,
+        run_id: str | None = None,
+        run_over: bool = False,
+        actor: str = DEFAULT_ACTOR,
+    ) -> Job:
+        """Writes the final state of a Running job that `run_id` holds once none of its steps is
+        left to run (a no-op otherwise; the last `finish_step` normally does this already).
+        With `run_over`, the run has ended: steps it did not run count as they are. A job held
+        by another run raises `LostOwnership`; a job already final is returned as it is."""
+        with begin(self.engine) as connection:
+            holder = self._lock_holder(connection, job_id)
+            if holder.state_id == JobState.RUNNING:
+                check_holder(holder, run_id)
+                self._finalise_job(connection, job_id, run_id, Actor.RUN, actor, run_over=run_over)
+            return self._get_job(connection, job_id)
+
+    def create_steps(
+        self, job_id: int, steps: Sequence[NewStep], *, actor: str = DEFAULT_ACTOR
+    ) -> list[Step]:
+        """Creates a job's steps once; a job that already has steps keeps them. The database
+        stamps them and writes their history rows. A step's `depends_on` names positions before
+        its own (`ValueError` otherwise)."""
+        check_dependency_positions(steps)
+        label = actor_label(Actor.RUN, actor)
+        with begin(self.engine) as connection:
+            self._lock_job(connection, job_id)
+            existing = connection.execute(
+                sa.select(sa.func.count()).select_from(STEP).where(STEP.c.job_id == job_id)
+            ).scalar_one()
+            if existing == 0 and steps:
+                connection.execute(
+                    STEP.insert(),
+                    [
+                        {
+                            "job_id": job_id,
+                            "position": position,
+                            "object_id": step.object_id,
+                            "alarm_id": step.alarm_id,
+                            "feature_id": step.feature_id,
+                            "state_id": JobState.CREATED,
+                            "attempts": 0,
+                            "actor": label,
+                        }
+                        for position, step in enumerate(steps)
+                    ],
+                )
+                step_ids = connection.scalars(
+                    sa.select(STEP.c.id).where(STEP.c.job_id == job_id).order_by(STEP.c.position)
+                ).all()
+                insert_dependencies(connection, steps, step_ids)
+            return self._get_steps(connection, job_id)
+
+    def start_step(self, step_id: int, run_id: str | None, *, actor: str | None = None) -> Step:
+        """Created or Failed -> Running (a failed step may be re-run), for the run holding the
+        job; that run may also restart its own Running step (a retry, a redelivered task). A
+        job with a cancel request starts no more steps: the step fails with `canceled` and
+        `JobCanceled` is raised."""
+        actor = actor or run_actor(run_id)
+        with begin(self.engine) as connection:
+            holder = self._lock_holder_of_step(connection, step_id)
+            job_id = holder.id
+            check_holder(holder, run_id)
+            if holder.cancel_requested is not None:
+                reason = f"canceled by {holder.cancel_requested_by or 'frontend'}"
+                self._step_transition(
+                    connection,
+                    step_id,
+                    (JobState.CREATED, JobState.FAILED, JobState.RUNNING),
+                    JobState.FAILED,
+                    Actor.RUN,
+                    actor,
+                    values={"comment": "canceled", "run_id": run_id},
+                    run_id=run_id,
+                )
+                self._finalise_job(connection, job_id, run_id, Actor.RUN, actor)
+                # The failed step must be committed before the op hears of the cancel.
+                canceled = JobCanceled(f"job {job_id} was {reason}: step {step_id} not started")
+            else:
+                canceled = None
+                check_dependencies_finished(connection, step_id)
+                self._step_transition(
+                    connection,
+                    step_id,
+                    (JobState.CREATED, JobState.FAILED, JobState.RUNNING),
+                    JobState.RUNNING,
+                    Actor.RUN,
+                    actor,
+                    values={"run_id": run_id, "comment": None, "attempts": STEP.c.attempts + 1},
+                    run_id=run_id,
+                )
+                step = read_step(connection, step_id)
+        if canceled is not None:
+            raise canceled
+        assert step is not None  # the step was just moved, under the job's lock
+        return step
+
+    def finish_step(
+        self,
+        step_id: int,
+        error: str | None = None,
+        *,
+        run_id: str | None = None,
+        actor: str | None = None,
+        note: str | None = None,
+        details: dict[str, Any] | None = None,
+        write: Callable[[Connection], None] | None = None,
+    ) -> StepResult:
+        """Running -> Finished, or Failed with `error` as its comment, for the run holding the
+        job (`LostOwnership` otherwise, and nothing is written). A Finished step's comment is
+        `note`; `details` (JSON) is stored either way, and `write` stores the step's results in
+        this same transaction. When no step of the job is left to run, the job's final state is
+        written in this same transaction too. A failed step fails the steps that depend on it,
+        without running them, in this same transaction (`StepResult.not_run`)."""
+        state = JobState.FINISHED if error is None else JobState.FAILED
+        actor = actor or run_actor(run_id)
+        comment = bounded(error or note)
+        with begin(self.engine) as connection:
+            holder = self._lock_holder_of_step(connection, step_id)
+            job_id = holder.id
+            check_holder(holder, run_id)
+            self._step_transition(
+                connection,
+                step_id,
+                (JobState.RUNNING,),
+                state,
+                Actor.RUN,
+                actor,
+                values={"comment": comment, "details": details},
+                run_id=run_id,
+            )
+            if write is not None and error is None:
+                write(connection)
+            not_run: list[int] = []
+            if error is not None:
+                not_run = self._fail_dependents(connection, step_id, run_id, actor)
+            job_state, job_comment = self._finalise_job(
+                connection, job_id, run_id, Actor.RUN, actor
+            )
+            return StepResult(
+                step_id=step_id,
+                job_id=job_id,
+                state=state,
+                job_state=job_state,
+                job_comment=job_comment,
+                not_run=tuple(not_run),
+            )
