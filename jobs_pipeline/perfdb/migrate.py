@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -27,16 +28,26 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    _migrate(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, move: Callable[[Config, str], None], revision: str) -> None:
     config = alembic_config()
     if engine.dialect.name == "sqlite":
-        _upgrade_sqlite(engine, config, revision)
+        _migrate_sqlite(engine, config, move, revision)
         return
     with begin(engine) as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        move(config, revision)
 
 
-def _upgrade_sqlite(engine: Engine, config: Config, revision: str) -> None:
+def _migrate_sqlite(
+    engine: Engine, config: Config, move: Callable[[Config, str], None], revision: str
+) -> None:
     """SQLite migrations rebuild a table by copying it, dropping it and renaming the copy; with
     foreign keys on, that drop cascade-deletes every row referring to the table (a job's steps
     and history). They are turned off for the migration, which SQLite allows only outside a
@@ -53,7 +64,7 @@ def _upgrade_sqlite(engine: Engine, config: Config, revision: str) -> None:
                 # table being rebuilt (they fail with "no such table" under the modern ALTER).
                 connection.exec_driver_sql("PRAGMA legacy_alter_table = ON")
                 config.attributes["connection"] = connection
-                command.upgrade(config, revision)
+                move(config, revision)
                 dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
                 if dangling:
                     table, rowid, parent, _ = dangling[0]

@@ -24,10 +24,9 @@ from jobs_pipeline.perfdb.records import Job, NewStep, Step, StepResult
 from jobs_pipeline.perfdb.states import Actor, JobState
 from jobs_pipeline.perfdb.step_dependencies import (
     StepDependencies,
-    check_dependencies_finished,
     check_dependency_positions,
     insert_dependencies,
-    read_step,
+    read_started_step,
 )
 
 
@@ -158,7 +157,6 @@ class RunMoves(StepDependencies):
                 canceled = JobCanceled(f"job {job_id} was {reason}: step {step_id} not started")
             else:
                 canceled = None
-                check_dependencies_finished(connection, step_id)
                 self._step_transition(
                     connection,
                     step_id,
@@ -169,10 +167,10 @@ class RunMoves(StepDependencies):
                     values={"run_id": run_id, "comment": None, "attempts": STEP.c.attempts + 1},
                     run_id=run_id,
                 )
-                step = read_step(connection, step_id)
+                # Checked after the move, in the read-back: a step start stays three statements.
+                step = read_started_step(connection, step_id)
         if canceled is not None:
             raise canceled
-        assert step is not None  # the step was just moved, under the job's lock
         return step
 
     def finish_step(

@@ -66,21 +66,39 @@ def not_run_comment(dependency: Step) -> str:
     return f"not run: depends on step {dependency.id} ({what}), which failed"
 
 
-def check_dependencies_finished(connection: Connection, step_id: int) -> None:
-    """Raises `DependencyNotFinished` naming the steps `step_id` waits for."""
-    unfinished = connection.execute(
-        sa.select(STEP.c.id, STEP.c.state_id)
-        .join_from(DEPENDENCIES, STEP, DEPENDENCIES.c.depends_on_id == STEP.c.id)
-        .where(DEPENDENCIES.c.step_id == step_id, STEP.c.state_id != JobState.FINISHED)
-        .order_by(STEP.c.position)
-    ).all()
-    if unfinished:
-        waiting = ", ".join(
-            f"step {row.id} is {JobState(row.state_id).label}" for row in unfinished
+def read_started_step(connection: Connection, step_id: int) -> Step:
+    """Reads back a step just moved to Running, with its dependencies, in one query, and
+    raises `DependencyNotFinished` (the caller's transaction then writes nothing) when one of
+    them has not Finished."""
+    dependency = STEP.alias("dependency")
+    rows = connection.execute(
+        SELECT_STEPS.add_columns(
+            dependency.c.id.label("dependency_id"),
+            dependency.c.state_id.label("dependency_state_id"),
         )
+        .outerjoin(DEPENDENCIES, DEPENDENCIES.c.step_id == STEP.c.id)
+        .outerjoin(dependency, dependency.c.id == DEPENDENCIES.c.depends_on_id)
+        .where(STEP.c.id == step_id)
+        .order_by(dependency.c.position)
+    ).all()
+    if not rows:
+        raise NotFound(f"step {step_id} does not exist")
+    dependencies = [
+        (row.dependency_id, JobState(row.dependency_state_id))
+        for row in rows
+        if row.dependency_id is not None
+    ]
+    unfinished = [(id_, state) for id_, state in dependencies if state != JobState.FINISHED]
+    if unfinished:
+        waiting = ", ".join(f"step {id_} is {state.label}" for id_, state in unfinished)
         raise DependencyNotFinished(
             f"step {step_id} depends on steps that have not Finished: {waiting}"
         )
+    values = rows[0]._asdict()
+    del values["dependency_id"], values["dependency_state_id"]
+    values["state"] = JobState(values.pop("state_id"))
+    values["depends_on"] = tuple(sorted(id_ for id_, _ in dependencies))
+    return Step(**values)
 
 
 class StepDependencies(TransitionCore):

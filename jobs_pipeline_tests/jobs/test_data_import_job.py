@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from jobs_pipeline.jobs import JobDataImport, create_job
 from jobs_pipeline.perfdb import PerfDB
@@ -62,6 +63,19 @@ def test_each_file_is_a_step_and_a_bad_last_line_writes_nothing_of_its_file(
     assert (after[good_step.id].attempts, after[bad_step.id].attempts) == (1, 2)
     assert perfdb.values.count() == 12
     assert perfdb.queue.get_job(job.id).state == JobState.FINISHED
+    # A frontend's view of the steps shows steps about no object too.
+    with perfdb.engine.connect() as connection:
+        overview = connection.execute(
+            sa.text(
+                "SELECT step_id, object, state FROM job_step_overview "
+                "WHERE job_id = :job ORDER BY position"
+            ),
+            {"job": job.id},
+        ).all()
+    assert [tuple(row) for row in overview] == [
+        (good_step.id, None, "Finished"),
+        (bad_step.id, None, "Finished"),
+    ]
 
 
 def test_files_must_exist_when_the_job_is_created(perfdb: PerfDB, tmp_path: Path) -> None:

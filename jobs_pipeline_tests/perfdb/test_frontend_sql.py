@@ -329,7 +329,8 @@ def test_a_job_cannot_be_inserted_with_a_run(db: PerfDB, frontend: PlainSQL) -> 
     with pytest.raises(Refused, match="jobs_pipeline:"):
         frontend.execute(
             "INSERT INTO job_instances (type_id, state_id, parameters, run_id) "
-            "VALUES ((SELECT id FROM job_types), 2, :parameters, 'forged-run')",
+            "VALUES ((SELECT id FROM job_types WHERE name = 'Alarm Calculation'), 2, "
+            ":parameters, 'forged-run')",
             parameters=json.dumps(PARAMETERS),
         )
 

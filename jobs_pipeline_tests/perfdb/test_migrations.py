@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from jobs_pipeline.jobs import job_type_specs, upgrade_database
 from jobs_pipeline.perfdb import PerfDB, rules_postgresql, rules_sqlite
-from jobs_pipeline.perfdb.engine import begin
-from jobs_pipeline.perfdb.migrate import alembic_config, current_revision, head_revision, upgrade
+from jobs_pipeline.perfdb.migrate import current_revision, downgrade, head_revision, upgrade
 from jobs_pipeline.perfdb.models import Base
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.conftest import BACKENDS
@@ -63,10 +61,7 @@ def test_migrations_install_the_rules_triggers_and_downgrade_removes_them(
     with perfdb.engine.connect() as connection:
         installed = set(connection.exec_driver_sql(query).scalars())
     assert expected <= installed
-    config = alembic_config()
-    with begin(perfdb.engine) as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+    downgrade(perfdb.engine, "0004")
     with perfdb.engine.connect() as connection:
         left = set(connection.exec_driver_sql(query).scalars())
         columns = {column["name"] for column in sa.inspect(connection).get_columns("job_steps")}
