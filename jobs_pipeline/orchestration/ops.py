@@ -102,8 +102,9 @@ def job_id_of_run(context: dg.OpExecutionContext) -> int:
 
 @contextmanager
 def _op_errors(context: dg.OpExecutionContext, job_id: int) -> Iterator[None]:
-    """Lost connections are retried (`DATABASE_RETRY_POLICY`); everything else fails the op
-    for good, with a message that names the job (and both runs, when the job changed hands)."""
+    """Lost connections are retried (a `RetryRequested` after `_retry_delay`); everything else
+    fails the op for good, with a message that names the job (and both runs, when the job
+    changed hands)."""
     try:
         yield
     except dg.Failure:

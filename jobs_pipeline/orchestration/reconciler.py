@@ -21,8 +21,9 @@ Time is the database's: silences and waits are computed by the database from its
 (`JobQueue.ages`), never from this process's clock or from Dagster's run start times, which
 come from the run worker's clock.
 
-Every query is bounded (`RECONCILER_BATCH_SIZE` rows of one indexed state at a time, the cursor
-moving through the table), so a sweep costs the same however many jobs the table holds.
+The job queries are bounded (`RECONCILER_BATCH_SIZE` rows of one indexed state at a time, the
+cursor moving through the table), so a sweep costs the same however many jobs the table holds;
+Dagster is asked for the runs of each batch's jobs by their job-id tag (every run a job has had).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The heartbeat a run writes to the job it holds, so that a silent holder can be told dead.
 
 Liveness comes from the owner writing, not from an observer noticing a death: whatever kills a
-run (SIGKILL, a lost machine, a hung process), its heartbeat stops, and the reconciler fails
-the job once the silence is longer than the configured limit.
+run (SIGKILL, a lost machine), its heartbeat stops, and the reconciler fails the job once the
+silence is longer than the configured limit. A hung step keeps its process, and so this thread,
+alive: the maximum step runtime (`step_limits`) catches that.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from jobs_pipeline.calc import (
     AlarmOccurrenceSpan,
     DateTimeRange,
     OccurrenceArrays,
-    occurrence_frame,
 )
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -561,30 +560,6 @@ def test_rules_compare_by_their_fields() -> None:
         "AlarmCalcThreshold(operator='>', threshold=5.0, clear_threshold=None, "
         "min_duration=datetime.timedelta(seconds=600), "
         "sampling_period=datetime.timedelta(seconds=600))"
-    )
-
-
-@pytest.mark.parametrize(
-    "values",
-    [[0.0, 9.0, 9.0, 0.0, 9.0, 0.0], [0.0, 0.0], [9.0]],
-    ids=["two occurrences", "none", "one to the period end"],
-)
-def test_the_frame_form_is_the_same_without_pandas_internals(values: list[float]) -> None:
-    # Tripwire: the fast frame is built from pandas' internal block classes; if a pandas
-    # release moves them, the public constructor must give the very same frame.
-    assert occurrence_frame.FAST, "pandas internals moved: occurrence frames are built slowly"
-    rule = alarm(">", 5)
-    start, end, peak = rule.find_occurrences_arrays(series(values), period(0, 60))
-
-    bounds = np.stack((start, end))
-
-    fast = occurrence_frame.occurrence_frame(bounds.copy(), peak.copy())
-    slow = occurrence_frame.public_frame(bounds, peak)
-
-    pd.testing.assert_frame_equal(fast, slow)
-    pd.testing.assert_frame_equal(fast.copy(), slow)
-    pd.testing.assert_frame_equal(
-        pd.concat([fast, slow], ignore_index=True), pd.concat([slow, slow], ignore_index=True)
     )
 
 
