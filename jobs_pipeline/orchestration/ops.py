@@ -6,10 +6,12 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 
+from jobs_pipeline.calc import format_duration
 from jobs_pipeline.jobs import JobInstance, load_job
 from jobs_pipeline.jobs.step_details import SHOWN_DETAILS
 from jobs_pipeline.orchestration.heartbeats import keep_alive
@@ -220,6 +222,11 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
     for name in SHOWN_DETAILS:
         if name in outcome.details:
             metadata[name] = outcome.details[name]
+    if "gap_seconds" in outcome.details:
+        # People read "4 h 20 min", tools the seconds beside it.
+        metadata["gap_duration"] = format_duration(
+            timedelta(seconds=outcome.details["gap_seconds"])
+        )
     if outcome.picture is not None:
         try:
             metadata["timeline"] = dg.MetadataValue.md(

@@ -5,12 +5,14 @@ occurrences of the alarm rule, and the step ops carry the data-quality figures a
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
+from jobs_pipeline.calc import format_duration
 from jobs_pipeline.definitions import defs
 from jobs_pipeline.jobs import create_job
 from jobs_pipeline.jobs.step_details import SHOWN_DETAILS
@@ -43,12 +45,17 @@ def expected_metadata(alarm_id: int) -> dict[str, Any]:
     return {**data.EXPECTED_QUALITY[alarm_id], "occurrences_written": written}
 
 
-def step_metadata(result: dg.ExecuteInProcessResult, step_key: str) -> dict[str, Any]:
+def step_output_metadata(result: dg.ExecuteInProcessResult, step_key: str) -> dict[str, Any]:
     [metadata] = [
         event.step_output_data.metadata
         for event in result.all_events
         if event.event_type_value == "STEP_OUTPUT" and event.step_key == step_key
     ]
+    return dict(metadata)
+
+
+def step_metadata(result: dg.ExecuteInProcessResult, step_key: str) -> dict[str, Any]:
+    metadata = step_output_metadata(result, step_key)
     return {name: metadata[name].value for name in SHOWN_DETAILS}
 
 
@@ -76,6 +83,10 @@ def test_a_sensor_run_writes_the_occurrences_of_the_rule_and_shows_data_quality(
         assert step.alarm_id is not None
         shown = step_metadata(result, f"run_step[{mapping_key(step)}]")
         assert shown == expected_metadata(step.alarm_id), step.alarm_id
+        gap_duration = step_output_metadata(result, f"run_step[{mapping_key(step)}]")[
+            "gap_duration"
+        ].value
+        assert gap_duration == format_duration(timedelta(seconds=shown["gap_seconds"]))
         assert step.details is not None
         assert {name: step.details[name] for name in SHOWN_DETAILS} == shown
 
