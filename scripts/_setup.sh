@@ -19,7 +19,10 @@ find_python() {
 # libfaketime: the clock-skew test runs a run worker whose clock is ten minutes off.
 if ! ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &&
     command -v apt-get >/dev/null 2>&1; then
-    apt-get install -y -qq faketime >/dev/null || echo "warning: could not install faketime" >&2
+    # A new machine may not have the package lists yet: read them once, then try again.
+    apt-get install -y -qq faketime >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null && apt-get install -y -qq faketime >/dev/null; } ||
+        echo "warning: could not install faketime" >&2
 fi
 
 if [ ! -x .venv/bin/python ]; then
