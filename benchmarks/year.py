@@ -429,9 +429,7 @@ def figures(
     results, result_indexes = table_sizes(perfdb, JOB_TABLES[3:])
     return {
         "sensor query": best_seconds(
-            lambda: perfdb.queue.list_jobs(
-                state=JobState.QUEUED, limit=SENSOR_BATCH_SIZE, exclude_test_jobs=True
-            )
+            lambda: perfdb.queue.list_jobs(state=JobState.QUEUED, limit=SENSOR_BATCH_SIZE)
         ),
         "reconciler sweep": best_seconds(lambda: reconciler.sweep(Cursor())),
         "job list": best_seconds(job_list, 30),

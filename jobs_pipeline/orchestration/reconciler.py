@@ -139,7 +139,6 @@ class Reconciler:
         silence_seconds: float | None = None,
         queued_warning: float | None = None,
         batch_size: int = RECONCILER_BATCH_SIZE,
-        skip_test_jobs: bool = True,
         pickup_seconds: float | None = None,
     ) -> None:
         self.perfdb = perfdb
@@ -153,7 +152,6 @@ class Reconciler:
             queued_warning if queued_warning is not None else queued_warning_seconds()
         )
         self.batch_size = batch_size
-        self.skip_test_jobs = skip_test_jobs
         self.step_limits = StepLimits(
             perfdb,
             instance,
@@ -507,9 +505,7 @@ class Reconciler:
 )
 def perfdb_reconciler(context: dg.SensorEvaluationContext, perfdb: PerfDBResource):
     cursor = Cursor.parse(context.cursor)
-    reconciler = Reconciler(
-        perfdb.get(), context.instance, log=context.log, skip_test_jobs=perfdb.skip_test_jobs
-    )
+    reconciler = Reconciler(perfdb.get(), context.instance, log=context.log)
     try:
         done = reconciler.sweep(cursor)
     except Exception as error:

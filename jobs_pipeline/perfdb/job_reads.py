@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,11 +14,9 @@ from jobs_pipeline.perfdb.queue_rows import (
     HISTORY,
     JOB,
     SELECT_JOBS,
-    SELECT_STEPS,
     STEP,
     TYPES,
     job_from_row,
-    step_from_row,
     validate_against_schema,
 )
 from jobs_pipeline.perfdb.records import HistoryEntry, Job, JobAges, JobTypeSpec, Step
@@ -63,7 +60,6 @@ class JobReads(TransitionCore):
         type_name: str | None = None,
         after_id: int = 0,
         limit: int | None = None,
-        exclude_test_jobs: bool = False,
     ) -> list[Job]:
         """Jobs in id order; `state` uses the (state, id) index, so a batch of queued jobs costs
         the same however many finished jobs the table holds."""
@@ -72,9 +68,6 @@ class JobReads(TransitionCore):
             query = query.where(JOB.c.state_id == state)
         if type_name is not None:
             query = query.where(TYPES.c.name == type_name)
-        if exclude_test_jobs:
-            # The seed's rule: a description containing "test" marks a test job.
-            query = query.where(sa.func.lower(JOB.c.description).not_like("%test%"))
         with begin(self.engine, write=False) as connection:
             return [job_from_row(row) for row in connection.execute(query)]
 
@@ -126,14 +119,6 @@ class JobReads(TransitionCore):
         with begin(self.engine, write=False) as connection:
             row = connection.execute(query).first()
         return None if row is None else job_from_row(row)
-
-    def steps_changed_since(self, job_id: int, since: datetime) -> list[Step]:
-        """The job's steps whose state changed after `since` (for following a job live)."""
-        query = SELECT_STEPS.where(
-            STEP.c.job_id == job_id, STEP.c.last_state_change > since
-        ).order_by(STEP.c.last_state_change, STEP.c.id)
-        with begin(self.engine, write=False) as connection:
-            return [step_from_row(row) for row in connection.execute(query)]
 
     def ages(self, job_ids: Sequence[int]) -> dict[int, JobAges]:
         """The jobs' silence and time in their state, computed by the database from its own
