@@ -48,12 +48,10 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, redirect_stdout
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,6 +59,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 from scratch import scratch_postgresql  # benchmarks/scratch.py
+from year_housekeeping import PassTimes, housekeep_day  # benchmarks/year_housekeeping.py
 from year_probes import (  # benchmarks/year_probes.py
     ALARM_CALC,
     HOT_PATH,
@@ -69,13 +68,12 @@ from year_probes import (  # benchmarks/year_probes.py
     Probes,
     medians,
     paired,
-    running_job,
     snapshot,
 )
-from year_seed import DAY_ZERO, JOB_TABLES, seed_days  # benchmarks/year_seed.py
+from year_seed import JOB_TABLES, seed_days  # benchmarks/year_seed.py
 
 from jobs_pipeline.jobs import create_job, upgrade_database
-from jobs_pipeline.orchestration.housekeeping import count_events, delete_run, run_housekeeping
+from jobs_pipeline.orchestration.housekeeping import count_events, delete_run
 from jobs_pipeline.orchestration.io_manager import StepIdIOManager
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, STEP_IO_MANAGER_KEY
 from jobs_pipeline.orchestration.resources import PerfDBResource, shared_perfdb
@@ -213,55 +211,6 @@ def paired_figures(
 
 
 # --- housekeeping ----------------------------------------------------------------------------
-
-
-class StepWriter(threading.Thread):
-    """Writes steps of Running jobs back to back and records how long each write took."""
-
-    def __init__(self, perfdb: PerfDB, fleet: Fleet) -> None:
-        super().__init__(daemon=True)
-        self.perfdb, self.fleet = perfdb, fleet
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.waits: list[float] = []
-        self.jobs = 0
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.jobs += 1
-            run_id = f"run-writer-{self.jobs}-{id(self)}"
-            steps = running_job(self.perfdb, self.fleet, 200, run_id)
-            for step_id in steps:
-                timed = not self.stop.is_set()
-                began = time.perf_counter()
-                self.perfdb.queue.start_step(step_id, run_id)
-                if timed:
-                    self.waits.append(time.perf_counter() - began)
-                began = time.perf_counter()
-                self.perfdb.queue.finish_step(step_id, run_id=run_id)
-                if timed:
-                    self.waits.append(time.perf_counter() - began)
-                self.ready.set()
-            # Not part of the simulated year: the job ends, then goes.
-            self.perfdb.queue.delete_job(self.perfdb.queue.get_step(steps[0]).job_id)
-
-
-@dataclass
-class PassTimes:
-    seconds: list[float] = field(default_factory=list)
-    rows: list[int] = field(default_factory=list)
-    waits: list[float] = field(default_factory=list)
-
-
-def housekeeping_pass(
-    perfdb: PerfDB, instance: dg.DagsterInstance, retention: Retention, day: int, times: PassTimes
-) -> None:
-    """Housekeeping as the daily schedule would run it at the end of simulated `day`."""
-    as_of = DAY_ZERO + timedelta(days=day + 1)
-    report = run_housekeeping(perfdb, instance, retention, as_of=as_of)
-    if report.jobs:
-        times.seconds.append(report.seconds)
-        times.rows.append(report.jobs + report.steps + report.history_rows)
 
 
 # --- Dagster runs ----------------------------------------------------------------------------
@@ -436,6 +385,75 @@ def report_figures(
     return ok
 
 
+def queue_waiting_jobs(db: PerfDB, fleet: Fleet) -> None:
+    """A few jobs waiting, as the sensor would see them."""
+    for _ in range(3):
+        create_job(
+            db,
+            ALARM_CALC,
+            {
+                "object_names": list(fleet.objects)[:1],
+                "alarm_ids": fleet.alarms[:1],
+                "start": "2026-01-01 00:00:00",
+                "end": "2026-01-02 00:00:00",
+            },
+            queue=True,
+        )
+
+
+def report_housekeeping(
+    backend: str,
+    steps_per_day: int,
+    real_steps: int,
+    times: PassTimes,
+    days: int,
+    seeding: float,
+    deletion: tuple[int, float, float],
+) -> bool:
+    """Prints the seeding time, a day's removal (database and Dagster) and the waits it caused;
+    whether the targets were met."""
+    events, per_run, per_event = deletion
+    events_per_step = events / real_steps
+    ok = True
+    print(
+        f"{backend}: seeding wrote {days} days of {steps_per_day} steps straight into the "
+        f"tables in {seeding:.1f} s"
+    )
+    if times.seconds:
+        day_db = statistics.median(times.seconds)
+        rows = statistics.median(times.rows)
+        day_dagster = per_event * events_per_step * steps_per_day
+        total = day_db + day_dagster
+        met = total < DAY_TARGET_SECONDS
+        ok = ok and met
+        print(
+            f"{backend}: a day's worth ({steps_per_day} steps, {rows:.0f} rows) leaves the "
+            f"database in {day_db:.2f} s median (max {max(times.seconds):.2f} s, "
+            f"{rows / day_db:,.0f} rows/s over {len(times.seconds)} daily passes)"
+        )
+        print(
+            f"{backend}: Dagster: {events} events of {real_steps} real steps "
+            f"({events_per_step:.1f} a step) deleted at {per_run * 1000:.0f} ms a run, "
+            f"{per_event * 1e6:.0f} us an event ({1 / per_event:,.0f} events/s); a day's run "
+            f"of {steps_per_day} steps: {day_dagster:.1f} s"
+        )
+        print(
+            f"{backend}: a day's worth in {total:.1f} s "
+            f"(target < {DAY_TARGET_SECONDS:.0f} s) {verdict(met)}"
+        )
+    if times.waits:
+        longest = max(times.waits)
+        met = longest < WAIT_TARGET_SECONDS
+        ok = ok and met
+        print(
+            f"{backend}: step writes during housekeeping: {len(times.waits)}, median "
+            f"{statistics.median(times.waits) * 1000:.1f} ms, longest "
+            f"{longest * 1000:.0f} ms (target < {WAIT_TARGET_SECONDS * 1000:.0f} ms) "
+            f"{verdict(met)}"
+        )
+    return ok
+
+
 def run_backend(args: argparse.Namespace, backend: str, directory: Path) -> bool:
     retention = Retention(
         keep_finished=timedelta(days=args.keep_finished),
@@ -456,18 +474,7 @@ def run_backend(args: argparse.Namespace, backend: str, directory: Path) -> bool
         }
         fleets = {kind: make_fleet(db, args.objects, args.alarms) for kind, db in dbs.items()}
         for kind, db in dbs.items():
-            for _ in range(3):  # a few jobs waiting, as the sensor would see them
-                create_job(
-                    db,
-                    ALARM_CALC,
-                    {
-                        "object_names": list(fleets[kind].objects)[:1],
-                        "alarm_ids": fleets[kind].alarms[:1],
-                        "start": "2026-01-01 00:00:00",
-                        "end": "2026-01-02 00:00:00",
-                    },
-                    queue=True,
-                )
+            queue_waiting_jobs(db, fleets[kind])
         events, per_run, per_event = real_runs(
             dbs["with"],
             dbs["with"].engine.url.render_as_string(hide_password=False),
@@ -475,7 +482,6 @@ def run_backend(args: argparse.Namespace, backend: str, directory: Path) -> bool
             instance,
             args.real_steps,
         )
-        events_per_step = events / args.real_steps
         table: dict[str, dict[int, dict[str, float]]] = {"without": {}, "with": {}}
         times = PassTimes()
         seeding = 0.0
@@ -486,17 +492,17 @@ def run_backend(args: argparse.Namespace, backend: str, directory: Path) -> bool
             seeding += time.perf_counter() - began
             for simulated in range(day + 1, checkpoint + 1):
                 seed_days(dbs["with"], fleets["with"], [simulated])
-                if simulated <= checkpoint - 3:
-                    housekeeping_pass(dbs["with"], instance, retention, simulated, times)
-                    continue
                 # The last passes before a checkpoint run beside a job writing its steps.
-                writer = StepWriter(dbs["with"], fleets["with"])
-                writer.start()
-                writer.ready.wait(60)
-                housekeeping_pass(dbs["with"], instance, retention, simulated, times)
-                writer.stop.set()
-                writer.join()
-                times.waits.extend(writer.waits)
+                beside_writer = simulated > checkpoint - 3
+                housekeep_day(
+                    dbs["with"],
+                    fleets["with"],
+                    instance,
+                    retention,
+                    simulated,
+                    times,
+                    beside_writer=beside_writer,
+                )
             day = checkpoint
             for kind, db in dbs.items():
                 table[kind][checkpoint] = figures(db, fleets[kind], instance, checkpoint)
@@ -508,43 +514,15 @@ def run_backend(args: argparse.Namespace, backend: str, directory: Path) -> bool
                 )
             print(f"{backend}: day {checkpoint} measured", file=sys.stderr)
         ok &= report_figures(backend, table, pairs, checkpoints, base)
-        steps_per_day = args.objects * args.alarms
-        print(
-            f"{backend}: seeding wrote {day} days of {steps_per_day} steps straight into the "
-            f"tables in {seeding:.1f} s"
+        ok &= report_housekeeping(
+            backend,
+            args.objects * args.alarms,
+            args.real_steps,
+            times,
+            day,
+            seeding,
+            (events, per_run, per_event),
         )
-        if times.seconds:
-            day_db = statistics.median(times.seconds)
-            rows = statistics.median(times.rows)
-            day_dagster = per_event * events_per_step * steps_per_day
-            total = day_db + day_dagster
-            met = total < DAY_TARGET_SECONDS
-            ok &= met
-            print(
-                f"{backend}: a day's worth ({steps_per_day} steps, {rows:.0f} rows) leaves the "
-                f"database in {day_db:.2f} s median (max {max(times.seconds):.2f} s, "
-                f"{rows / day_db:,.0f} rows/s over {len(times.seconds)} daily passes)"
-            )
-            print(
-                f"{backend}: Dagster: {events} events of {args.real_steps} real steps "
-                f"({events_per_step:.1f} a step) deleted at {per_run * 1000:.0f} ms a run, "
-                f"{per_event * 1e6:.0f} us an event ({1 / per_event:,.0f} events/s); a day's run "
-                f"of {steps_per_day} steps: {day_dagster:.1f} s"
-            )
-            print(
-                f"{backend}: a day's worth in {total:.1f} s "
-                f"(target < {DAY_TARGET_SECONDS:.0f} s) {verdict(met)}"
-            )
-        if times.waits:
-            longest = max(times.waits)
-            met = longest < WAIT_TARGET_SECONDS
-            ok &= met
-            print(
-                f"{backend}: step writes during housekeeping: {len(times.waits)}, median "
-                f"{statistics.median(times.waits) * 1000:.1f} ms, longest "
-                f"{longest * 1000:.0f} ms (target < {WAIT_TARGET_SECONDS * 1000:.0f} ms) "
-                f"{verdict(met)}"
-            )
         shared_perfdb(dbs["with"].engine.url.render_as_string(hide_password=False)).dispose()
     return ok
 

@@ -40,65 +40,74 @@ class DayRows:
     occurrences: list[tuple[Any, ...]] = field(default_factory=list)
 
 
+def _step_rows(rows: DayRows, fleet: Fleet, day: int, job_id: int, next_ids: dict[str, int]) -> int:
+    """The day's steps, their history and occurrences, added to `rows`; how many failed."""
+    start = DAY_ZERO + timedelta(days=day)
+    created, claimed = start, start + timedelta(hours=1)
+    failing = day % FAILING_EVERY == 0
+    run_id = f"run-day-{day}"
+    object_ids = list(fleet.objects.values())
+    failed_steps = 0
+    for position, (object_id, alarm_id) in enumerate(
+        (o, a) for o in object_ids for a in fleet.alarms
+    ):
+        step_id = next_ids["job_steps"]
+        next_ids["job_steps"] += 1
+        fails = failing and position % 100 == 0
+        failed_steps += fails
+        state = JobState.FAILED if fails else JobState.FINISHED
+        done = claimed + timedelta(milliseconds=30 * (position + 1))
+        comment = "no data for feature 'temperature'" if fails else None
+        rows.steps.append(
+            (
+                step_id,
+                job_id,
+                position,
+                object_id,
+                alarm_id,
+                state,
+                comment,
+                created,
+                done - timedelta(milliseconds=25),
+                done,
+                done,
+                1,
+                run_id,
+            )
+        )
+        for move in (
+            (None, JobState.CREATED, "run:" + run_id, None, created),
+            (JobState.CREATED, JobState.RUNNING, "run:" + run_id, None, done),
+            (JobState.RUNNING, state, "run:" + run_id, comment, done),
+        ):
+            rows.history.append((next_ids["job_state_history"], job_id, step_id, *move))
+            next_ids["job_state_history"] += 1
+        if position % OCCURRENCE_EVERY == 0:
+            rows.occurrences.append(
+                (
+                    next_ids["alarm_occurrences"],
+                    object_id,
+                    alarm_id,
+                    start,
+                    start + timedelta(minutes=30),
+                    70.0 + position % 30,
+                    step_id,
+                )
+            )
+            next_ids["alarm_occurrences"] += 1
+    return failed_steps
+
+
 def day_rows(fleet: Fleet, days: Iterable[int], next_ids: dict[str, int]) -> DayRows:
     """The rows of one ended daily job per day, as its run would have left them."""
     rows = DayRows()
-    object_ids = list(fleet.objects.values())
     for day in days:
         start = DAY_ZERO + timedelta(days=day)
         created, claimed, ended = (start + timedelta(hours=h) for h in (0, 1, 3))
-        failing = day % FAILING_EVERY == 0
         job_id = next_ids["job_instances"]
         next_ids["job_instances"] += 1
         run_id = f"run-day-{day}"
-        failed_steps = 0
-        for position, (object_id, alarm_id) in enumerate(
-            (o, a) for o in object_ids for a in fleet.alarms
-        ):
-            step_id = next_ids["job_steps"]
-            next_ids["job_steps"] += 1
-            fails = failing and position % 100 == 0
-            failed_steps += fails
-            state = JobState.FAILED if fails else JobState.FINISHED
-            done = claimed + timedelta(milliseconds=30 * (position + 1))
-            comment = "no data for feature 'temperature'" if fails else None
-            rows.steps.append(
-                (
-                    step_id,
-                    job_id,
-                    position,
-                    object_id,
-                    alarm_id,
-                    state,
-                    comment,
-                    created,
-                    done - timedelta(milliseconds=25),
-                    done,
-                    done,
-                    1,
-                    run_id,
-                )
-            )
-            for move in (
-                (None, JobState.CREATED, "run:" + run_id, None, created),
-                (JobState.CREATED, JobState.RUNNING, "run:" + run_id, None, done),
-                (JobState.RUNNING, state, "run:" + run_id, comment, done),
-            ):
-                rows.history.append((next_ids["job_state_history"], job_id, step_id, *move))
-                next_ids["job_state_history"] += 1
-            if position % OCCURRENCE_EVERY == 0:
-                rows.occurrences.append(
-                    (
-                        next_ids["alarm_occurrences"],
-                        object_id,
-                        alarm_id,
-                        start,
-                        start + timedelta(minutes=30),
-                        70.0 + position % 30,
-                        step_id,
-                    )
-                )
-                next_ids["alarm_occurrences"] += 1
+        failed_steps = _step_rows(rows, fleet, day, job_id, next_ids)
         steps = fleet.steps_per_day
         state = JobState.FAILED if failed_steps else JobState.FINISHED
         comment = (

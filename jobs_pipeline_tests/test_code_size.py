@@ -16,9 +16,6 @@ MAX_FUNCTION_LINES = 80
 # by its path and its qualified name.
 ALLOWED = frozenset(
     {
-        "benchmarks/year.py",
-        "benchmarks/year.py::day_rows",
-        "benchmarks/year.py::run_backend",
         "jobs_pipeline/perfdb/reconciler_writes.py::ReconcilerWrites.fail_running_steps_of_run",
     }
 )
