@@ -497,8 +497,8 @@ def cmd_job_cancel(args: argparse.Namespace) -> None:
     job = queue.cancel_job(args.id, actor=args.actor or ACTOR)
     if job.state == JobState.RUNNING:
         print(
-            f"job {job.id}: cancel requested; its run is terminated within seconds "
-            f"and the steps not finished fail with 'canceled'"
+            f"job {job.id}: cancel requested; its run starts no more steps (those not started "
+            f"end Failed 'canceled, not run') and is terminated if a step keeps it busy"
         )
         return
     print(f"job {job.id} is {job.state.label} ({job.comment})")

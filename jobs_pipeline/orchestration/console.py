@@ -28,6 +28,11 @@ class ExpectedFailure(dg.Failure):
     """An op failure for a reason meant for people: one line on the console, no stack."""
 
 
+# The errors whose console lines lose their stack: failures meant for people, and the stop of a
+# canceled job's run (`canceled_runs.RunStopped`, named here so that this module imports none).
+ONE_LINE_ERRORS = frozenset({ExpectedFailure.__name__, "RunStopped"})
+
+
 def _expected_failure_text(record: logging.LogRecord) -> str | None:
     """The console line of a record about an `ExpectedFailure` (a step's failure, or the run's
     failure that names it), else None."""
@@ -35,14 +40,16 @@ def _expected_failure_text(record: logging.LogRecord) -> str | None:
     event = meta.get("dagster_event") if isinstance(meta, dict) else None
     data = getattr(event, "event_specific_data", None)
     error = getattr(data, "error", None)
-    if getattr(error, "cls_name", None) != ExpectedFailure.__name__:
+    if getattr(error, "cls_name", None) not in ONE_LINE_ERRORS:
         return None
     # Dagster puts the error block after a blank line; what comes before names the event.
     header = record.getMessage().split("\n\n", 1)[0]
     description = getattr(getattr(data, "user_failure_data", None), "description", None)
-    if isinstance(description, str) and description:
-        return f"{header} {' '.join(description.split())}"
-    return header
+    if not (isinstance(description, str) and description):
+        # "RunStopped: job 2 was canceled ...": the text after the class name.
+        description = str(getattr(error, "message", "")).partition(": ")[2]
+    text = " ".join(description.split())
+    return f"{header} {text}" if text and text not in header else header
 
 
 class OneLineExpectedFailures(logging.Filter):

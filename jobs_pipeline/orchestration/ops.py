@@ -14,6 +14,7 @@ import dagster as dg
 from jobs_pipeline.calc import format_duration
 from jobs_pipeline.jobs import JobInstance, load_job
 from jobs_pipeline.jobs.step_details import SHOWN_DETAILS
+from jobs_pipeline.orchestration.canceled_runs import stop_canceled_run
 from jobs_pipeline.orchestration.console import ExpectedFailure
 from jobs_pipeline.orchestration.heartbeats import keep_alive
 from jobs_pipeline.orchestration.mapping_keys import mapping_key, step_id_from_mapping_key
@@ -248,9 +249,7 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
         yield dg.Output(None, metadata=metadata)
         return
     if outcome.canceled:
-        raise ExpectedFailure(
-            description=outcome.canceled, metadata=metadata, allow_retries=False
-        )
+        stop_canceled_run(context, outcome.canceled, metadata)
     if outcome.failed:
         # A reason meant for people is one line on the console; an unexpected error keeps its
         # trace (logged where it was caught) and a plain Failure.

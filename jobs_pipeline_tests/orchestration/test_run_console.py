@@ -77,12 +77,18 @@ def test_a_canceled_job_stops_launching_work_and_tells_it_once(
     assert len(not_run) == STEPS - FINISHED_BEFORE_CANCEL
     assert all(step.state == JobState.FAILED for step in not_run)
     assert all(step.attempts == 0 and step.run_id == run.run_id for step in not_run)
-    ended = perfdb.queue.get_job(job.id)
-    assert ended.state == JobState.FAILED
-    assert ended.comment == "canceled by cli; 27 (77.14%) steps failed"
-    # One op tells of the cancel; the others of steps not run return quietly.
+    job = perfdb.queue.get_job(job.id)
+    assert job.state == JobState.FAILED
+    assert job.comment == "canceled by cli; 27 (77.14%) steps failed"
+    # The op that met the cancel fails, once; the run stops there and ends Canceled: the step
+    # ops of the steps not run never start.
     failures = events_of(env, run.run_id, dg.DagsterEventType.STEP_FAILURE)
     assert len(failures) == 1, [entry.step_key for entry in failures]
+    started = events_of(env, run.run_id, dg.DagsterEventType.STEP_START)
+    assert len(started) == 1 + FINISHED_BEFORE_CANCEL + 1  # the plan, 8 steps, the one canceled
+    with instance_for_environment(env) as instance:
+        ended = instance.get_run_by_id(run.run_id)
+        assert ended is not None and ended.status == dg.DagsterRunStatus.CANCELED
     assert_quiet(run, at_most=MAX_CONSOLE_LINES)
     assert f"job {job.id} was canceled by cli: 27 steps not run" in run.output
     # The job's outcome is on the run page.
@@ -90,6 +96,7 @@ def test_a_canceled_job_stops_launching_work_and_tells_it_once(
     assert outcomes, "no event of the run carries the job's outcome"
     assert outcomes[-1]["job_state"].value == "Failed"
     assert "fleet" in outcomes[-1] and "steps_not_finished" in outcomes[-1]
+    assert outcomes[-1]["steps_not_run"].value == STEPS - FINISHED_BEFORE_CANCEL
 
 
 def test_a_step_failure_meant_for_people_is_one_line_on_the_console(
