@@ -37,22 +37,23 @@ def step_failures(run: dg.DagsterRun) -> list[tuple[str, str]]:
 
 
 def latest_failed_runs(limit: int = 50) -> tuple[dg.DagsterRun | None, dg.DagsterRun | None]:
-    """The latest failed run whose steps failed (not canceled), and the latest of a canceled job
-    (its one failed op says so)."""
+    """The latest failed run whose steps failed, and the latest run of a canceled job (it ends
+    Canceled, its one failed op says so)."""
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(
             dg.RunsFilter(job_name="perfdb_job", statuses=[dg.DagsterRunStatus.FAILURE]),
             limit=limit,
         )
-    failed = canceled = None
-    for run in runs:
-        failures = step_failures(run)
-        was_canceled = any(" was canceled by " in text for _, text in failures)
-        if was_canceled and canceled is None:
-            canceled = run
-        elif failures and not was_canceled and failed is None:
-            failed = run
-    return failed, canceled
+    failed = next(
+        (
+            run
+            for run in runs
+            if step_failures(run)
+            and not any(" was canceled by " in text for _, text in step_failures(run))
+        ),
+        None,
+    )
+    return failed, latest_run(dg.DagsterRunStatus.CANCELED)
 
 
 def first_step_op(run: dg.DagsterRun) -> str | None:
@@ -123,6 +124,8 @@ def main() -> None:
                     out / "step-metadata.png",
                     expand=True,
                 )
+        # The runs list: each run's job description is one of its tags.
+        shoot(page, f"{ui}/runs", out / "runs-list.png")
         failed, canceled = latest_failed_runs()
         if failed is not None:
             base = f"{ui}/runs/{failed.run_id}"
