@@ -7,6 +7,7 @@ import warnings
 import dagster as dg
 
 from jobs_pipeline.orchestration import dagster_scaling
+from jobs_pipeline.orchestration.console import console_logger
 from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, executor_for
 from jobs_pipeline.orchestration.housekeeping_schedule import (
     perfdb_housekeeping,
@@ -44,6 +45,8 @@ perfdb_jobs = [
         description=f"One job of the performance database's queue, one op per job step: "
         f"{_DESCRIPTIONS[profile]}.",
         executor_def=executor_for(profile),
+        # Dagster's console logger, with failures meant for people on one line.
+        logger_defs={"console": console_logger},
         tags={PROFILE_TAG: profile.value},
     )
     for profile in Profile

@@ -14,10 +14,13 @@ from typing import Any, TextIO
 
 from jobs_pipeline.perfdb.records import Job, Step
 from jobs_pipeline.perfdb.states import FINAL_STATES, JobState
+from jobs_pipeline.perfdb.step_dependencies import CANCELED_NOT_RUN, never_ran
 from jobs_pipeline.perfdb.step_states import step_states
 
 # Up to this many changed steps are read one by one; more, all of the job's steps at once.
 _SINGLE_READS = 20
+# What a watcher sees until a run claims the job: it has no steps to count yet.
+WAITING_FOR_RUN = "waiting for run ..."
 
 
 def _step_label(step: Step) -> str:
@@ -32,14 +35,20 @@ def _step_label(step: Step) -> str:
 class JobProgress:
     """Tracks a job's steps and renders each change."""
 
-    def __init__(self, queue: Any, job_id: int, *, out: TextIO, tty: bool) -> None:
+    def __init__(
+        self, queue: Any, job_id: int, *, out: TextIO, tty: bool, final_line: bool = True
+    ) -> None:
         self.queue = queue
         self.job_id = job_id
         self.out = out
         self.tty = tty
+        # Whether the job's end gets a line here (`job run` prints the outcome itself).
+        self.final_line = final_line
         self.started = time.monotonic()
         self.job: Job = queue.get_job(job_id)
         self.states: dict[int, JobState] = {}
+        # Failed steps that never started (a canceled job, a failed dependency).
+        self.not_run: set[int] = set()
         self._bar: Any = None
         self._task: Any = None
         self._baseline_done = 0
@@ -54,7 +63,12 @@ class JobProgress:
 
     @property
     def failed(self) -> int:
-        return sum(1 for state in self.states.values() if state == JobState.FAILED)
+        """Steps that ran and failed; those that never started are counted apart."""
+        return sum(
+            1
+            for step_id, state in self.states.items()
+            if state == JobState.FAILED and step_id not in self.not_run
+        )
 
     @property
     def done(self) -> int:
@@ -64,6 +78,10 @@ class JobProgress:
         changed = [step for step in steps if self.states.get(step.id) != step.state]
         for step in steps:
             self.states[step.id] = step.state
+            if step.state == JobState.FAILED and never_ran(step.comment):
+                self.not_run.add(step.id)
+            else:
+                self.not_run.discard(step.id)
         return changed
 
     def _changed_steps(self) -> list[Step]:
@@ -94,28 +112,49 @@ class JobProgress:
 
             self._bar = Progress(
                 TextColumn(f"job {self.job_id}"),
+                TextColumn("{task.fields[waiting]}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("steps  [red]{task.fields[failed]} failed[/red]"),
+                TextColumn("steps  [red]{task.fields[failed]} failed[/red]{task.fields[not_run]}"),
                 TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
                 console=Console(file=self.out),
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(
-                "steps", total=self.total or None, completed=self.done, failed=self.failed, rate=""
-            )
+            self._task = self._bar.add_task("steps", **self._bar_fields(), rate="")
+        elif self._waiting(self.job):
+            self._line(f"job {self.job_id} {self.job.state.label}: {WAITING_FOR_RUN}")
         else:
-            self._line(f"job {self.job_id} {self.job.state.label}: {self._counts()}")
+            comment = f" ({self.job.comment})" if self.job.comment else ""
+            ended = self.job.state in FINAL_STATES
+            self._line(
+                f"job {self.job_id} {self.job.state.label}{comment if ended else ''}: "
+                f"{self._counts()}"
+            )
         return self
+
+    def _waiting(self, job: Job) -> bool:
+        """Whether no run has claimed the job yet: there are no steps to count."""
+        return job.state == JobState.QUEUED or (job.state == JobState.CREATED and not self.total)
+
+    def _bar_fields(self) -> dict[str, Any]:
+        not_run = len(self.not_run)
+        return {
+            "total": self.total or None,
+            "completed": self.done,
+            "failed": self.failed,
+            "not_run": f", {not_run} not run" if not_run else "",
+            "waiting": WAITING_FOR_RUN if self._waiting(self.job) else "",
+        }
 
     def __exit__(self, *_: object) -> None:
         if self._bar is not None:
             self._bar.stop()
 
     def _counts(self) -> str:
-        return f"{self.done}/{self.total} steps done, {self.failed} failed"
+        not_run = f", {len(self.not_run)} not run" if self.not_run else ""
+        return f"{self.done}/{self.total} steps done, {self.failed} failed{not_run}"
 
     def _line(self, text: str) -> None:
         if self._bar is not None:
@@ -127,28 +166,32 @@ class JobProgress:
     def poll(self) -> Job:
         """Reads what changed and shows it; returns the job as it is now."""
         job = self.queue.get_job(self.job_id)
+        canceled = 0
         for step in self._read(self._changed_steps()):
-            if step.state == JobState.FAILED:
+            if step.state == JobState.FAILED and step.comment == CANCELED_NOT_RUN:
+                canceled += 1  # one line for all of them, below
+            elif step.state == JobState.FAILED:
                 self._line(f"{_step_label(step)} failed: {step.comment or ''}")
             elif self._bar is None and step.state != JobState.CREATED:
                 note = (
                     f" ({step.comment})" if step.comment and step.state == JobState.FINISHED else ""
                 )
                 self._line(f"{_step_label(step)} {step.state.label}{note} [{self._counts()}]")
+        if canceled:
+            steps = "1 step" if canceled == 1 else f"{canceled} steps"
+            self._line(f"{steps} {CANCELED_NOT_RUN} [{self._counts()}]")
         if job.state != self.job.state:
-            if self._bar is None or job.state in FINAL_STATES:
+            ended = job.state in FINAL_STATES
+            if (self._bar is None and not ended) or (ended and self.final_line):
                 comment = f" ({job.comment})" if job.comment else ""
-                self._line(f"job {self.job_id} {job.state.label}{comment}")
+                run = f" (run {job.run_id})" if job.state == JobState.RUNNING and job.run_id else ""
+                self._line(f"job {self.job_id} {job.state.label}{comment}{run}")
         self.job = job
         if self._bar is not None:
             elapsed = max(time.monotonic() - self.started, 1e-9)
             rate = (self.done - self._baseline_done) / elapsed
             self._bar.update(
-                self._task,
-                total=self.total or None,
-                completed=self.done,
-                failed=self.failed,
-                rate=f"{rate:.1f} steps/s" if rate else "",
+                self._task, **self._bar_fields(), rate=f"{rate:.1f} steps/s" if rate else ""
             )
         return job
 

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from jobs_pipeline.cli.job import step_counts
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline.perfdb.errors import JobCanceled
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.progress import JobProgress, follow
 from jobs_pipeline_tests.orchestration.conftest import (
@@ -46,7 +48,7 @@ def test_follow_prints_each_step_failures_and_the_end_of_the_job(seeded_db: Perf
 
     lines = out.getvalue().splitlines()
     assert ended.state == JobState.FAILED
-    assert lines[0] == f"job {job.id} Queued: 0/0 steps done, 0 failed"
+    assert lines[0] == f"job {job.id} Queued: waiting for run ..."
     failures = [line for line in lines if " failed: " in line]
     assert len(failures) == 2 and all(NO_DATA in line for line in failures)
     assert lines[-1] == f"job {job.id} Failed (2 (33.33%) steps failed)"
@@ -66,9 +68,33 @@ def test_job_watch_of_an_ended_job_returns_at_once_with_its_outcome(
     code = main(["--db", perfdb_url, "job", "watch", str(job.id)])
 
     out, err = capsys.readouterr()
+    # One line says how the job ended; the exit code says it failed.
     assert code == 1
-    assert out.splitlines()[0] == f"job {job.id} Failed: 2/2 steps done, 2 failed"
-    assert err == f"jobs-pipeline: error: job {job.id} ended Failed (2 (100.00%) steps failed)\n"
+    assert out == f"job {job.id} Failed (2 (100.00%) steps failed): 2/2 steps done, 2 failed\n"
+    assert err == ""
+
+
+def test_steps_of_a_canceled_job_that_never_ran_are_counted_apart_in_one_line(
+    perfdb: PerfDB, object_ids: dict[str, int]
+) -> None:
+    job_id, steps = running_job(perfdb, object_ids, count=3)
+    out = io.StringIO()
+    progress = JobProgress(perfdb.queue, job_id, out=out, tty=False)
+    perfdb.queue.start_step(steps[0], "run-a")
+    perfdb.queue.finish_step(steps[0], run_id="run-a")
+    perfdb.queue.cancel_job(job_id, actor="ana")
+    with pytest.raises(JobCanceled):
+        perfdb.queue.start_step(steps[1], "run-a")
+
+    job = progress.poll()
+
+    assert (job.state, progress.failed, len(progress.not_run)) == (JobState.FAILED, 0, 2)
+    lines = out.getvalue().splitlines()
+    assert lines[-2:] == [
+        "2 steps canceled, not run [3/3 steps done, 0 failed, 2 not run]",
+        f"job {job_id} Failed (canceled by ana; 2 (66.67%) steps failed)",
+    ]
+    assert step_counts(perfdb.queue.get_steps(job_id)) == "3 steps: 1 Finished, 2 not run"
 
 
 def test_a_step_that_commits_after_a_later_one_is_not_missed(

@@ -1,7 +1,8 @@
 """Takes the screenshots of `scripts/screenshots` (see there): run pages of the latest finished
-and failed runs of `perfdb_job`, with the log filtered to the events that carry the summary and
-the step pictures; and, without the UI, the report pictures of `report_pictures.py` (a small and
-a large fleet's heat map, `alarms plot` with short occurrences)."""
+run of `perfdb_job`, of the latest run that failed because a step failed (a `JobStepError`) and
+of the latest run of a canceled job, with the log filtered to the events that carry the summary
+and the step pictures; and, without the UI, the report pictures of `report_pictures.py` (a small
+and a large fleet's heat map, `alarms plot` with short occurrences)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,38 @@ def latest_run(status: dg.DagsterRunStatus) -> dg.DagsterRun | None:
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(dg.RunsFilter(job_name="perfdb_job", statuses=[status]), limit=1)
     return runs[0] if runs else None
+
+
+def step_failures(run: dg.DagsterRun) -> list[tuple[str, str]]:
+    """(step key, description) of each failed op of the run."""
+    with dg.DagsterInstance.get() as instance:
+        entries = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    failures = []
+    for entry in entries:
+        data = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        described = getattr(getattr(data, "user_failure_data", None), "description", None)
+        failures.append((entry.step_key or "", described or ""))
+    return failures
+
+
+def latest_failed_runs(limit: int = 50) -> tuple[dg.DagsterRun | None, dg.DagsterRun | None]:
+    """The latest failed run whose steps failed, and the latest run of a canceled job (it ends
+    Canceled, its one failed op says so)."""
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(
+            dg.RunsFilter(job_name="perfdb_job", statuses=[dg.DagsterRunStatus.FAILURE]),
+            limit=limit,
+        )
+    failed = next(
+        (
+            run
+            for run in runs
+            if step_failures(run)
+            and not any(" was canceled by " in text for _, text in step_failures(run))
+        ),
+        None,
+    )
+    return failed, latest_run(dg.DagsterRunStatus.CANCELED)
 
 
 def first_step_op(run: dg.DagsterRun) -> str | None:
@@ -91,11 +124,26 @@ def main() -> None:
                     out / "step-metadata.png",
                     expand=True,
                 )
-        failed = latest_run(dg.DagsterRunStatus.FAILURE)
+        # The runs list: each run's job description is one of its tags.
+        shoot(page, f"{ui}/runs", out / "runs-list.png")
+        failed, canceled = latest_failed_runs()
         if failed is not None:
             base = f"{ui}/runs/{failed.run_id}"
             shoot(page, base, out / "failed-run-summary.png")
             shoot(page, base, out / "failed-run-steps.png", markdown="steps_not_finished")
+            # A step that failed for a reason meant for people: its message comes first.
+            step_key = step_failures(failed)[0][0]
+            shoot(
+                page,
+                f"{base}?logs={quote(f'step:{step_key}')}",
+                out / "failed-step-message.png",
+                expand=True,
+            )
+        if canceled is not None:
+            # Finished steps green, the op that met the cancel red, the rest never started.
+            base = f"{ui}/runs/{canceled.run_id}"
+            shoot(page, base, out / "canceled-run.png")
+            shoot(page, base, out / "canceled-run-outcome.png", markdown="steps_not_finished")
         browser.close()
 
 

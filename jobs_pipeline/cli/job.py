@@ -10,6 +10,7 @@ from typing import Any
 
 from jobs_pipeline.cli.arguments import job_state, json_object, open_perfdb, positive_int
 from jobs_pipeline.cli.output import (
+    Exit,
     UsageError,
     add_json_flag,
     iso,
@@ -270,6 +271,7 @@ def cmd_job_show(args: argparse.Namespace) -> None:
         f"  created {short_time(job.created)}  started {short_time(job.started)}  "
         f"finished {short_time(job.finished)}  queued {job.queue_count}x  run {job.run_id or ''}"
     )
+    print(f"  steps:       {step_counts(steps)}")
     for line in _job_notes(job):
         print(f"  {line}")
     print_table(
@@ -289,6 +291,23 @@ def cmd_job_show(args: argparse.Namespace) -> None:
             for step in steps
         ],
     )
+
+
+def step_counts(steps: Sequence[Any]) -> str:
+    """`35 steps: 8 Finished, 27 not run`: steps that never started apart from failed ones."""
+    from collections import Counter
+
+    from jobs_pipeline.perfdb.step_dependencies import never_ran
+
+    counts: Counter[str] = Counter(
+        "not run"
+        if step.state == JobState.FAILED and never_ran(step.comment)
+        else step.state.label
+        for step in steps
+    )
+    order = [state.label for state in JobState] + ["not run"]
+    parts = [f"{counts[label]} {label}" for label in order if counts[label]]
+    return f"{plural(len(steps), 'step')}" + (f": {', '.join(parts)}" if parts else "")
 
 
 def data_quality_text(details: dict[str, Any] | None) -> str:
@@ -348,7 +367,7 @@ def cmd_job_delete(args: argparse.Namespace) -> None:
 
 
 def cmd_job_run(args: argparse.Namespace) -> None:
-    from jobs_pipeline.orchestration.launch import RunFailed, run_queued_job
+    from jobs_pipeline.orchestration.launch import run_queued_job
     from jobs_pipeline.progress import JobProgress
 
     perfdb = open_perfdb(args)
@@ -362,7 +381,9 @@ def cmd_job_run(args: argparse.Namespace) -> None:
             else f"job {args.id} already has run {run_id} (the queue sensor's): waiting for it"
         )
         print(f"{what}; to cancel it: jobs-pipeline job cancel {args.id}", file=sys.stderr)
-        progress = JobProgress(perfdb.queue, args.id, out=sys.stderr, tty=sys.stderr.isatty())
+        progress = JobProgress(
+            perfdb.queue, args.id, out=sys.stderr, tty=sys.stderr.isatty(), final_line=False
+        )
         progress.__enter__()
 
     def poll() -> None:
@@ -401,11 +422,10 @@ def cmd_job_run(args: argparse.Namespace) -> None:
     else:
         print(outcome)
     if job.state != JobState.FINISHED:
-        raise RunFailed(f"job {args.id} ended {job.state.label}")
+        raise Exit(1)  # the outcome above is the one line that says so
 
 
 def cmd_job_watch(args: argparse.Namespace) -> None:
-    from jobs_pipeline.orchestration.launch import RunFailed
     from jobs_pipeline.progress import follow
 
     perfdb = open_perfdb(args)
@@ -415,7 +435,7 @@ def cmd_job_watch(args: argparse.Namespace) -> None:
         _interrupted_run(perfdb, args.id, cancel=args.cancel)
         raise
     if job.state == JobState.FAILED:
-        raise RunFailed(f"job {args.id} ended Failed ({job.comment})")
+        raise Exit(1)  # the last line of the progress said so
 
 
 def _interrupted_run(perfdb: Any, job_id: int, *, cancel: bool = False) -> None:
@@ -477,8 +497,8 @@ def cmd_job_cancel(args: argparse.Namespace) -> None:
     job = queue.cancel_job(args.id, actor=args.actor or ACTOR)
     if job.state == JobState.RUNNING:
         print(
-            f"job {job.id}: cancel requested; its run is terminated within seconds "
-            f"and the steps not finished fail with 'canceled'"
+            f"job {job.id}: cancel requested; its run starts no more steps (those not started "
+            f"end Failed 'canceled, not run') and is terminated if a step keeps it busy"
         )
         return
     print(f"job {job.id} is {job.state.label} ({job.comment})")

@@ -18,6 +18,14 @@ class UsageError(Exception):
     """Bad command-line input (exit code 2)."""
 
 
+class Exit(Exception):
+    """Ends the command with `code`: what people need to know was printed already."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 PROGRAM = "jobs-pipeline"
 
 
@@ -75,6 +83,8 @@ def run_command(args: argparse.Namespace) -> int:
     """Runs the command's handler; the exit code, with one line on stderr for a failure."""
     try:
         args.handler(args)
+    except Exit as done:
+        return done.code
     except (UsageError, InputError) as error:
         print(error_line(error), file=sys.stderr)
         return 2

@@ -22,11 +22,13 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import (
     InputError,
     InvalidTransition,
+    JobCanceled,
     LostOwnership,
     is_transient,
 )
 from jobs_pipeline.perfdb.records import Job, NewStep, Step
 from jobs_pipeline.perfdb.states import Actor, JobState
+from jobs_pipeline.perfdb.step_dependencies import CANCELED_NOT_RUN
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +71,13 @@ class StepOutcome:
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
     picture: Callable[[], bytes] | None = None
-    # Steps that depended on this failed one and were failed without running.
+    # Steps that depended on this failed one and were failed without running; for a step that
+    # saw its job's cancel first, the steps that cancel failed without running.
     not_run: tuple[int, ...] = ()
+    # The step did not run because its job was canceled: what people are told.
+    canceled: str | None = None
+    # The step failed with an exception other than `JobStepError` (a bug, not a reason).
+    unexpected: bool = False
 
     @property
     def failed(self) -> bool:
@@ -232,9 +239,13 @@ class JobInstance:
         comment; the last step of the job also writes the job's final state."""
         queue = self._perfdb.queue
         actor = self._actor(run_id)
-        queue.start_step(step_id, run_id, actor=actor)
         started = time.perf_counter()
+        try:
+            queue.start_step(step_id, run_id, actor=actor)
+        except JobCanceled as canceled:
+            return self._canceled_outcome(step_id, started, canceled)
         error: str | None = None
+        unexpected = False
         output = StepOutput()
         try:
             returned = self._run_step(step_id)
@@ -247,6 +258,7 @@ class JobInstance:
         except Exception as failure:
             logger.exception("step %s of job %s failed", step_id, self.job_id)
             error = f"Unknown error, please check the logs: {failure}"
+            unexpected = True
         seconds = time.perf_counter() - started
         state_started = time.perf_counter()
         details = dict(output.details)
@@ -269,6 +281,7 @@ class JobInstance:
                 raise
             logger.exception("results of step %s of job %s not stored", step_id, self.job_id)
             error = f"Unknown error, please check the logs: results not stored: {failure}"
+            unexpected = True
             result = queue.finish_step(
                 step_id, error, run_id=run_id, actor=actor, details=details or None
             )
@@ -283,6 +296,7 @@ class JobInstance:
             details=details,
             picture=None if error else output.picture,
             not_run=result.not_run,
+            unexpected=unexpected,
         )
 
     def check_dependencies(
@@ -330,6 +344,22 @@ class JobInstance:
                 return []
         return waiting
 
+    def _canceled_outcome(
+        self, step_id: int, started: float, canceled: JobCanceled
+    ) -> StepOutcome:
+        job = self._perfdb.queue.get_job(self.job_id) if canceled.not_run else None
+        final = job is not None and job.state in (JobState.FINISHED, JobState.FAILED)
+        return StepOutcome(
+            step_id=step_id,
+            state=JobState.FAILED,
+            comment=CANCELED_NOT_RUN,
+            job_state=job.state if final and job is not None else None,
+            job_comment=job.comment if final and job is not None else None,
+            seconds=time.perf_counter() - started,
+            not_run=canceled.not_run,
+            canceled=str(canceled),
+        )
+
     def _not_run_outcome(
         self,
         step: Step,
@@ -348,6 +378,7 @@ class JobInstance:
             job_state=job_state,
             job_comment=job_comment,
             seconds=time.perf_counter() - started,
+            canceled=step.comment if step.comment == CANCELED_NOT_RUN else None,
         )
 
     def run(self) -> list[int]:
@@ -389,6 +420,11 @@ class JobInstance:
                         failed.append(step.id)
                         continue
                     outcome = self.execute_step(step.id, run_id)
+                    if outcome.canceled:
+                        # The cancel failed every step not started yet, and the job.
+                        self.refresh()
+                        steps = self.steps.values()
+                        return [other.id for other in steps if other.state == JobState.FAILED]
                     if outcome.failed:
                         failed.append(step.id)
                         not_run.update(outcome.not_run)

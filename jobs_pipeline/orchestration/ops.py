@@ -14,6 +14,8 @@ import dagster as dg
 from jobs_pipeline.calc import format_duration
 from jobs_pipeline.jobs import JobInstance, load_job
 from jobs_pipeline.jobs.step_details import SHOWN_DETAILS
+from jobs_pipeline.orchestration.canceled_runs import stop_canceled_run
+from jobs_pipeline.orchestration.console import ExpectedFailure
 from jobs_pipeline.orchestration.heartbeats import keep_alive
 from jobs_pipeline.orchestration.mapping_keys import mapping_key, step_id_from_mapping_key
 from jobs_pipeline.orchestration.resources import PerfDBResource
@@ -241,8 +243,18 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
         # the summary op, and this op carries the job's outcome instead.
         with _op_errors(context, job_id):
             metadata.update(job_summary(job.perfdb, job_id, context.run_id))
+    if outcome.canceled and not outcome.not_run:
+        # Failed, not run, by the step start that saw the cancel first: that op tells it once.
+        metadata["not_run"] = outcome.canceled
+        yield dg.Output(None, metadata=metadata)
+        return
+    if outcome.canceled:
+        stop_canceled_run(context, outcome.canceled, metadata)
     if outcome.failed:
-        raise dg.Failure(description=outcome.comment, metadata=metadata, allow_retries=False)
+        # A reason meant for people is one line on the console; an unexpected error keeps its
+        # trace (logged where it was caught) and a plain Failure.
+        failure = dg.Failure if outcome.unexpected else ExpectedFailure
+        raise failure(description=outcome.comment, metadata=metadata, allow_retries=False)
     # Explicit, with the step's metadata: an implicit Nothing output would log a line more.
     yield dg.Output(None, metadata=metadata)
 

@@ -18,6 +18,7 @@ from jobs_pipeline.orchestration.tags import (
     QUEUE_COUNT_TAG,
     RUN_KEY_TAG,
     SENSOR_NAME_TAG,
+    description_tag,
 )
 from jobs_pipeline.perfdb.errors import InputError, is_transient
 from jobs_pipeline.perfdb.queue import bounded
@@ -50,6 +51,7 @@ def run_tags(
         JOB_TYPE_TAG: job.type_name,
         QUEUE_COUNT_TAG: str(job.queue_count),
         PROFILE_TAG: profile.value,
+        **description_tag(job.description),
         **(schedule_tags(period) if period is not None else {}),
     }
 

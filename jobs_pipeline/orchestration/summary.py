@@ -17,6 +17,7 @@ from jobs_pipeline.calc import format_duration
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.occurrences import JobCell
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.perfdb.step_dependencies import never_ran
 
 if TYPE_CHECKING:
     from jobs_pipeline.report import FleetCell
@@ -45,6 +46,10 @@ def job_summary(perfdb: PerfDB, job_id: int, run_id: str | None = None) -> dict[
         "job_comment": job.comment or "",
         **{f"steps_{state.lower()}": count for state, count in sorted(states.items())},
     }
+    not_run = sum(1 for cell in cells if cell.state == JobState.FAILED and never_ran(cell.comment))
+    if not_run:
+        # Of the Failed steps, those that never started (a cancel, a failed dependency).
+        metadata["steps_not_run"] = not_run
     if run_id is not None:
         # From the same rows: a summary of 10,000 steps reads them once.
         metadata["steps_this_run"] = sum(

@@ -37,6 +37,12 @@ class LostOwnership(InvalidTransition):
 class JobCanceled(InvalidTransition):
     """The job was canceled: no more of its steps start."""
 
+    def __init__(self, message: str | None = None, *, not_run: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        # The steps this cancel failed without running them; empty when an earlier step start
+        # of the same run saw the cancel and failed them already.
+        self.not_run = not_run
+
 
 class DependencyNotFinished(InvalidTransition):
     """A step starts only once the steps it depends on Finished."""

@@ -18,6 +18,7 @@ from jobs_pipeline.perfdb.queue_rows import (
 )
 from jobs_pipeline.perfdb.records import Job, StepResult
 from jobs_pipeline.perfdb.states import Actor, JobState
+from jobs_pipeline.perfdb.step_dependencies import CANCELED_NOT_RUN
 from jobs_pipeline.perfdb.transitions import TransitionCore
 
 
@@ -60,8 +61,9 @@ class ReconcilerWrites(TransitionCore):
         with `step_comment` (default: `reason`), steps whose op failed before they started
         become Failed with the op's error (`op_failures`, by step id), and its job, if that run
         still holds it, is finalised with `reason`. A job with a cancel request also fails its
-        steps that never started, with `canceled`. Steps and jobs that a newer run has taken
-        over are left alone, so a late call is harmless and a repeated one changes nothing."""
+        steps that never started, with `canceled, not run`. Steps and jobs that a newer run has
+        taken over are left alone, so a late call is harmless and a repeated one changes
+        nothing."""
         actor = actor or "reconciler"
         reason = bounded(reason)
         step_comment = bounded(step_comment or reason)
@@ -101,7 +103,7 @@ class ReconcilerWrites(TransitionCore):
                             STEP.c.job_id == job_id, STEP.c.state_id == JobState.CREATED
                         )
                     ).all()
-                    failed.update(dict.fromkeys(not_started, "canceled"))
+                    failed.update(dict.fromkeys(not_started, CANCELED_NOT_RUN))
                 if held is not None and op_failures:
                     created = connection.scalars(
                         sa.select(STEP.c.id).where(

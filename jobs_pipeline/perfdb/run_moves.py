@@ -21,8 +21,9 @@ from jobs_pipeline.perfdb.queue_rows import (
     run_actor,
 )
 from jobs_pipeline.perfdb.records import Job, NewStep, Step, StepResult
-from jobs_pipeline.perfdb.states import Actor, JobState
+from jobs_pipeline.perfdb.states import STEP_TRANSITIONS, Actor, JobState, check_transitions
 from jobs_pipeline.perfdb.step_dependencies import (
+    CANCELED_NOT_RUN,
     StepDependencies,
     check_dependency_positions,
     insert_dependencies,
@@ -133,30 +134,33 @@ class RunMoves(StepDependencies):
     def start_step(self, step_id: int, run_id: str | None, *, actor: str | None = None) -> Step:
         """Created or Failed -> Running (a failed step may be re-run), for the run holding the
         job; that run may also restart its own Running step (a retry, a redelivered task). A
-        job with a cancel request starts no more steps: the step fails with `canceled` and
-        `JobCanceled` is raised."""
+        job with a cancel request starts no more steps: this step and every other one the run
+        has not started fail at once with `canceled, not run` (attempts unchanged), the job is
+        finalised, and `JobCanceled` is raised; the run's later step starts raise it too,
+        writing nothing."""
         actor = actor or run_actor(run_id)
         with begin(self.engine) as connection:
             holder = self._lock_holder_of_step(connection, step_id)
             job_id = holder.id
-            check_holder(holder, run_id)
-            if holder.cancel_requested is not None:
-                reason = f"canceled by {holder.cancel_requested_by or 'frontend'}"
-                self._step_transition(
-                    connection,
-                    step_id,
-                    (JobState.CREATED, JobState.FAILED, JobState.RUNNING),
-                    JobState.FAILED,
-                    Actor.RUN,
-                    actor,
-                    values={"comment": "canceled", "run_id": run_id},
-                    run_id=run_id,
-                )
-                self._finalise_job(connection, job_id, run_id, Actor.RUN, actor)
-                # The failed step must be committed before the op hears of the cancel.
-                canceled = JobCanceled(f"job {job_id} was {reason}: step {step_id} not started")
+            canceled = None
+            unusual = holder.state_id != JobState.RUNNING or holder.run_id != run_id
+            # Read only off the usual path: a step start stays three statements.
+            if (unusual or holder.cancel_requested is not None) and _failed_by_cancel(
+                connection, step_id, run_id
+            ):
+                canceled = JobCanceled(f"job {job_id} was canceled: step {step_id} not run")
             else:
-                canceled = None
+                check_holder(holder, run_id)
+            if canceled is None and holder.cancel_requested is not None:
+                reason = f"canceled by {holder.cancel_requested_by or 'frontend'}"
+                not_run = self._fail_for_cancel(connection, job_id, step_id, run_id, actor)
+                self._finalise_job(connection, job_id, run_id, Actor.RUN, actor)
+                # The failed steps must be committed before the op hears of the cancel.
+                canceled = JobCanceled(
+                    f"job {job_id} was {reason}: {plural_steps(len(not_run))} not run",
+                    not_run=tuple(not_run),
+                )
+            elif canceled is None:
                 self._step_transition(
                     connection,
                     step_id,
@@ -172,6 +176,49 @@ class RunMoves(StepDependencies):
         if canceled is not None:
             raise canceled
         return step
+
+    def _fail_for_cancel(
+        self, connection: Connection, job_id: int, step_id: int, run_id: str | None, actor: str
+    ) -> list[int]:
+        """Fails every step of the job that this run has not started (Created, or Failed under
+        an earlier run) with `canceled, not run`, in a few statements however many there are;
+        `step_id`, if this run had started it already (a retry), with `canceled`. Returns the
+        steps failed without running, in position order."""
+        label = actor_label(Actor.RUN, actor)
+        for source in (JobState.CREATED, JobState.FAILED):
+            check_transitions(STEP_TRANSITIONS, (source,), JobState.FAILED, Actor.RUN)
+        not_started = sa.or_(
+            STEP.c.state_id == JobState.CREATED,
+            sa.and_(STEP.c.state_id == JobState.FAILED, STEP.c.run_id.is_distinct_from(run_id)),
+        )
+        not_run = connection.scalars(
+            sa.select(STEP.c.id)
+            .where(STEP.c.job_id == job_id, not_started)
+            .order_by(STEP.c.position)
+        ).all()
+        if not_run:
+            connection.execute(
+                STEP.update()
+                .where(STEP.c.job_id == job_id, not_started)
+                .values(
+                    state_id=JobState.FAILED,
+                    comment=CANCELED_NOT_RUN,
+                    run_id=run_id,
+                    actor=label,
+                )
+            )
+        if step_id not in not_run:
+            self._step_transition(
+                connection,
+                step_id,
+                (JobState.RUNNING,),
+                JobState.FAILED,
+                Actor.RUN,
+                actor,
+                values={"comment": "canceled"},
+                run_id=run_id,
+            )
+        return list(not_run)
 
     def finish_step(
         self,
@@ -223,3 +270,20 @@ class RunMoves(StepDependencies):
                 job_comment=job_comment,
                 not_run=tuple(not_run),
             )
+
+
+def plural_steps(count: int) -> str:
+    return f"{count} step" if count == 1 else f"{count} steps"
+
+
+def _failed_by_cancel(connection: Connection, step_id: int, run_id: str | None) -> bool:
+    """Whether an earlier step start of this run saw the job's cancel and failed this step."""
+    row = connection.execute(
+        sa.select(STEP.c.state_id, STEP.c.run_id, STEP.c.comment).where(STEP.c.id == step_id)
+    ).one()
+    return (
+        row.state_id == JobState.FAILED
+        and run_id is not None
+        and row.run_id == run_id
+        and row.comment == CANCELED_NOT_RUN
+    )

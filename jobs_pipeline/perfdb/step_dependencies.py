@@ -57,6 +57,16 @@ def read_step(connection: Connection, step_id: int) -> Step | None:
     return step_from_row(row, dependencies_by_step(connection, STEP.c.id == step_id))
 
 
+# The comment of a step that never started because its job was canceled first.
+CANCELED_NOT_RUN = "canceled, not run"
+
+
+def never_ran(comment: str | None) -> bool:
+    """Whether a Failed step's comment says it never started (a canceled job, a failed
+    dependency) rather than that it ran and failed."""
+    return comment is not None and (comment == CANCELED_NOT_RUN or comment.startswith("not run"))
+
+
 def not_run_comment(dependency: Step) -> str:
     """The comment of a step that did not run because `dependency` failed."""
     subject = (

@@ -45,6 +45,7 @@ from jobs_pipeline_tests.scratch_databases import scratch_database
 
 # What the tests import from here, the shared parts of `scratch_deployment` among them.
 __all__ = [
+    "CANCELING_STEPS_SPEC",
     "DAGSTER_PG_URL_ENV",
     "INSTANCE_CONFIG",
     "INTERPRETER_BIN",
@@ -55,6 +56,7 @@ __all__ = [
     "PRODUCTION_WORKSPACE",
     "REPO_ROOT",
     "SLOW_STEPS_SPEC",
+    "CancelingStepsJob",
     "Daemon",
     "DaemonDeployment",
     "PacedAlarmCalc",
@@ -141,6 +143,42 @@ HUNG_STEPS_SPEC = JobTypeSpec(
 )
 
 
+class CancelingStepsJob(JobInstance):
+    """`steps` quick steps on object `object`; the step at position `cancel_after - 1` requests
+    the cancel of its own job (as a person would, with `job cancel`) and then finishes, so that
+    exactly `cancel_after` steps Finished when the run hears of the cancel."""
+
+    _name = "Canceling Steps"
+    _description = "Cancels itself after some steps; for the tests of canceled runs"
+    _parameters_schema = {
+        "type": "object",
+        "properties": {
+            "object": {"type": "string", "minLength": 1},
+            "steps": {"type": "integer", "minimum": 1},
+            "cancel_after": {"type": "integer", "minimum": 1},
+        },
+        "required": ["object", "steps", "cancel_after"],
+        "additionalProperties": False,
+    }
+
+    def _create_steps(self) -> list[dict[str, Any]]:
+        name = self.parameters["object"]
+        object_id = self.perfdb.catalog.object_ids([name])[name]
+        return [{"object_id": object_id} for _ in range(self.parameters["steps"])]
+
+    def _run_step(self, step_id: int) -> dict[str, Any]:
+        if self.steps[step_id].position == self.parameters["cancel_after"] - 1:
+            self.perfdb.queue.cancel_job(self.job_id, actor="cli")
+        return {}
+
+
+CANCELING_STEPS_SPEC = JobTypeSpec(
+    name=CancelingStepsJob._name,
+    description=CancelingStepsJob._description,
+    parameters_schema=CancelingStepsJob._parameters_schema,
+)
+
+
 class PacedAlarmCalc(JobAlarmCalc):
     """The alarm calculation, each step first writing its process id to
     `$JOBS_PIPELINE_TEST_PID_DIR/<job id>.pid` and then taking `PACED_STEP_SECONDS`, so that
@@ -176,6 +214,7 @@ def slow_steps_definitions() -> dg.Definitions:
     register(SlowStepsJob)
     register(HungStepsJob)
     register(PacedAlarmCalc)
+    register(CancelingStepsJob)
     return defs
 
 

@@ -384,9 +384,9 @@ def test_a_cancel_request_on_a_running_job_terminates_its_run_then_fails_what_is
     steps = seeded_db.queue.get_steps(held.job_id)
     assert [(step.state, step.comment) for step in steps] == [
         (FINISHED, None),  # finished steps keep their results
-        (FAILED, "canceled"),
-        (FAILED, "canceled"),
-        (FAILED, "canceled"),
+        (FAILED, "canceled"),  # Running when the run was terminated
+        (FAILED, "canceled, not run"),
+        (FAILED, "canceled, not run"),
     ]
     assert seeded_db.queue.queue_job(held.job_id).state == QUEUED
 

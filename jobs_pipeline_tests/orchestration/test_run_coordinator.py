@@ -5,6 +5,7 @@ It sets a module constant of Dagster's sensor daemon; these tests fail when an u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -121,3 +122,75 @@ def test_the_daemon_still_words_its_routine_tick_lines_as_the_filter_expects() -
     assert 'f"Checking for new runs for sensor: {remote_sensor.name}"' in source
     assert 'f"Sensor {remote_sensor.name} skipped: {sensor_runtime_data.skip_message}"' in source
     assert 'f"{remote_sensor.name} already completed with run keys: ' in source
+
+
+# --- re-executions are not labelled as the queue sensor's runs ----------------------------------
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
+def test_a_reexecution_keeps_the_job_tags_but_not_the_sensor_tag(
+    storage: str, tmp_path: Path
+) -> None:
+    from dagster._core.run_coordinator import SubmitRunContext
+
+    from jobs_pipeline.orchestration.tags import JOB_ID_TAG, SENSOR_NAME_TAG
+    from jobs_pipeline_tests.orchestration.processes import (
+        dagster_environment,
+        instance_for_environment,
+        make_dagster_home,
+        scratch_pg_database,
+    )
+
+    with contextlib.ExitStack() as stack:
+        pg_url = stack.enter_context(scratch_pg_database()) if storage == "postgresql" else None
+        env = dagster_environment(make_dagster_home(tmp_path / "home"), "sqlite://", pg_url)
+        instance = stack.enter_context(instance_for_environment(env))
+        coordinator = instance.run_coordinator
+        assert isinstance(coordinator, QueueRunCoordinator)
+        tags = {JOB_ID_TAG: "7", SENSOR_NAME_TAG: "perfdb_queue_sensor"}
+        parent = queued_run(instance, tags)
+        child = queued_run(instance, tags, parent_run_id=parent.run_id)
+
+        # Dagster's coordinator reads nothing of the workspace when it queues a run.
+        submitted = coordinator.submit_run(SubmitRunContext(child, workspace=None))  # type: ignore[arg-type]
+
+        assert submitted.tags.get(SENSOR_NAME_TAG) is None
+        assert submitted.tags[JOB_ID_TAG] == "7"
+        assert submitted.status == dg.DagsterRunStatus.QUEUED
+        by_sensor = instance.get_runs(dg.RunsFilter(tags={SENSOR_NAME_TAG: "perfdb_queue_sensor"}))
+        assert [run.run_id for run in by_sensor] == [parent.run_id]
+        # A run without a parent (the sensor's) keeps it.
+        coordinator.submit_run(SubmitRunContext(parent, workspace=None))  # type: ignore[arg-type]
+        kept = instance.get_run_by_id(parent.run_id)
+        assert kept is not None and kept.tags[SENSOR_NAME_TAG] == "perfdb_queue_sensor"
+
+
+def queued_run(
+    instance: dg.DagsterInstance, tags: dict[str, str], parent_run_id: str | None = None
+) -> dg.DagsterRun:
+    """A run as the UI or the sensor creates it before the coordinator queues it: it names the
+    code location it comes from (never contacted here: the run is only queued)."""
+    from dagster._core.remote_origin import (
+        GrpcServerCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+
+    origin = RemoteJobOrigin(
+        repository_origin=RemoteRepositoryOrigin(
+            code_location_origin=GrpcServerCodeLocationOrigin(
+                host="localhost", port=4266, location_name="jobs_pipeline"
+            ),
+            repository_name="__repository__",
+        ),
+        job_name="perfdb_job",
+    )
+    return instance.add_run(
+        dg.DagsterRun(
+            job_name="perfdb_job",
+            tags=tags,
+            parent_run_id=parent_run_id,
+            root_run_id=parent_run_id,
+            remote_job_origin=origin,
+        )
+    )

@@ -27,7 +27,13 @@ from jobs_pipeline.orchestration.sensors import (
     TEST_JOB_COMMENT,
     run_tags,
 )
-from jobs_pipeline.orchestration.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+from jobs_pipeline.orchestration.tags import (
+    DESCRIPTION_TAG,
+    DESCRIPTION_TAG_LENGTH,
+    RUN_KEY_TAG,
+    SENSOR_NAME_TAG,
+    description_tag,
+)
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import Actor, JobState
@@ -153,6 +159,8 @@ def test_each_queued_job_becomes_one_run_request(
             JOB_TYPE_TAG: ALARM_CALC,
             QUEUE_COUNT_TAG: "1",
             PROFILE_TAG: "in_process",
+            # The runs list shows what the run is about.
+            DESCRIPTION_TAG: "nightly alarms",
         }
         run_config = request.run_config
         assert run_config["ops"] == plan_config(job.id)["ops"]
@@ -450,3 +458,10 @@ def test_the_queue_query_uses_the_state_index_whatever_the_history(
         for scan in ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
     ), plan
     assert "Seq Scan on job_instances" not in plan, plan
+
+
+def test_the_description_tag_is_one_line_cut_to_a_readable_length() -> None:
+    assert description_tag("") == {}
+    assert description_tag("  nightly\n alarms ") == {DESCRIPTION_TAG: "nightly alarms"}
+    long = description_tag("word " * 40)[DESCRIPTION_TAG]
+    assert len(long) <= DESCRIPTION_TAG_LENGTH and long.endswith("word...")

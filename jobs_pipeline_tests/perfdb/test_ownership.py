@@ -252,7 +252,7 @@ def test_a_canceled_running_job_starts_no_more_steps_and_ends_failed(
     assert (job.state, job.comment) == (FAILED, "canceled by ana; 1 (33.33%) steps failed")
     assert job.cancel_requested is None
     assert step_states(perfdb, job_id) == [FINISHED, FINISHED, FAILED]
-    assert perfdb.queue.get_step(waiting).comment == "canceled"
+    assert perfdb.queue.get_step(waiting).comment == "canceled, not run"
 
 
 # --- heartbeats ------------------------------------------------------------------------------
