@@ -16,7 +16,6 @@ MAX_FUNCTION_LINES = 80
 # by its path and its qualified name.
 ALLOWED = frozenset(
     {
-        "jobs_pipeline/perfdb/reconciler_writes.py::ReconcilerWrites.fail_running_steps_of_run",
     }
 )
 

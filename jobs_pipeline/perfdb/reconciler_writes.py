@@ -87,33 +87,14 @@ class ReconcilerWrites(TransitionCore):
                         JOB.c.run_id == run_id,
                     )
                 ).first()
-                failed: dict[int, str] = dict.fromkeys(
-                    connection.scalars(
-                        sa.select(STEP.c.id).where(
-                            STEP.c.job_id == job_id,
-                            STEP.c.run_id == run_id,
-                            STEP.c.state_id == JobState.RUNNING,
-                        )
-                    ).all(),
+                failed = self._steps_to_fail(
+                    connection,
+                    job_id,
+                    run_id,
                     step_comment,
+                    canceled=held is not None and held.cancel_requested is not None,
+                    op_failures=op_failures if held is not None else None,
                 )
-                if held is not None and held.cancel_requested is not None:
-                    not_started = connection.scalars(
-                        sa.select(STEP.c.id).where(
-                            STEP.c.job_id == job_id, STEP.c.state_id == JobState.CREATED
-                        )
-                    ).all()
-                    failed.update(dict.fromkeys(not_started, CANCELED_NOT_RUN))
-                if held is not None and op_failures:
-                    created = connection.scalars(
-                        sa.select(STEP.c.id).where(
-                            STEP.c.job_id == job_id,
-                            STEP.c.id.in_(list(op_failures)),
-                            STEP.c.state_id == JobState.CREATED,
-                        )
-                    ).all()
-                    for step_id in created:
-                        failed[step_id] = bounded(op_failures[step_id])
                 for step_id, comment in failed.items():
                     self._step_transition(
                         connection,
@@ -135,27 +116,50 @@ class ReconcilerWrites(TransitionCore):
                         run_over=True,
                         reason=reason,
                     )
-                results.extend(
-                    StepResult(
-                        step_id=step_id,
-                        job_id=job_id,
-                        state=JobState.FAILED,
-                        job_state=job_state,
-                        job_comment=job_comment,
-                    )
-                    for step_id in failed
-                )
-                if not failed and job_state is not None:
-                    results.append(
-                        StepResult(
-                            step_id=0,
-                            job_id=job_id,
-                            state=JobState.FAILED,
-                            job_state=job_state,
-                            job_comment=job_comment,
-                        )
-                    )
+                results.extend(_results(job_id, failed, job_state, job_comment))
         return results
+
+    def _steps_to_fail(
+        self,
+        connection: sa.Connection,
+        job_id: int,
+        run_id: str,
+        step_comment: str,
+        *,
+        canceled: bool,
+        op_failures: Mapping[int, str] | None,
+    ) -> dict[int, str]:
+        """The job's steps the reconciler fails, with their comments: those `run_id` left
+        Running; those never started when the job has a cancel request; those whose op failed
+        before they started."""
+        failed: dict[int, str] = dict.fromkeys(
+            connection.scalars(
+                sa.select(STEP.c.id).where(
+                    STEP.c.job_id == job_id,
+                    STEP.c.run_id == run_id,
+                    STEP.c.state_id == JobState.RUNNING,
+                )
+            ).all(),
+            step_comment,
+        )
+        if canceled:
+            not_started = connection.scalars(
+                sa.select(STEP.c.id).where(
+                    STEP.c.job_id == job_id, STEP.c.state_id == JobState.CREATED
+                )
+            ).all()
+            failed.update(dict.fromkeys(not_started, CANCELED_NOT_RUN))
+        if op_failures:
+            created = connection.scalars(
+                sa.select(STEP.c.id).where(
+                    STEP.c.job_id == job_id,
+                    STEP.c.id.in_(list(op_failures)),
+                    STEP.c.state_id == JobState.CREATED,
+                )
+            ).all()
+            for step_id in created:
+                failed[step_id] = bounded(op_failures[step_id])
+        return failed
 
     def fail_steps_of_older_runs(
         self, job_ids: Sequence[int], *, actor: str | None = None
@@ -257,3 +261,20 @@ def _check_queue_count(connection: sa.Connection, job_id: int, queue_count: int)
         raise InvalidTransition(
             f"job {job_id} was queued again (queueing {current}, not {queue_count}): left alone"
         )
+
+
+def _results(
+    job_id: int, failed: Mapping[int, str], job_state: JobState | None, job_comment: str | None
+) -> list[StepResult]:
+    """One result per failed step; one with step id 0 for a job finalised without any."""
+    step_ids = list(failed) or ([0] if job_state is not None else [])
+    return [
+        StepResult(
+            step_id=step_id,
+            job_id=job_id,
+            state=JobState.FAILED,
+            job_state=job_state,
+            job_comment=job_comment,
+        )
+        for step_id in step_ids
+    ]
