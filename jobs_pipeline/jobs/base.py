@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.engine import Connection
 
+from jobs_pipeline.calc import DateTimeRange
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import (
     InputError,
@@ -40,6 +41,21 @@ class JobStepError(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StepWrite:
+    """What a step stored, for reports of what jobs write (Dagster's asset materializations):
+    `rows` of one kind of data, named by one of `feature` (values of that feature), `alarm_id`
+    (occurrences of that alarm) or `file` (measured values imported from that file), with the
+    object and the period when the step has them."""
+
+    rows: int
+    feature: str | None = None
+    alarm_id: int | None = None
+    file: str | None = None
+    object_name: str | None = None
+    period: DateTimeRange | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class StepOutput:
     """What `_run_step` may return instead of a plain details dict.
 
@@ -55,6 +71,8 @@ class StepOutput:
     # Draws a PNG of what the step looked at, for people (Dagster's step page); called after
     # the step is stored, only by callers that show pictures.
     picture: Callable[[], bytes] | None = None
+    # What `write` stores, told once it is stored.
+    wrote: StepWrite | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +89,8 @@ class StepOutcome:
     picture: Callable[[], bytes] | None = None
     # Steps that depended on this failed one and were failed without running.
     not_run: tuple[int, ...] = ()
+    # What the step stored, when it Finished and its job type says.
+    wrote: StepWrite | None = None
 
     @property
     def failed(self) -> bool:
@@ -283,6 +303,7 @@ class JobInstance:
             details=details,
             picture=None if error else output.picture,
             not_run=result.not_run,
+            wrote=None if error else output.wrote,
         )
 
     def check_dependencies(

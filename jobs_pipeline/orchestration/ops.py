@@ -14,6 +14,7 @@ import dagster as dg
 from jobs_pipeline.calc import format_duration
 from jobs_pipeline.jobs import JobInstance, load_job
 from jobs_pipeline.jobs.step_details import SHOWN_DETAILS
+from jobs_pipeline.orchestration.assets import step_materialization
 from jobs_pipeline.orchestration.heartbeats import keep_alive
 from jobs_pipeline.orchestration.mapping_keys import mapping_key, step_id_from_mapping_key
 from jobs_pipeline.orchestration.resources import PerfDBResource
@@ -241,6 +242,9 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
         # the summary op, and this op carries the job's outcome instead.
         with _op_errors(context, job_id):
             metadata.update(job_summary(job.perfdb, job_id, context.run_id))
+    materialization = step_materialization(job_id, step_id, outcome)
+    if materialization is not None:  # what the step stored, on the asset's page too
+        yield materialization
     if outcome.failed:
         raise dg.Failure(description=outcome.comment, metadata=metadata, allow_retries=False)
     # Explicit, with the step's metadata: an implicit Nothing output would log a line more.
