@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy.engine import Connection
@@ -53,6 +54,39 @@ class StepWrite:
     file: str | None = None
     object_name: str | None = None
     period: DateTimeRange | None = None
+
+    def as_details(self) -> dict[str, Any]:
+        """As the step's `details["wrote"]` (JSON), so that whoever reports a run's writes
+        reads them from the database, whichever process ran the step."""
+        named = {
+            "feature": self.feature,
+            "alarm_id": self.alarm_id,
+            "file": self.file,
+            "object": self.object_name,
+        }
+        details: dict[str, Any] = {
+            name: value for name, value in named.items() if value is not None
+        }
+        if self.period is not None:
+            details["start"], details["end"] = self.period.isoformat()
+        details["rows"] = self.rows
+        return details
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> StepWrite:
+        period = None
+        if "start" in details and "end" in details:
+            period = DateTimeRange(
+                datetime.fromisoformat(details["start"]), datetime.fromisoformat(details["end"])
+            )
+        return cls(
+            rows=int(details["rows"]),
+            feature=details.get("feature"),
+            alarm_id=details.get("alarm_id"),
+            file=details.get("file"),
+            object_name=details.get("object"),
+            period=period,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,6 +304,8 @@ class JobInstance:
         seconds = time.perf_counter() - started
         state_started = time.perf_counter()
         details = dict(output.details)
+        if error is None and output.wrote is not None:
+            details["wrote"] = output.wrote.as_details()
         try:
             result = queue.finish_step(
                 step_id,
@@ -289,6 +325,7 @@ class JobInstance:
                 raise
             logger.exception("results of step %s of job %s not stored", step_id, self.job_id)
             error = f"Unknown error, please check the logs: results not stored: {failure}"
+            details.pop("wrote", None)
             result = queue.finish_step(
                 step_id, error, run_id=run_id, actor=actor, details=details or None
             )

@@ -14,7 +14,7 @@ import dagster as dg
 from jobs_pipeline.calc import format_duration
 from jobs_pipeline.jobs import JobInstance, load_job
 from jobs_pipeline.jobs.step_details import SHOWN_DETAILS
-from jobs_pipeline.orchestration.assets import step_materialization
+from jobs_pipeline.orchestration.assets import log_run_materializations
 from jobs_pipeline.orchestration.heartbeats import keep_alive
 from jobs_pipeline.orchestration.mapping_keys import mapping_key, step_id_from_mapping_key
 from jobs_pipeline.orchestration.resources import PerfDBResource
@@ -242,9 +242,7 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
         # the summary op, and this op carries the job's outcome instead.
         with _op_errors(context, job_id):
             metadata.update(job_summary(job.perfdb, job_id, context.run_id))
-    materialization = step_materialization(job_id, step_id, outcome)
-    if materialization is not None:  # what the step stored, on the asset's page too
-        yield materialization
+            log_run_materializations(context, job.perfdb, job_id)
     if outcome.failed:
         raise dg.Failure(description=outcome.comment, metadata=metadata, allow_retries=False)
     # Explicit, with the step's metadata: an implicit Nothing output would log a line more.
@@ -268,6 +266,7 @@ def summarise_job(context: dg.OpExecutionContext, perfdb: PerfDBResource):
             job_id, run_id=context.run_id, run_over=True, actor=f"run:{context.run_id}"
         )
         context.add_output_metadata(job_summary(db, job_id, context.run_id))
+        log_run_materializations(context, db, job_id)
     return job.state == JobState.FINISHED
 
 

@@ -133,7 +133,7 @@ def metadata_of(materialization: dg.AssetMaterialization) -> dict[str, object]:
 
 
 @pytest.mark.usefixtures("perfdb_resource")
-def test_every_step_that_wrote_reports_one_materialization(
+def test_a_run_reports_one_materialization_per_asset_its_steps_wrote(
     perfdb: PerfDB,
     perfdb_url: str,
     dagster_instance: dg.DagsterInstance,
@@ -149,30 +149,55 @@ def test_every_step_that_wrote_reports_one_materialization(
     assert not result.success  # C has no data: its power step fails, its doubled step not run
     steps = perfdb.queue.get_steps(job_id)
     finished = [step for step in steps if step.state == JobState.FINISHED]
-    assert len(finished) == 4
-    reported = materializations(dagster_instance, result.run_id)
-    assert len(reported) == len(finished)  # one per step that wrote, none for the failed ones
-    by_step = {metadata_of(item)["step_id"]: item for item in reported}
-    assert set(by_step) == {step.id for step in finished}
+    assert sorted((step.object_name, step.feature_name) for step in finished) == [
+        ("A", "doubled"),
+        ("A", "power"),
+        ("B", "doubled"),
+        ("B", "power"),
+    ]
     stamps = pd.date_range("2024-01-01", periods=30, freq="1min", tz="UTC")
-    for step in finished:
-        item = by_step[step.id]
-        assert item.asset_key == feature_asset_key(step.feature_name or "")
+    for step in finished:  # what each step wrote, in its details
         values = perfdb.values.read(
             step.object_key, step.feature_id, stamps[0], stamps[-1] + pd.Timedelta("1min")
         )
-        assert len(values) == 30
-        assert metadata_of(item) == {
-            "job_id": job_id,
-            "step_id": step.id,
-            "object": step.object_name,
+        assert (step.details or {})["wrote"] == {
             "feature": step.feature_name,
-            "period": "[2024-01-01T00:00:00+00:00, 2024-01-01T00:30:00+00:00)",
-            "rows": 30,
+            "object": step.object_name,
+            "start": "2024-01-01T00:00:00+00:00",
+            "end": "2024-01-01T00:30:00+00:00",
+            "rows": len(values),
         }
-    # The asset's page: its latest materialization is one of this run's.
+    # The failed run reports its writes once per asset (the failed steps wrote nothing).
+    reported = materializations(dagster_instance, result.run_id)
+    assert {item.asset_key: metadata_of(item) for item in reported} == {
+        feature_asset_key(name): {
+            "job_id": job_id,
+            "steps": 2,
+            "objects": "A, B",
+            "object_count": 2,
+            "feature": name,
+            "period": "[2024-01-01T00:00:00+00:00, 2024-01-01T00:30:00+00:00)",
+            "rows": 60,
+        }
+        for name in ("power", "doubled")
+    }
+    # The asset's page: its latest materialization is this run's.
     latest = dagster_instance.get_latest_materialization_event(feature_asset_key("doubled"))
     assert latest is not None and latest.run_id == result.run_id
+
+    # Data for C, and "Re-execute from failure": only C's two steps, so rows of C only.
+    seed_object(perfdb, "C", period)
+    again = dg.execute_job(
+        dg.reconstructable(in_process_job),
+        instance=dagster_instance,
+        reexecution_options=dg.ReexecutionOptions.from_failure(result.run_id, dagster_instance),
+    )
+    assert again.success
+    reported = materializations(dagster_instance, again.run_id)
+    assert sorted(
+        (item.asset_key, metadata_of(item)["objects"], metadata_of(item)["rows"])
+        for item in reported
+    ) == sorted((feature_asset_key(name), "C", 30) for name in ("power", "doubled"))
 
     alarm_job = create_job(
         perfdb,
@@ -183,14 +208,27 @@ def test_every_step_that_wrote_reports_one_materialization(
     alarm_run = run(in_process_job(), alarm_job.id, perfdb_url, dagster_instance)
 
     assert alarm_run.success
-    occurrences = {name: 0 for name in ("A", "B")}
-    for occurrence in perfdb.occurrences.list(alarm_id=ALARM):
-        occurrences[occurrence.object_name] += 1
-    assert sum(occurrences.values()) > 0  # uniform(1, 10) squared and doubled passes 100
-    reported = materializations(dagster_instance, alarm_run.run_id)
-    assert sorted(
-        (item.asset_key, metadata_of(item)["object"], metadata_of(item)["rows"])
-        for item in reported
-    ) == [(alarm_asset_key(ALARM), name, count) for name, count in sorted(occurrences.items())]
-    assert all(metadata_of(item)["alarm_id"] == ALARM for item in reported)
-    assert all(str(metadata_of(item)["period"]).startswith("[2024-01-01") for item in reported)
+    occurrences = perfdb.occurrences.list(alarm_id=ALARM)
+    assert occurrences  # uniform(1, 10) squared and doubled passes 100
+    [reported_alarm] = materializations(dagster_instance, alarm_run.run_id)
+    assert reported_alarm.asset_key == alarm_asset_key(ALARM)
+    assert metadata_of(reported_alarm) == {
+        "job_id": alarm_job.id,
+        "steps": 2,
+        "objects": "A, B",
+        "object_count": 2,
+        "alarm_id": ALARM,
+        "period": "[2024-01-01T00:00:00+00:00, 2024-01-01T00:30:00+00:00)",
+        "rows": len(occurrences),
+    }
+
+
+def seed_object(perfdb: PerfDB, name: str, period: dict[str, str]) -> None:
+    stamps = pd.date_range(period["start"], periods=30, freq="1min", tz="UTC")
+    perfdb.values.import_frame(
+        pd.concat(
+            pd.DataFrame({"object": name, "feature": feature, "timestamp": stamps, "value": 5.0})
+            for feature in ("voltage", "current")
+        ),
+        sampling_period=pd.Timedelta("1min"),
+    )
