@@ -78,13 +78,24 @@ def shoot_assets(page: Page, ui: str, out: Path) -> None:
     derived feature with the materializations its steps reported."""
     features = latest_run(dg.DagsterRunStatus.SUCCESS, "Feature Calculation")
     if features is not None:
-        shoot(page, f"{ui}/runs/{features.run_id}", out / "feature-run-order.png")
+        # The timeline, and the log of step starts: `efficiency` ops after `dc_power` ones.
+        shoot(
+            page,
+            f"{ui}/runs/{features.run_id}?logs={quote('type:STEP_START')}",
+            out / "feature-run-order.png",
+        )
         shoot(
             page,
             f"{ui}/runs/{features.run_id}?logs={quote('type:ASSET_MATERIALIZATION')}",
             out / "feature-run-materializations.png",
         )
-    shoot(page, f"{ui}/asset-groups", out / "asset-lineage.png")
+    # Everything the efficiency alarm's occurrences come from.
+    shoot(
+        page,
+        f"{ui}/assets/alarm_occurrences/alarm_2002?view=lineage&lineageScope=upstream"
+        "&lineageDepth=4",
+        out / "asset-lineage.png",
+    )
     shoot(page, f"{ui}/assets/features/efficiency", out / "asset-efficiency.png")
 
 
