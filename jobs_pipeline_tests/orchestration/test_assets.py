@@ -13,16 +13,18 @@ import pandas as pd
 import pytest
 from sqlalchemy.engine import make_url
 
-from jobs_pipeline.jobs import create_job
+from jobs_pipeline.jobs import JobDataImport, create_job
 from jobs_pipeline.orchestration.assets import (
     IMPORTS_KEY,
     alarm_asset_key,
     feature_asset_key,
     load_asset_specs,
+    run_materializations,
 )
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline_tests.jobs.test_data_import_job import DATA_IMPORT, csv_file
 from jobs_pipeline_tests.orchestration.test_dependent_steps import (
     feature_job,
     in_process_job,
@@ -232,3 +234,23 @@ def seed_object(perfdb: PerfDB, name: str, period: dict[str, str]) -> None:
         ),
         sampling_period=pd.Timedelta("1min"),
     )
+
+
+def test_a_data_import_reports_its_files_on_the_imports_asset(
+    perfdb: PerfDB, tmp_path: Path
+) -> None:
+    good = csv_file(
+        tmp_path / "good.csv",
+        [f"INV-01,ac_power,2024-01-01T00:{minute:02d}:00Z,1.5" for minute in range(0, 60, 10)],
+    )
+    bad = csv_file(tmp_path / "bad.csv", ["INV-02,ac_power,2024-01-01T00:00:00Z,x"])
+    job = create_job(perfdb, DATA_IMPORT, {"paths": [good, bad]})
+    runner = JobDataImport(job.id, perfdb=perfdb)
+    runner.run()
+    run_id = runner.job.run_id or ""
+
+    [reported] = run_materializations(perfdb, job.id, run_id)
+
+    assert reported.asset_key == IMPORTS_KEY
+    assert metadata_of(reported) == {"job_id": job.id, "steps": 1, "files": good, "rows": 6}
+    assert run_materializations(perfdb, job.id, "another-run") == []
