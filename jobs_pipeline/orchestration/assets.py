@@ -1,12 +1,12 @@
-"""What jobs read and write, as external assets in Dagster's catalog, and the materialization a
-step that wrote reports.
+"""What jobs read and write, as external assets in Dagster's catalog, and the materializations a
+run reports for what its steps wrote.
 
 One asset per feature (`features/<name>`: measured ones in the group `measured_features`,
 derived ones in `derived_features`, depending on the features their expression reads), one per
 alarm (`alarm_occurrences/alarm_<id>`, depending on the feature the alarm reads) and one for the
 files that Data Import jobs load (`feature_imports`, upstream of every measured feature). Objects
 are no part of the keys: a fleet of thousands of objects has as many assets as it has features
-and alarms, and each materialization names its object in its metadata.
+and alarms, and each materialization names its objects in its metadata.
 
 The specs are read from the performance database when the code location loads; a feature or
 alarm defined later shows up after a reload of the code location (its materializations are
@@ -156,8 +156,13 @@ def load_asset_specs(url: str | None = None) -> list[dg.AssetSpec]:
     return catalog_asset_specs(features, derived, alarms)
 
 
-# Materializations name at most this many objects (and count the rest).
-MAX_NAMED_OBJECTS = 20
+# Materializations name at most this many objects or files (and count the rest).
+MAX_NAMED = 20
+
+
+def _named(names: list[str]) -> str:
+    more = len(names) - MAX_NAMED
+    return ", ".join(names[:MAX_NAMED]) + (f" and {more} more" if more > 0 else "")
 
 
 def written_asset_key(wrote: StepWrite) -> dg.AssetKey:
@@ -189,16 +194,14 @@ def _materialization(
     metadata: dict[str, dg.RawMetadataValue] = {"job_id": job_id, "steps": len(writes)}
     objects = sorted({write.object_name for write in writes if write.object_name is not None})
     if objects:
-        named = ", ".join(objects[:MAX_NAMED_OBJECTS])
-        more = len(objects) - MAX_NAMED_OBJECTS
-        metadata["objects"] = named + (f" and {more} more" if more > 0 else "")
+        metadata["objects"] = _named(objects)
         metadata["object_count"] = len(objects)
     if first.feature is not None:
         metadata["feature"] = first.feature
     elif first.alarm_id is not None:
         metadata["alarm_id"] = first.alarm_id
     else:
-        metadata["files"] = ", ".join(write.file or "" for write in writes)
+        metadata["files"] = _named([write.file or "" for write in writes])
     periods = [write.period for write in writes if write.period is not None]
     if periods:
         start = min(period.start for period in periods)
