@@ -7,6 +7,7 @@ import warnings
 import dagster as dg
 
 from jobs_pipeline.orchestration import dagster_scaling
+from jobs_pipeline.orchestration.assets import load_asset_specs
 from jobs_pipeline.orchestration.console import console_logger
 from jobs_pipeline.orchestration.execution import PROFILE_TAG, Profile, executor_for
 from jobs_pipeline.orchestration.housekeeping_schedule import (
@@ -54,6 +55,8 @@ perfdb_jobs = [
 perfdb_job = perfdb_jobs[0]
 
 defs = dg.Definitions(
+    # Features and alarm occurrences as external assets, read from the database's catalog now.
+    assets=load_asset_specs(),
     jobs=[*perfdb_jobs, perfdb_housekeeping],
     schedules=[perfdb_housekeeping_daily],
     sensors=[queue_sensor_factory(perfdb_jobs), perfdb_reconciler, perfdb_scheduler],

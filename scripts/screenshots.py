@@ -1,8 +1,10 @@
 """Takes the screenshots of `scripts/screenshots` (see there): run pages of the latest finished
 run of `perfdb_job`, of the latest run that failed because a step failed (a `JobStepError`) and
 of the latest run of a canceled job, with the log filtered to the events that carry the summary
-and the step pictures; and, without the UI, the report pictures of `report_pictures.py` (a small
-and a large fleet's heat map, `alarms plot` with short occurrences)."""
+and the step pictures; the latest Feature Calculation run (its steps in dependency order); the
+asset lineage and a feature's asset page with its materializations; and, without the UI, the
+report pictures of `report_pictures.py` (a small and a large fleet's heat map, `alarms plot`
+with short occurrences)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,17 @@ import dagster as dg
 from playwright.sync_api import Page, sync_playwright
 from report_pictures import save_report_pictures
 
+from jobs_pipeline.orchestration.tags import JOB_TYPE_TAG
+
 CHROMIUM = "/usr/bin/chromium"
 
 
-def latest_run(status: dg.DagsterRunStatus) -> dg.DagsterRun | None:
+def latest_run(status: dg.DagsterRunStatus, job_type: str | None = None) -> dg.DagsterRun | None:
+    tags = {} if job_type is None else {JOB_TYPE_TAG: job_type}
     with dg.DagsterInstance.get() as instance:
-        runs = instance.get_runs(dg.RunsFilter(job_name="perfdb_job", statuses=[status]), limit=1)
+        runs = instance.get_runs(
+            dg.RunsFilter(job_name="perfdb_job", statuses=[status], tags=tags), limit=1
+        )
     return runs[0] if runs else None
 
 
@@ -98,6 +105,33 @@ def shoot(
     print(path)
 
 
+def shoot_assets(page: Page, ui: str, out: Path) -> None:
+    """The order of a Feature Calculation run's steps (its timeline: `efficiency` after
+    `dc_power`), the lineage of the features and alarm occurrences, and the asset page of a
+    derived feature with the materializations its steps reported."""
+    features = latest_run(dg.DagsterRunStatus.SUCCESS, "Feature Calculation")
+    if features is not None:
+        # The timeline, and the log of step starts: `efficiency` ops after `dc_power` ones.
+        shoot(
+            page,
+            f"{ui}/runs/{features.run_id}?logs={quote('type:STEP_START')}",
+            out / "feature-run-order.png",
+        )
+        shoot(
+            page,
+            f"{ui}/runs/{features.run_id}?logs={quote('type:ASSET_MATERIALIZATION')}",
+            out / "feature-run-materializations.png",
+        )
+    # Everything the efficiency alarm's occurrences come from.
+    shoot(
+        page,
+        f"{ui}/assets/alarm_occurrences/alarm_2002?view=lineage&lineageScope=upstream"
+        "&lineageDepth=4",
+        out / "asset-lineage.png",
+    )
+    shoot(page, f"{ui}/assets/features/efficiency", out / "asset-efficiency.png")
+
+
 def main() -> None:
     out, ui = Path(sys.argv[1]), sys.argv[2].rstrip("/")
     save_report_pictures(out)
@@ -126,6 +160,7 @@ def main() -> None:
                 )
         # The runs list: each run's job description is one of its tags.
         shoot(page, f"{ui}/runs", out / "runs-list.png")
+        shoot_assets(page, ui, out)
         failed, canceled = latest_failed_runs()
         if failed is not None:
             base = f"{ui}/runs/{failed.run_id}"

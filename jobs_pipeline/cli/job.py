@@ -300,9 +300,7 @@ def step_counts(steps: Sequence[Any]) -> str:
     from jobs_pipeline.perfdb.step_dependencies import never_ran
 
     counts: Counter[str] = Counter(
-        "not run"
-        if step.state == JobState.FAILED and never_ran(step.comment)
-        else step.state.label
+        "not run" if step.state == JobState.FAILED and never_ran(step.comment) else step.state.label
         for step in steps
     )
     order = [state.label for state in JobState] + ["not run"]

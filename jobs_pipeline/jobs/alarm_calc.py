@@ -18,7 +18,7 @@ from jobs_pipeline.calc import (
     format_duration,
     parse_timestamp,
 )
-from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput
+from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput, StepWrite
 from jobs_pipeline.jobs.registry import register
 from jobs_pipeline.jobs.settings import alarm_look_back, min_coverage_percent, step_pictures
 from jobs_pipeline.jobs.step_details import data_quality_details
@@ -194,6 +194,12 @@ class JobAlarmCalc(JobInstance):
             note="; ".join(note for note in notes if note) or None,
             write=write,
             picture=self._picture(step, alarm, search.values, spans) if step_pictures() else None,
+            wrote=StepWrite(
+                rows=len(spans),
+                alarm_id=alarm.id,
+                object_name=step.object_name,
+                period=search.target,
+            ),
         )
 
     def _picture(

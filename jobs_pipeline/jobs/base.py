@@ -13,10 +13,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy.engine import Connection
 
+from jobs_pipeline.calc import DateTimeRange
 from jobs_pipeline.jobs.heartbeat_thread import HeartbeatThread
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import (
@@ -42,6 +44,54 @@ class JobStepError(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StepWrite:
+    """What a step stored, for reports of what jobs write (Dagster's asset materializations):
+    `rows` of one kind of data, named by one of `feature` (values of that feature), `alarm_id`
+    (occurrences of that alarm) or `file` (measured values imported from that file), with the
+    object and the period when the step has them."""
+
+    rows: int
+    feature: str | None = None
+    alarm_id: int | None = None
+    file: str | None = None
+    object_name: str | None = None
+    period: DateTimeRange | None = None
+
+    def as_details(self) -> dict[str, Any]:
+        """As the step's `details["wrote"]` (JSON), so that whoever reports a run's writes
+        reads them from the database, whichever process ran the step."""
+        named = {
+            "feature": self.feature,
+            "alarm_id": self.alarm_id,
+            "file": self.file,
+            "object": self.object_name,
+        }
+        details: dict[str, Any] = {
+            name: value for name, value in named.items() if value is not None
+        }
+        if self.period is not None:
+            details["start"], details["end"] = self.period.isoformat()
+        details["rows"] = self.rows
+        return details
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> StepWrite:
+        period = None
+        if "start" in details and "end" in details:
+            period = DateTimeRange(
+                datetime.fromisoformat(details["start"]), datetime.fromisoformat(details["end"])
+            )
+        return cls(
+            rows=int(details["rows"]),
+            feature=details.get("feature"),
+            alarm_id=details.get("alarm_id"),
+            file=details.get("file"),
+            object_name=details.get("object"),
+            period=period,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class StepOutput:
     """What `_run_step` may return instead of a plain details dict.
 
@@ -57,6 +107,8 @@ class StepOutput:
     # Draws a PNG of what the step looked at, for people (Dagster's step page); called after
     # the step is stored, only by callers that show pictures.
     picture: Callable[[], bytes] | None = None
+    # What `write` stores, told once it is stored.
+    wrote: StepWrite | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +130,8 @@ class StepOutcome:
     canceled: str | None = None
     # The step failed with an exception other than `JobStepError` (a bug, not a reason).
     unexpected: bool = False
+    # What the step stored, when it Finished and its job type says.
+    wrote: StepWrite | None = None
 
     @property
     def failed(self) -> bool:
@@ -262,6 +316,8 @@ class JobInstance:
         seconds = time.perf_counter() - started
         state_started = time.perf_counter()
         details = dict(output.details)
+        if error is None and output.wrote is not None:
+            details["wrote"] = output.wrote.as_details()
         try:
             result = queue.finish_step(
                 step_id,
@@ -282,6 +338,7 @@ class JobInstance:
             logger.exception("results of step %s of job %s not stored", step_id, self.job_id)
             error = f"Unknown error, please check the logs: results not stored: {failure}"
             unexpected = True
+            details.pop("wrote", None)
             result = queue.finish_step(
                 step_id, error, run_id=run_id, actor=actor, details=details or None
             )
@@ -297,6 +354,7 @@ class JobInstance:
             picture=None if error else output.picture,
             not_run=result.not_run,
             unexpected=unexpected,
+            wrote=None if error else output.wrote,
         )
 
     def check_dependencies(
@@ -344,9 +402,7 @@ class JobInstance:
                 return []
         return waiting
 
-    def _canceled_outcome(
-        self, step_id: int, started: float, canceled: JobCanceled
-    ) -> StepOutcome:
+    def _canceled_outcome(self, step_id: int, started: float, canceled: JobCanceled) -> StepOutcome:
         job = self._perfdb.queue.get_job(self.job_id) if canceled.not_run else None
         final = job is not None and job.state in (JobState.FINISHED, JobState.FAILED)
         return StepOutcome(

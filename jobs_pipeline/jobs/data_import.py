@@ -13,7 +13,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput
+from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput, StepWrite
 from jobs_pipeline.jobs.registry import register
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError, InvalidParameters
@@ -86,5 +86,6 @@ class JobDataImport(JobInstance):
                 "features_created": len(summary.features_created),
                 "import_seconds": round(elapsed, 3),
                 "rows_per_second": round(summary.rows / elapsed) if elapsed > 0 else None,
-            }
+            },
+            wrote=StepWrite(rows=summary.rows, file=path),
         )

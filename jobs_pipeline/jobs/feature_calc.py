@@ -19,7 +19,7 @@ from jobs_pipeline.calc import assess_data_quality
 from jobs_pipeline.calc.derived import derive_values
 from jobs_pipeline.calc.expressions import parse_expression
 from jobs_pipeline.jobs.alarm_calc import parse_period
-from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput
+from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput, StepWrite
 from jobs_pipeline.jobs.registry import register
 from jobs_pipeline.jobs.settings import min_coverage_percent
 from jobs_pipeline.jobs.step_details import data_quality_details
@@ -194,4 +194,10 @@ class JobFeatureCalc(JobInstance):
             },
             note=quality.low_coverage_note(min_coverage),
             write=write,
+            wrote=StepWrite(
+                rows=len(values),
+                feature=definition.feature.name,
+                object_name=step.object_name,
+                period=period,
+            ),
         )

@@ -14,6 +14,7 @@ import dagster as dg
 from jobs_pipeline.calc import format_duration
 from jobs_pipeline.jobs import JobInstance, load_job
 from jobs_pipeline.jobs.step_details import SHOWN_DETAILS
+from jobs_pipeline.orchestration.assets import log_run_materializations
 from jobs_pipeline.orchestration.canceled_runs import stop_canceled_run
 from jobs_pipeline.orchestration.console import ExpectedFailure
 from jobs_pipeline.orchestration.heartbeats import keep_alive
@@ -243,6 +244,7 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
         # the summary op, and this op carries the job's outcome instead.
         with _op_errors(context, job_id):
             metadata.update(job_summary(job.perfdb, job_id, context.run_id))
+            log_run_materializations(context, job.perfdb, job_id)
     if outcome.canceled and not outcome.not_run:
         # Failed, not run, by the step start that saw the cancel first: that op tells it once.
         metadata["not_run"] = outcome.canceled
@@ -276,6 +278,7 @@ def summarise_job(context: dg.OpExecutionContext, perfdb: PerfDBResource):
             job_id, run_id=context.run_id, run_over=True, actor=f"run:{context.run_id}"
         )
         context.add_output_metadata(job_summary(db, job_id, context.run_id))
+        log_run_materializations(context, db, job_id)
     return job.state == JobState.FINISHED
 
 

@@ -16,6 +16,7 @@ import dagster as dg
 from jobs_pipeline.calc import format_duration
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.occurrences import JobCell
+from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.perfdb.step_dependencies import never_ran
 
@@ -34,8 +35,9 @@ def _cell_text(text: str | None) -> str:
 
 def job_summary(perfdb: PerfDB, job_id: int, run_id: str | None = None) -> dict[str, Any]:
     """Metadata: the job's state, description and comment, steps by state (and those this run
-    executed), failed steps with their comments, occurrences per object and alarm with names,
-    and a heat map of the fleet."""
+    executed), failed steps with their comments; for alarm steps the occurrences per object and
+    alarm with names and a heat map of the fleet, for other steps (derived features, imports)
+    each step's object, feature or file and the rows it wrote."""
     job = perfdb.queue.get_job(job_id)
     cells = perfdb.occurrences.job_cells(job_id)
     states = Counter(cell.state.label for cell in cells)
@@ -68,6 +70,16 @@ def job_summary(perfdb: PerfDB, job_id: int, run_id: str | None = None) -> dict[
         if len(failed) > MAX_TABLE_ROWS:
             lines.append(f"| | | | | ... and {len(failed) - MAX_TABLE_ROWS} more |")
         metadata["steps_not_finished"] = dg.MetadataValue.md("\n".join(lines))
+    # Each kind of step with what it wrote: occurrences for alarm steps, rows for the others.
+    alarm_cells = [cell for cell in cells if cell.alarm_id is not None]
+    if alarm_cells:
+        metadata.update(_occurrence_tables(job_id, alarm_cells))
+    if len(alarm_cells) < len(cells):
+        metadata.update(_written_table(perfdb.queue.get_steps(job_id), job.parameters))
+    return metadata
+
+
+def _occurrence_tables(job_id: int, cells: list[JobCell]) -> dict[str, Any]:
     lines = [
         "| object | alarm | occurrences | alarm time |",
         "| --- | --- | ---: | ---: |",
@@ -79,11 +91,54 @@ def job_summary(perfdb: PerfDB, job_id: int, run_id: str | None = None) -> dict[
     ]
     if len(cells) > MAX_TABLE_ROWS:
         lines.append(f"| ... and {len(cells) - MAX_TABLE_ROWS} more | | | |")
-    metadata["occurrences"] = dg.MetadataValue.md("\n".join(lines))
-    metadata["occurrences_total"] = sum(cell.occurrences for cell in cells)
-    if cells and len(cells) <= MAX_PICTURE_CELLS:
+    metadata: dict[str, Any] = {
+        "occurrences": dg.MetadataValue.md("\n".join(lines)),
+        "occurrences_total": sum(cell.occurrences for cell in cells),
+    }
+    if len(cells) <= MAX_PICTURE_CELLS:
         metadata["fleet"] = dg.MetadataValue.md(_fleet_picture(job_id, cells))
     return metadata
+
+
+def _rows_written(step: Step) -> int | None:
+    """What a step without alarm wrote: values of a derived feature, rows of a file."""
+    details = step.details or {}
+    rows = details.get("values_written", details.get("rows"))
+    return None if rows is None or step.state != JobState.FINISHED else int(rows)
+
+
+def _written_table(all_steps: list[Step], parameters: dict[str, Any]) -> dict[str, Any]:
+    """The steps without alarm, with their object, feature or file and the rows they wrote;
+    columns that no step has are left out (a Data Import's steps have a file, no object)."""
+    steps = [step for step in all_steps if step.alarm_id is None]
+    # A step about a file is at the file's position in `paths` (failed ones have no details).
+    paths = parameters.get("paths") or []
+
+    def file_of(step: Step) -> str | None:
+        if step.object_id is not None or step.position >= len(paths):
+            return None
+        return str(paths[step.position])
+
+    columns = {
+        "object": lambda step: step.object_name,
+        "feature": lambda step: step.feature_name,
+        "file": file_of,
+    }
+    shown = {name: cell for name, cell in columns.items() if any(map(cell, steps))}
+    lines = [
+        "| step | " + "".join(f"{name} | " for name in shown) + "state | rows |",
+        "| ---: | " + "--- | " * len(shown) + "--- | ---: |",
+    ]
+    for step in steps[:MAX_TABLE_ROWS]:
+        rows = _rows_written(step)
+        cells = "".join(f"{_cell_text(cell(step))} | " for cell in shown.values())
+        lines.append(f"| {step.id} | {cells}{step.state.label} | {'' if rows is None else rows} |")
+    if len(steps) > MAX_TABLE_ROWS:
+        lines.append(f"| | ... and {len(steps) - MAX_TABLE_ROWS} more |" + " |" * (len(shown) + 1))
+    return {
+        "steps": dg.MetadataValue.md("\n".join(lines)),
+        "rows_total": sum(_rows_written(step) or 0 for step in steps),
+    }
 
 
 def _alarm_label(cell: JobCell) -> str:
@@ -98,7 +153,7 @@ def fleet_cells(cells: list[JobCell]) -> list[FleetCell]:
 
     return [
         FleetCell(
-            object_name=cell.object_name,
+            object_name=cell.object_name or "",
             alarm_label=_alarm_label(cell) or "-",
             occurrences=cell.occurrences,
             alarm_time=timedelta(seconds=cell.alarm_seconds),

@@ -277,7 +277,7 @@ class JobCell:
     """What one step of a job found, for summaries and pictures."""
 
     step_id: int
-    object_name: str
+    object_name: str | None
     alarm_id: int | None
     alarm_name: str | None
     state: JobState
@@ -316,7 +316,8 @@ def _cells_query(job_id: int, dialect: str) -> sa.Select:  # type: ignore[type-a
             seconds.label("alarm_seconds"),
         )
         .select_from(steps)
-        .join(OBJECTS, steps.c.object_id == OBJECTS.c.id)
+        # Outer: steps of some job types are about no object (a file of a Data Import).
+        .outerjoin(OBJECTS, steps.c.object_id == OBJECTS.c.id)
         .outerjoin(alarms, steps.c.alarm_id == alarms.c.id)
         .outerjoin(OCCURRENCES, OCCURRENCES.c.step_id == steps.c.id)
         .where(steps.c.job_id == job_id)
