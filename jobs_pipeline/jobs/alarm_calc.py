@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from jobs_pipeline.calc import (
     format_duration,
     parse_timestamp,
 )
+from jobs_pipeline.calc.alarm_timeline import AlarmTimeline
 from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput, StepWrite
 from jobs_pipeline.jobs.registry import register
 from jobs_pipeline.jobs.settings import alarm_look_back, min_coverage_percent, step_pictures
@@ -204,20 +205,15 @@ class JobAlarmCalc(JobInstance):
 
     def _picture(
         self, step: Step, alarm: AlarmDefinition, values: pd.Series, spans: Sequence[Any]
-    ) -> Callable[[], bytes]:
-        from jobs_pipeline.report import alarm_timeline_png
-        from jobs_pipeline.report.timeline import alarm_timeline
-
-        timeline = alarm_timeline(
-            alarm,
+    ) -> AlarmTimeline:
+        # What the step looked at; the orchestration draws it (the job layer draws nothing).
+        return alarm.timeline(
             object_name=step.object_name or "",
             start=self._period.start,
             end=self._period.end,
             values=values,
             occurrences=[(span[0], span[1]) for span in spans],
         )
-        # Small: a run of thousands of steps keeps its event log light.
-        return lambda: alarm_timeline_png(timeline, width=7.0, height=2.6, dpi=72)
 
 
 # What a step reads on either side of its period at first: most episodes are shorter.

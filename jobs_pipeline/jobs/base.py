@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from sqlalchemy.engine import Connection
 
 from jobs_pipeline.calc import DateTimeRange
+from jobs_pipeline.calc.alarm_timeline import AlarmTimeline
 from jobs_pipeline.jobs.heartbeat_thread import HeartbeatThread
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import (
@@ -104,9 +105,9 @@ class StepOutput:
     details: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
     write: Callable[[Connection], None] | None = None
-    # Draws a PNG of what the step looked at, for people (Dagster's step page); called after
-    # the step is stored, only by callers that show pictures.
-    picture: Callable[[], bytes] | None = None
+    # What the step looked at, for people: callers that show pictures (Dagster's step page)
+    # draw it after the step is stored.
+    picture: AlarmTimeline | None = None
     # What `write` stores, told once it is stored.
     wrote: StepWrite | None = None
 
@@ -122,7 +123,7 @@ class StepOutcome:
     job_comment: str | None
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
-    picture: Callable[[], bytes] | None = None
+    picture: AlarmTimeline | None = None
     # Steps that depended on this failed one and were failed without running; for a step that
     # saw its job's cancel first, the steps that cancel failed without running.
     not_run: tuple[int, ...] = ()

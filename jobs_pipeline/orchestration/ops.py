@@ -25,7 +25,7 @@ from jobs_pipeline.perfdb.errors import InputError, JobCanceled, LostOwnership, 
 from jobs_pipeline.perfdb.ownership import hold_job_for_steps, take_job
 from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import Actor, JobState
-from jobs_pipeline.report.timeline import markdown_image
+from jobs_pipeline.report.timeline import alarm_timeline_png, markdown_image
 
 STEP_IO_MANAGER_KEY = "step_io_manager"
 PLAN_OP_NAME = "plan_steps"
@@ -233,7 +233,11 @@ def run_step(context: dg.OpExecutionContext, perfdb: PerfDBResource):
     if outcome.picture is not None:
         try:
             metadata["timeline"] = dg.MetadataValue.md(
-                markdown_image(outcome.picture(), f"step {step_id} timeline")
+                markdown_image(
+                    # Small: a run of thousands of steps keeps its event log light.
+                    alarm_timeline_png(outcome.picture, width=7.0, height=2.6, dpi=72),
+                    f"step {step_id} timeline",
+                )
             )
         except Exception as error:  # the step is stored; a picture is a courtesy
             context.log.warning(f"step {step_id}: no picture: {type(error).__name__}: {error}")

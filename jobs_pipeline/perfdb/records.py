@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from jobs_pipeline.calc.alarm_timeline import AlarmTimeline
 from jobs_pipeline.perfdb.states import JobState
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import pandas as pd
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +146,32 @@ class AlarmDefinition:
     threshold: float
     clear_threshold: float | None
     min_duration: timedelta
+
+    def timeline(
+        self,
+        *,
+        object_name: str,
+        start: datetime,
+        end: datetime,
+        values: pd.Series,
+        occurrences: Sequence[tuple[datetime, datetime]],
+    ) -> AlarmTimeline:
+        """What a picture of this alarm on one object shows: its rule and feature from here."""
+        return AlarmTimeline(
+            object_name=object_name,
+            alarm_id=self.id,
+            alarm_name=self.name,
+            feature=self.feature.name,
+            unit=self.feature.unit,
+            operator=self.operator,
+            threshold=self.threshold,
+            clear_threshold=self.clear_threshold,
+            sampling_period=self.feature.sampling_period,
+            start=start,
+            end=end,
+            values=values,
+            occurrences=occurrences,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

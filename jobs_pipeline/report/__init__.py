@@ -4,9 +4,9 @@ Drawn with matplotlib's object API on an Agg canvas (no pyplot, no global state)
 workers and the CLI can draw from any thread without a display.
 """
 
+from jobs_pipeline.calc.alarm_timeline import AlarmTimeline
 from jobs_pipeline.report.fleet import FleetCell, fleet_heatmap_figure, fleet_heatmap_png
 from jobs_pipeline.report.timeline import (
-    AlarmTimeline,
     alarm_timeline_figure,
     alarm_timeline_png,
     markdown_image,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from jobs_pipeline.calc.alarm_timeline import AlarmTimeline
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError
-from jobs_pipeline.report.timeline import AlarmTimeline, alarm_timeline
 
 
 def stored_timeline(
@@ -24,6 +24,6 @@ def stored_timeline(
         for occurrence in perfdb.occurrences.list(object_name=object_name, alarm_id=alarm_id)
         if start <= occurrence.start < end
     ]
-    return alarm_timeline(
-        alarm, object_name=object_name, start=start, end=end, values=values, occurrences=occurrences
+    return alarm.timeline(
+        object_name=object_name, start=start, end=end, values=values, occurrences=occurrences
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from jobs_pipeline.calc import format_duration
-from jobs_pipeline.perfdb.records import AlarmDefinition
+from jobs_pipeline.calc.alarm_timeline import AlarmTimeline
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -32,53 +31,6 @@ LEGEND_HEIGHT = 0.4  # inches added to the figure for the legend below the plot
 LIST_FONT_SIZE = 7.0
 OCCURRENCE_COLOUR = "#e53935"
 SHORT_MARKER_COLOUR = "#b71c1c"
-
-
-@dataclass(frozen=True, kw_only=True)
-class AlarmTimeline:
-    """What the picture shows. `values` is a float Series on a UTC DatetimeIndex (NaN = no
-    data); `occurrences` are (start, end) pairs, end exclusive."""
-
-    object_name: str
-    alarm_id: int
-    alarm_name: str
-    feature: str
-    unit: str
-    operator: str
-    threshold: float
-    clear_threshold: float | None
-    sampling_period: timedelta
-    start: datetime
-    end: datetime
-    values: pd.Series
-    occurrences: Sequence[tuple[datetime, datetime]] = field(default_factory=tuple)
-
-
-def alarm_timeline(
-    alarm: AlarmDefinition,
-    *,
-    object_name: str,
-    start: datetime,
-    end: datetime,
-    values: pd.Series,
-    occurrences: Sequence[tuple[datetime, datetime]],
-) -> AlarmTimeline:
-    """The timeline of `alarm` for one object: its rule and feature from the definition."""
-    return AlarmTimeline(
-        object_name=object_name,
-        alarm_id=alarm.id,
-        alarm_name=alarm.name,
-        feature=alarm.feature.name,
-        unit=alarm.feature.unit,
-        operator=alarm.operator,
-        threshold=alarm.threshold,
-        clear_threshold=alarm.clear_threshold,
-        sampling_period=alarm.feature.sampling_period,
-        start=start,
-        end=end,
-        values=values,
-        occurrences=occurrences,
-    )
 
 
 def _no_data_spans(timeline: AlarmTimeline) -> list[tuple[datetime, datetime]]:
