@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from jobs_pipeline.perfdb.errors import InputError, PerfDBError
+from jobs_pipeline.settings import SettingError
 
 
 class UsageError(Exception):
@@ -75,7 +76,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Runs the command's handler; the exit code, with one line on stderr for a failure."""
     try:
         args.handler(args)
-    except (UsageError, InputError) as error:
+    except (UsageError, InputError, SettingError) as error:  # a bad setting is bad input too
         print(error_line(error), file=sys.stderr)
         return 2
     except PerfDBError as error:

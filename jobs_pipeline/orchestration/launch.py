@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
 from jobs_pipeline.perfdb.errors import InvalidTransition, PerfDBError
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import DAGSTER_HOME, PERFDB_URL, PROJECT_ROOT
 
 WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
 INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
-DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 
 
 class RunFailed(PerfDBError):
@@ -55,12 +54,12 @@ class RunOutcome:
 def ensure_dagster_home() -> Path:
     """`DAGSTER_HOME`, defaulting to the project's `.dagster_home` with the repository's
     `dagster.yaml`."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
+    home = DAGSTER_HOME.read()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() and INSTANCE_CONFIG.exists():
         config.symlink_to(INSTANCE_CONFIG)
-    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ[DAGSTER_HOME.name] = str(home)
     return home
 
 
@@ -87,7 +86,7 @@ def run_queued_job(
     if job.state not in (JobState.QUEUED, JobState.RUNNING):
         raise InvalidTransition(f"job {job_id} is {job.state.label}, expected Queued")
     # The run worker reads the same performance database as this command.
-    os.environ[PERFDB_URL_ENV] = perfdb.engine.url.render_as_string(hide_password=False)
+    os.environ[PERFDB_URL.name] = perfdb.engine.url.render_as_string(hide_password=False)
     ensure_dagster_home()
 
     started = time.monotonic()

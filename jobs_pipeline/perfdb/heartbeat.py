@@ -9,44 +9,14 @@ alive: the maximum step runtime (`step_limits`) catches that.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 
+from jobs_pipeline import settings
 from jobs_pipeline.perfdb.queue import JobQueue
 
 logger = logging.getLogger(__name__)
-
-HEARTBEAT_SECONDS_ENV = "JOBS_PIPELINE_HEARTBEAT_SECONDS"
-HEARTBEAT_SILENCE_ENV = "JOBS_PIPELINE_HEARTBEAT_SILENCE_SECONDS"
-DEFAULT_HEARTBEAT_SECONDS = 10.0
-DEFAULT_HEARTBEAT_SILENCE_SECONDS = 60.0
-
-
-def seconds_from_env(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {text!r}")
-    return value
-
-
-def heartbeat_seconds() -> float:
-    """How often a holding run beats (`JOBS_PIPELINE_HEARTBEAT_SECONDS`, default 10 s)."""
-    return seconds_from_env(HEARTBEAT_SECONDS_ENV, DEFAULT_HEARTBEAT_SECONDS)
-
-
-def heartbeat_silence_seconds() -> float:
-    """After how long without a beat a holder is presumed dead
-    (`JOBS_PIPELINE_HEARTBEAT_SILENCE_SECONDS`, default 60 s)."""
-    return seconds_from_env(HEARTBEAT_SILENCE_ENV, DEFAULT_HEARTBEAT_SILENCE_SECONDS)
-
 
 class Heartbeat:
     """Beats for (job, run) from a daemon thread until `stop()`, until the run no longer holds
@@ -69,9 +39,9 @@ class Heartbeat:
         self.queue = queue
         self.job_id = job_id
         self.run_id = run_id
-        self.interval = interval if interval is not None else heartbeat_seconds()
+        self.interval = interval if interval is not None else settings.HEARTBEAT_SECONDS.read()
         # After this long without a beat the outage is worth a warning.
-        self.warn_after = max(heartbeat_silence_seconds(), self.interval)
+        self.warn_after = max(settings.HEARTBEAT_SILENCE_SECONDS.read(), self.interval)
         self.run_alive = run_alive
         # A run's orchestrator starts beating before its plan op claims the job: while the job
         # is Queued, the beat says that a run for it is alive (its plan op waiting for a worker).
