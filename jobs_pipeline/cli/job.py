@@ -369,7 +369,13 @@ def cmd_job_run(args: argparse.Namespace) -> None:
 
     try:
         outcome = run_queued_job(
-            perfdb, args.id, timeout_seconds=args.timeout, on_launch=launched, on_poll=poll
+            perfdb,
+            args.id,
+            timeout_seconds=args.timeout,
+            on_launch=launched,
+            on_poll=poll,
+            # Off a terminal, the output holds this command's lines and Dagster's warnings.
+            quiet=not sys.stdout.isatty(),
         )
         if progress is not None:
             progress.poll()
