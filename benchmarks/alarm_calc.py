@@ -294,16 +294,9 @@ def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def measure(
-    name: str, fleet: list[dict[str, pd.Series]], loop_count: int, repeats: int
-) -> dict[str, float]:
-    """Checks one set of inputs against the loop, times it and prints its figures; returns the
-    total seconds per method over all calls."""
-    objects = len(fleet)
-    present = sum(len(obj["grid_ok"]) for obj in fleet) / objects
-    print(f"\n{name} inputs: {present:,.0f} samples per object and feature on average")
-    # The vectorised results must equal the loop's before any timing means anything.
-    for obj in fleet[:loop_count]:
+def check_against_loop(name: str, fleet: list[dict[str, pd.Series]]) -> None:
+    """The vectorised results must equal the loop's before any timing means anything."""
+    for obj in fleet:
         for alarm in ALARMS:
             values = obj[alarm.feature]
             expected = loop_occurrences(alarm.rule, values, PERIOD)
@@ -324,6 +317,17 @@ def measure(
                 if not is_open
             ]
             assert closed == [tuple(span) for span in expected[: len(closed)]], alarm.name
+
+
+def measure(
+    name: str, fleet: list[dict[str, pd.Series]], loop_count: int, repeats: int
+) -> dict[str, float]:
+    """Checks one set of inputs against the loop, times it and prints its figures; returns the
+    total seconds per method over all calls."""
+    objects = len(fleet)
+    present = sum(len(obj["grid_ok"]) for obj in fleet) / objects
+    print(f"\n{name} inputs: {present:,.0f} samples per object and feature on average")
+    check_against_loop(name, fleet[:loop_count])
 
     best: dict[str, float] = {}
     for i, alarm in enumerate(ALARMS):

@@ -19,10 +19,10 @@ import dagster as dg
 from scratch import scratch_postgresql
 from timed_runs import create_alarm_job
 
-from jobs_pipeline.calc.synthetic_fleet import generate_fleet
+from jobs_pipeline.demo.seeding import store_fleet
+from jobs_pipeline.demo.synthetic_fleet import generate_fleet
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.demo import store_fleet
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.orchestration.scratch_deployment import (
     Daemon,

@@ -45,10 +45,10 @@ import psycopg
 import sqlalchemy as sa
 from scratch import scratch_postgresql  # benchmarks/scratch.py
 
-from jobs_pipeline.calc.synthetic_fleet import AlarmSpec, SyntheticFleet, generate_fleet
+from jobs_pipeline.demo.seeding import store_fleet
+from jobs_pipeline.demo.synthetic_fleet import AlarmSpec, SyntheticFleet, generate_fleet
 from jobs_pipeline.jobs import JobAlarmCalc, StepOutcome, create_job, upgrade_database
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.demo import store_fleet
 from jobs_pipeline.perfdb.states import JobState
 
 EXTRA_ALARM = AlarmSpec(

@@ -35,12 +35,12 @@ from timed_runs import (
     run_standalone,
 )
 
-from jobs_pipeline.calc.synthetic_fleet import SyntheticFleet, generate_fleet
+from jobs_pipeline.demo.seeding import store_fleet
+from jobs_pipeline.demo.synthetic_fleet import SyntheticFleet, generate_fleet
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.orchestration.instance_storage import dagster_postgres_url
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.demo import store_fleet
 from jobs_pipeline.settings import PERFDB_URL
 from jobs_pipeline_tests.orchestration.scratch_deployment import (
     PRODUCTION_WORKSPACE,

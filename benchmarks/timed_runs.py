@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 
-from jobs_pipeline.calc.synthetic_fleet import SyntheticFleet
+from jobs_pipeline.demo.synthetic_fleet import SyntheticFleet
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.orchestration.io_manager import StepIdIOManager
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, STEP_IO_MANAGER_KEY, perfdb_job_graph

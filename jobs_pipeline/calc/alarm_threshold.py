@@ -19,6 +19,13 @@ import pandas as pd
 
 from jobs_pipeline.calc.datetime_range import DateTimeRange, timedelta_ns
 from jobs_pipeline.calc.occurrence_frame import COLUMNS, occurrence_frame
+from jobs_pipeline.calc.qualifying_runs import (
+    contiguous_runs,
+    coverage_ends,
+    first_violations,
+    positions_of,
+    read_only,
+)
 from jobs_pipeline.calc.sampling import contiguity_limit, samples_in_period
 
 OPERATORS: Final = (">", ">=", "<", "<=", "==", "!=")
@@ -35,7 +42,6 @@ _COMPARISONS: Final = {
 }
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_EMPTY_INT = np.empty(0, dtype=np.int64)
 
 FRAME_COLUMNS: Final = COLUMNS
 """Columns of `AlarmCalcThreshold.find_occurrences_frame`, in order."""
@@ -105,19 +111,14 @@ class Episodes(NamedTuple):
     later_needed: bool
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
-
-
 # Shared by every empty result, hence read-only.
 _NO_OCCURRENCES: Final = OccurrenceArrays(
-    _read_only(np.empty(0, dtype="M8[ns]")),
-    _read_only(np.empty(0, dtype="M8[ns]")),
-    _read_only(np.empty(0, dtype=np.float64)),
+    read_only(np.empty(0, dtype="M8[ns]")),
+    read_only(np.empty(0, dtype="M8[ns]")),
+    read_only(np.empty(0, dtype=np.float64)),
 )
 _NO_EPISODES: Final = Episodes(
-    *_NO_OCCURRENCES, _read_only(np.empty(0, dtype=bool)), earlier_needed=False, later_needed=False
+    *_NO_OCCURRENCES, read_only(np.empty(0, dtype=bool)), earlier_needed=False, later_needed=False
 )
 
 
@@ -335,66 +336,71 @@ class AlarmCalcThreshold:
             return nothing
         m_ts = ts.take(members)
         limit = contiguity_limit(self._period_ns, unit_ns)
-        first, last = _contiguous_runs(members, m_ts, limit)
+        first, last = contiguous_runs(members, m_ts, limit)
         peaks = self._peaks(m_vals, first)
-        count = len(ts)
-        # The runs at either end of the read may go on beyond it when an unread sample could be
-        # contiguous with their outermost sample (stamps are whole units: a sample before the
-        # read is at most the first whole unit before it, one after it at least the first).
-        begins_earlier = (
-            more_before
-            and int(members[0]) == 0
-            and int(ts[0]) - -(-read_start_ns // unit_ns) < limit
+        read_ns = (read_start_ns, read_end_ns)
+        begins_earlier, ends_later, open_last = _read_edges(
+            ts, members, read_ns, unit_ns, limit, more_before, more_after
         )
-        ends_later = (
-            more_after
-            and int(members[-1]) == count - 1
-            and -(-read_end_ns // unit_ns) - int(ts[-1]) <= limit
-        )
-        open_last = int(members[-1]) == count - 1 and (ends_later or not more_after)
-
-        starts = first
-        has_start: np.ndarray | None = None
-        if self.clear_threshold is not None:
-            candidates = self._violates(m_vals).nonzero()[0]
-            if len(candidates):
-                starts = candidates.take(candidates.searchsorted(first), mode="clip")
-                has_start = (starts >= first) & (starts <= last)
-            else:
-                starts, has_start = first.copy(), np.zeros(len(first), dtype=bool)
-            if begins_earlier:
-                # Violating samples may precede the read: the run counts from its first sample.
-                starts[0], has_start[0] = first[0], True
-
-        bounds = np.empty((2, len(first)), dtype=np.int64)
-        m_ts.take(starts, out=bounds[0])
-        _coverage_ends(
-            ts, members.take(last), m_ts.take(last), limit, self._period_ns // unit_ns, bounds[1]
-        )
-        if unit_ns != 1:
-            bounds *= unit_ns
+        starts, has_start = self._episode_starts(m_vals, first, last, begins_earlier)
+        bounds = self._bounds(ts, members, m_ts, starts, last, limit, unit_ns)
         earlier_needed = unread_reach or (begins_earlier and int(bounds[1, 0]) > period_start_ns)
         later_needed = ends_later and int(bounds[0, -1]) < period_end_ns
         if has_start is not None:
             later_needed = later_needed and bool(has_start[-1])
+        bounds, peaks, opened = self._episodes_kept(
+            bounds, peaks, has_start, open_last, begins_earlier, period, read_ns
+        )
+        start, end = bounds.view("M8[ns]")
+        return Episodes(start, end, peaks, opened, earlier_needed, later_needed)
+
+    def _episode_starts(
+        self, m_vals: np.ndarray, first: np.ndarray, last: np.ndarray, begins_earlier: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Where each run's episode starts (an index into the members) and, with a clear
+        threshold, which runs have a violating sample at all (None: every run)."""
+        if self.clear_threshold is None:
+            return first, None
+        candidates = self._violates(m_vals).nonzero()[0]
+        if len(candidates):
+            starts = candidates.take(candidates.searchsorted(first), mode="clip")
+            has_start = (starts >= first) & (starts <= last)
+        else:
+            starts, has_start = first.copy(), np.zeros(len(first), dtype=bool)
+        if begins_earlier:
+            # Violating samples may precede the read: the run counts from its first sample.
+            starts[0], has_start[0] = first[0], True
+        return starts, has_start
+
+    def _episodes_kept(
+        self,
+        bounds: np.ndarray,
+        peaks: np.ndarray,
+        has_start: np.ndarray | None,
+        open_last: bool,
+        begins_earlier: bool,
+        period: DateTimeRange,
+        read_ns: tuple[int, int],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The bounds, peaks and open flags of the episodes `find_episodes` reports."""
+        opened = np.zeros(len(peaks), dtype=bool)
+        opened[-1] = open_last
+        period_start_ns, period_end_ns = period.bounds_ns
         # Every episode overlaps the period when the read stays inside it (each one starts at a
         # sample read and ends after it): the comparisons are needed only for a wider read.
         keep = has_start  # None: every run so far
-        if read_start_ns < period_start_ns:
+        if read_ns[0] < period_start_ns:
             keep = _and(keep, bounds[1] > period_start_ns)
-        if read_end_ns > period_end_ns:
+        if read_ns[1] > period_end_ns:
             keep = _and(keep, bounds[0] < period_end_ns)
-        opened = np.zeros(len(first), dtype=bool)
-        opened[-1] = open_last
         if self._min_duration_ns:
             long_enough = bounds[1] - bounds[0] >= self._min_duration_ns
             long_enough |= opened
             long_enough[0] |= begins_earlier
             keep = _and(keep, long_enough)
         if keep is not None and np.count_nonzero(keep) < len(keep):
-            bounds, peaks, opened = bounds[:, keep], peaks[keep], opened[keep]
-        start, end = bounds.view("M8[ns]")
-        return Episodes(start, end, peaks, opened, earlier_needed, later_needed)
+            return bounds[:, keep], peaks[keep], opened[keep]
+        return bounds, peaks, opened
 
     def more_extreme(self, first: float, second: float) -> float:
         """The peak of two parts of one episode with these peaks (see the class docstring)."""
@@ -434,24 +440,18 @@ class AlarmCalcThreshold:
         m_ts = ts.take(members)
 
         limit = contiguity_limit(self._period_ns, unit_ns)
-        first, last = _contiguous_runs(members, m_ts, limit)
+        first, last = contiguous_runs(members, m_ts, limit)
         # Over whole runs: with hysteresis, the samples before a run's first violation do not
         # violate, so they are never more extreme than it.
         peaks = self._peaks(m_vals, first)
         if self.clear_threshold is not None:
-            first, violated = _first_violations(self._violates(m_vals), first, last)
+            first, violated = first_violations(self._violates(m_vals), first, last)
             if violated is not None:
                 if not len(first):
                     return None
                 last, peaks = last[violated], peaks[violated]
 
-        bounds = np.empty((2, len(first)), dtype=np.int64)
-        m_ts.take(first, out=bounds[0])
-        _coverage_ends(
-            ts, members.take(last), m_ts.take(last), limit, self._period_ns // unit_ns, bounds[1]
-        )
-        if unit_ns != 1:
-            bounds *= unit_ns
+        bounds = self._bounds(ts, members, m_ts, first, last, limit, unit_ns)
         # Only the last occurrence can reach past the period end: any other one ends at or
         # before a later sample in the period.
         if bounds[1, -1] > end_ns:
@@ -464,11 +464,32 @@ class AlarmCalcThreshold:
                     return None
         return bounds, peaks
 
+    def _bounds(
+        self,
+        ts: np.ndarray,
+        members: np.ndarray,
+        m_ts: np.ndarray,
+        starts: np.ndarray,
+        last: np.ndarray,
+        limit: int,
+        unit_ns: int,
+    ) -> np.ndarray:
+        """Starts (the members ``starts``) and coverage ends (of the members ``last``) as the
+        two rows of one int64 array, in nanoseconds since the epoch."""
+        bounds = np.empty((2, len(starts)), dtype=np.int64)
+        m_ts.take(starts, out=bounds[0])
+        coverage_ends(
+            ts, members.take(last), m_ts.take(last), limit, self._period_ns // unit_ns, bounds[1]
+        )
+        if unit_ns != 1:
+            bounds *= unit_ns
+        return bounds
+
     def _members(self, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions and values of the samples that keep an occurrence going (or start one,
         without a clear threshold); NaN never qualifies."""
         if self.operator == "!=":  # never with a clear threshold
-            members = _positions(vals != self.threshold)
+            members = positions_of(vals != self.threshold)
             m_vals = vals.take(members)
             # NaN != threshold holds in IEEE arithmetic, but NaN is no data.
             known = m_vals == m_vals
@@ -476,7 +497,7 @@ class AlarmCalcThreshold:
                 members, m_vals = members[known], m_vals[known]
             return members, m_vals
         keeps = self.threshold if self.clear_threshold is None else self.clear_threshold
-        members = _positions(_COMPARISONS[self.operator](vals, keeps))
+        members = positions_of(_COMPARISONS[self.operator](vals, keeps))
         return members, vals.take(members)
 
     def _violates(self, vals: np.ndarray) -> np.ndarray:
@@ -496,6 +517,34 @@ class AlarmCalcThreshold:
         highest = np.maximum.reduceat(vals, first)
         lowest = np.minimum.reduceat(vals, first)
         return np.where(highest - self.threshold >= self.threshold - lowest, highest, lowest)
+
+
+def _read_edges(
+    ts: np.ndarray,
+    members: np.ndarray,
+    read_ns: tuple[int, int],
+    unit_ns: int,
+    limit: int,
+    more_before: bool,
+    more_after: bool,
+) -> tuple[bool, bool, bool]:
+    """Whether the first run may have begun before the read, whether the last may go on after
+    it, and whether the last is still active at the last sample read (open).
+
+    A run at either end of the read may go on beyond it when an unread sample could be
+    contiguous with its outermost sample (stamps are whole units: a sample before the read is at
+    most the first whole unit before it, one after it at least the first)."""
+    count = len(ts)
+    begins_earlier = (
+        more_before and int(members[0]) == 0 and int(ts[0]) - -(-read_ns[0] // unit_ns) < limit
+    )
+    ends_later = (
+        more_after
+        and int(members[-1]) == count - 1
+        and -(-read_ns[1] // unit_ns) - int(ts[-1]) <= limit
+    )
+    open_last = int(members[-1]) == count - 1 and (ends_later or not more_after)
+    return begins_earlier, ends_later, open_last
 
 
 def _and(mask: np.ndarray | None, other: np.ndarray) -> np.ndarray:
@@ -519,97 +568,6 @@ def _finite_float(value: object, name: str) -> float:
     return result
 
 
-# 0, 1, 2, ... for `_positions`, grown on demand up to a limit.
-_POSITIONS_LIMIT: Final = 1 << 21
-_positions_table = _read_only(np.arange(1 << 16, dtype=np.intp))
-
-
-def _positions(mask: np.ndarray) -> np.ndarray:
-    """``mask.nonzero()[0]``, faster: numpy's nonzero branches per element and slows down
-    several times on masks that change often (a noisy signal near its threshold), while
-    selecting from a table of positions with the mask does not."""
-    global _positions_table
-    n = len(mask)
-    if n > _POSITIONS_LIMIT:
-        return mask.nonzero()[0]
-    if n > len(_positions_table):
-        _positions_table = _read_only(np.arange(1 << (n - 1).bit_length(), dtype=np.intp))
-    return _positions_table[:n][mask]
-
-
 def _microseconds(stamps_ns: np.ndarray) -> np.ndarray:
     """Nanoseconds since the epoch as ``timedelta64[us]``, rounded down."""
     return (stamps_ns // 1_000).view("m8[us]")
-
-
-def _contiguous_runs(
-    positions: np.ndarray, stamps: np.ndarray, limit: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of qualifying samples that follow each other without a sample or a gap between.
-
-    Two consecutive qualifying samples belong to the same run when the second is the very next
-    sample of the period and is contiguous with the first: anything else between them is a
-    sample that does not qualify (NaN included) or a gap, and either ends the occurrence.
-
-    Args:
-        positions: Positions of the qualifying samples among the period's samples, ascending.
-        stamps: Their timestamps, in index units.
-        limit: `contiguity_limit` in index units.
-
-    Returns:
-        The first and last index (inclusive) into ``positions`` of each run.
-
-    Raises:
-        ValueError: The timestamps are not strictly increasing.
-    """
-    steps = stamps[1:] - stamps[:-1]
-    # As unsigned numbers, steps - 1 >= limit catches both a gap and a step that is not
-    # positive (which wraps around to a huge number) in one comparison.
-    steps -= 1
-    # A run starts at index 0 and after every break, and the next one starts after its end.
-    starts = np.empty(len(stamps) + 1, dtype=bool)
-    starts[0] = starts[-1] = True
-    apart = starts[1:-1]
-    np.greater_equal(steps.view(np.uint64), limit, out=apart)
-    apart |= positions[1:] - positions[:-1] != 1
-    if len(steps) and steps.min() < 0:
-        raise ValueError("values must be indexed by strictly increasing timestamps")
-    edges = starts.nonzero()[0]
-    return edges[:-1], edges[1:] - 1
-
-
-def _coverage_ends(
-    stamps: np.ndarray,
-    positions: np.ndarray,
-    own: np.ndarray,
-    limit: int,
-    period: int,
-    out: np.ndarray,
-) -> None:
-    """Writes to ``out`` where the coverage of the samples ``own = stamps[positions]`` ends, in
-    index units: at the next sample when it is contiguous, else one sampling period (``period``,
-    in index units) after the sample. The last sample of the period has no next sample (the
-    samples after the period are not read)."""
-    # Clipped, the last sample of the period is its own successor: a step of 0 is no successor.
-    stamps.take(positions + 1, mode="clip", out=out)
-    steps = out - own
-    steps -= 1
-    apart = steps.view(np.uint64) >= limit
-    np.add(own, period, out=out, where=apart)
-
-
-def _first_violations(
-    violates: np.ndarray, first: np.ndarray, last: np.ndarray
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Each run's first violating sample, and which runs have one (None when all do)."""
-    candidates = violates.nonzero()[0]
-    if not len(candidates):
-        return _EMPTY_INT, np.zeros(len(first), dtype=bool)
-    # The first candidate at or after each run's first sample (clipped: the last one, which is
-    # then before the run), and whether it is inside the run.
-    start = candidates.take(candidates.searchsorted(first, side="left"), mode="clip")
-    active = start >= first
-    active &= start <= last
-    if np.count_nonzero(active) == len(active):
-        return start, None
-    return start[active], active

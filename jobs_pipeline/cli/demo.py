@@ -24,9 +24,9 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo_seed(args: argparse.Namespace) -> None:
-    from jobs_pipeline.calc.synthetic_fleet import generate_fleet
+    from jobs_pipeline.demo.seeding import store_fleet
+    from jobs_pipeline.demo.synthetic_fleet import generate_fleet
     from jobs_pipeline.jobs import upgrade_database
-    from jobs_pipeline.perfdb.demo import store_fleet
 
     try:
         fleet = generate_fleet(objects=args.objects, days=args.days, seed=args.seed)

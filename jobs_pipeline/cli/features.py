@@ -31,6 +31,26 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
     features = groups.add_parser("features", help="measured features").add_subparsers(
         dest="command", required=True
     )
+    _add_import(features)
+    feature_list = features.add_parser(
+        "list", help="features: unit, sampling period, objects, samples, first and last"
+    )
+    add_json_flag(feature_list)
+    feature_list.set_defaults(handler=cmd_features_list)
+    set_period = features.add_parser("set-period", help="change a feature's sampling period")
+    set_period.add_argument("name", metavar="NAME", help="the feature (see 'features list')")
+    set_period.add_argument(
+        "seconds",
+        type=sampling_period("SECONDS"),
+        metavar="SECONDS",
+        help="the new sampling period in whole seconds (e.g. 600 for 10 minutes)",
+    )
+    set_period.set_defaults(handler=cmd_features_set_period)
+    _add_derive(features)
+    _add_values(features)
+
+
+def _add_import(features: argparse._SubParsersAction) -> None:
     feature_import = features.add_parser(
         "import", help="import object,feature,timestamp,value from CSV or Parquet (streamed)"
     )
@@ -52,20 +72,9 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
         help="values read and written at a time: memory against speed (default 400000)",
     )
     feature_import.set_defaults(handler=cmd_features_import)
-    feature_list = features.add_parser(
-        "list", help="features: unit, sampling period, objects, samples, first and last"
-    )
-    add_json_flag(feature_list)
-    feature_list.set_defaults(handler=cmd_features_list)
-    set_period = features.add_parser("set-period", help="change a feature's sampling period")
-    set_period.add_argument("name", metavar="NAME", help="the feature (see 'features list')")
-    set_period.add_argument(
-        "seconds",
-        type=sampling_period("SECONDS"),
-        metavar="SECONDS",
-        help="the new sampling period in whole seconds (e.g. 600 for 10 minutes)",
-    )
-    set_period.set_defaults(handler=cmd_features_set_period)
+
+
+def _add_derive(features: argparse._SubParsersAction) -> None:
     derive = features.add_parser(
         "derive", help="define (or redefine) a feature computed from others by an expression"
     )
@@ -89,6 +98,9 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
         "feature, or unchanged)",
     )
     derive.set_defaults(handler=cmd_features_derive)
+
+
+def _add_values(features: argparse._SubParsersAction) -> None:
     values = features.add_parser("values", help="the stored values of one object's feature")
     values.add_argument("--object", required=True, metavar="O", help="the object's name")
     values.add_argument("--feature", required=True, metavar="F", help="the feature's name")

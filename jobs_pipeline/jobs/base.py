@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.engine import Connection
 
+from jobs_pipeline.jobs.heartbeat_thread import HeartbeatThread
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import (
     InputError,
@@ -24,7 +25,6 @@ from jobs_pipeline.perfdb.errors import (
     LostOwnership,
     is_transient,
 )
-from jobs_pipeline.perfdb.heartbeat import Heartbeat
 from jobs_pipeline.perfdb.records import Job, NewStep, Step
 from jobs_pipeline.perfdb.states import Actor, JobState
 
@@ -380,7 +380,7 @@ class JobInstance:
         # Position order runs every step after the steps it depends on; a failed step fails
         # its dependents on the way (`finish_step`), and they are not run.
         not_run: set[int] = set()
-        with Heartbeat(queue, self.job_id, run_id):
+        with HeartbeatThread(queue, self.job_id, run_id):
             try:
                 for step in list(self.steps.values()):
                     if step.state == JobState.FINISHED:

@@ -2,7 +2,8 @@
 by whichever op of the run comes first (the plan op, or a step op of a re-execution from failure
 or in a step process). In the run worker of a run whose ops run elsewhere (multiprocess,
 Celery): one for as long as the executor runs, so that a run whose steps wait (for a slot of the
-`perfdb` pool, for a free worker) is not taken for dead between its ops."""
+`perfdb` pool, for a free worker) is not taken for dead between its ops. The thread itself is
+`jobs/heartbeat_thread.py` (the standalone `JobInstance.run()` uses it too)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from jobs_pipeline.jobs.heartbeat_thread import HeartbeatThread
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.heartbeat import Heartbeat
 
-_BEATING: dict[tuple[str, str, int], Heartbeat] = {}
+_BEATING: dict[tuple[str, str, int], HeartbeatThread] = {}
 _LOCK = threading.Lock()
 
 
@@ -33,7 +34,7 @@ def keep_alive(
         # Forget the beats of earlier runs: a long-lived process runs many runs.
         for stale in [k for k, beat in _BEATING.items() if not beat.alive]:
             del _BEATING[stale]
-        _BEATING[key] = Heartbeat(
+        _BEATING[key] = HeartbeatThread(
             perfdb.queue, job_id, run_id, run_alive=_run_alive(instance, run_id)
         ).start()
 
@@ -53,5 +54,5 @@ def _run_alive(instance: dg.DagsterInstance | None, run_id: str):  # type: ignor
 def orchestrator_heartbeat(perfdb: PerfDB, run_id: str, job_id: int) -> Iterator[None]:
     """Beats for the run's job while the run's executor runs in this process (from before its
     plan op claims the job until the executor returns)."""
-    with Heartbeat(perfdb.queue, job_id, run_id, wait_for_claim=True):
+    with HeartbeatThread(perfdb.queue, job_id, run_id, wait_for_claim=True):
         yield

@@ -36,14 +36,30 @@ def _pg_hint_sql() -> str:
     return f"(CASE OLD.state_id {cases} END)"
 
 
-def _pg_job_function() -> str:
-    insert_allowed = allowed_from_sql(JOB_TRANSITIONS, None, "kind")
-    return f"""
-CREATE FUNCTION jobs_pipeline_job_rules() RETURNS trigger LANGUAGE plpgsql AS $$
+_PG_DECLARE = """
 DECLARE
     who text;
     kind text;
-BEGIN
+BEGIN"""
+
+
+def _pg_job_function() -> str:
+    """The job rules, in the order the function runs: a delete, the actor, an insert, a move to
+    another state, then what a user may change without a move."""
+    return (
+        "\nCREATE FUNCTION jobs_pipeline_job_rules() RETURNS trigger LANGUAGE plpgsql AS $$"
+        + _PG_DECLARE
+        + _pg_job_delete()
+        + _pg_job_actor()
+        + _pg_job_insert()
+        + _pg_job_move()
+        + _pg_job_edit()
+        + "\n    RETURN NEW;\nEND $$"
+    )
+
+
+def _pg_job_delete() -> str:
+    return f"""
     IF TG_OP = 'DELETE' THEN
         IF OLD.state_id = {R} THEN
             {
@@ -54,7 +70,12 @@ BEGIN
     }
         END IF;
         RETURN OLD;
-    END IF;
+    END IF;"""
+
+
+def _pg_job_actor() -> str:
+    """Who writes, and whether its role lets it act as a run, sensor or reconciler."""
+    return f"""
     IF pg_trigger_depth() > 1 THEN
         RETURN NEW;  -- written by these rules themselves (clearing actor, a cascade)
     END IF;
@@ -71,7 +92,12 @@ BEGIN
             "kind",
         )
     }
-    END IF;
+    END IF;"""
+
+
+def _pg_job_insert() -> str:
+    insert_allowed = allowed_from_sql(JOB_TRANSITIONS, None, "kind")
+    return f"""
     IF TG_OP = 'INSERT' THEN
         IF NOT {insert_allowed} THEN
             {
@@ -94,7 +120,13 @@ BEGIN
         NEW.actor := left(who, 200);
         RETURN NEW;  -- the statement trigger writes the history and clears actor
     END IF;
-    NEW.actor := NULL;
+    NEW.actor := NULL;"""
+
+
+def _pg_job_move() -> str:
+    """A move to another state: allowed by the transition table, with no other column forged,
+    and the columns that go with the new state."""
+    return f"""
     IF NEW.state_id IS DISTINCT FROM OLD.state_id THEN
         IF NOT {allowed_moves_sql(JOB_TRANSITIONS, with_same_state=False)} THEN
             {
@@ -145,7 +177,13 @@ BEGIN
             NEW.finished := now();
         END IF;
         RETURN NEW;
-    END IF;
+    END IF;"""
+
+
+def _pg_job_edit() -> str:
+    """No move: what a user may change (parameters and description of a job not Queued or
+    Running, a cancel request) and the history row of a cancel request."""
+    return f"""
     IF kind = 'user' THEN
         IF (NEW.run_id, NEW.queue_count, NEW.heartbeat, NEW.started, NEW.finished, NEW.created,
             NEW.type_id, NEW.comment, NEW.last_state_change)
@@ -183,19 +221,24 @@ BEGIN
         PERFORM jobs_pipeline_record(
             OLD.id, NULL, OLD.state_id, OLD.state_id, who,
             'cancel requested by ' || coalesce(NEW.cancel_requested_by, who));
-    END IF;
-    RETURN NEW;
-END $$"""
+    END IF;"""
 
 
 def _pg_step_function() -> str:
-    insert_allowed = allowed_from_sql(STEP_TRANSITIONS, None, "kind")
+    """The step rules: the rules' own writes pass, a delete is refused, then the actor (only a
+    run writes steps), an insert, a move."""
+    return (
+        "\nCREATE FUNCTION jobs_pipeline_step_rules() RETURNS trigger LANGUAGE plpgsql AS $$"
+        + _PG_DECLARE
+        + _pg_step_actor()
+        + _pg_step_insert()
+        + _pg_step_move()
+        + "\n    RETURN NEW;\nEND $$"
+    )
+
+
+def _pg_step_actor() -> str:
     return f"""
-CREATE FUNCTION jobs_pipeline_step_rules() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    who text;
-    kind text;
-BEGIN
     IF pg_trigger_depth() > 1 THEN
         -- these rules' own writes: a job's recompute, a job's delete, clearing actor
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
@@ -233,7 +276,12 @@ BEGIN
             "kind",
         )
     }
-    END IF;
+    END IF;"""
+
+
+def _pg_step_insert() -> str:
+    insert_allowed = allowed_from_sql(STEP_TRANSITIONS, None, "kind")
+    return f"""
     IF TG_OP = 'INSERT' THEN
         IF NOT {insert_allowed} THEN
             {
@@ -249,7 +297,11 @@ BEGIN
         NEW.actor := left(who, 200);
         RETURN NEW;  -- the statement trigger writes the history and clears actor
     END IF;
-    NEW.actor := NULL;
+    NEW.actor := NULL;"""
+
+
+def _pg_step_move() -> str:
+    return f"""
     IF NOT {allowed_moves_sql(STEP_TRANSITIONS, with_same_state=True)} THEN
         {
         _pg_raise(
@@ -270,9 +322,7 @@ BEGIN
         NEW.finished := now();
     END IF;
     PERFORM jobs_pipeline_record(OLD.job_id, OLD.id, OLD.state_id, NEW.state_id, who,
-                                 NEW.comment);
-    RETURN NEW;
-END $$"""
+                                 NEW.comment);"""
 
 
 def _pg_inserted_function(table: str, job_id: str, step_id: str) -> str:

@@ -42,20 +42,35 @@ def _sqlite_clear_actor(table: str) -> str:
     return f"UPDATE {table} SET actor = NULL WHERE id = NEW.id AND actor = '{INTERNAL_ACTOR}';"
 
 
+# The pieces every trigger below shares.
+_NOW = SQLITE_NOW
+_KIND = actor_kind_sql("NEW.actor")
+_WHO = "coalesce(NEW.actor, 'sql')"
+_MARKER = f"CASE WHEN NEW.actor IS NULL THEN '{INTERNAL_ACTOR}' END"
+_HISTORY = (
+    "INSERT INTO job_state_history "
+    "(job_id, step_id, from_state_id, to_state_id, actor, comment, changed_at) "
+)
+
+
 def sqlite_statements() -> list[str]:
-    now = SQLITE_NOW
-    kind = actor_kind_sql("NEW.actor")
-    who = "coalesce(NEW.actor, 'sql')"
-    marker = f"CASE WHEN NEW.actor IS NULL THEN '{INTERNAL_ACTOR}' END"
-    history = (
-        "INSERT INTO job_state_history "
-        "(job_id, step_id, from_state_id, to_state_id, actor, comment, changed_at) "
-    )
-    statements = [
+    return [
+        *_job_insert_and_delete(),
+        *_job_guards(),
+        _job_moved(),
+        *_step_insert_and_delete(),
+        *_step_guards(),
+        _step_moved(),
+    ]
+
+
+def _job_insert_and_delete() -> list[str]:
+    now, who = _NOW, _WHO
+    return [
         _sqlite_trigger(
             "jobs_pipeline_job_insert",
             "BEFORE INSERT ON job_instances WHEN NOT "
-            + allowed_from_sql(JOB_TRANSITIONS, None, kind)
+            + allowed_from_sql(JOB_TRANSITIONS, None, _KIND)
             + " OR NEW.run_id IS NOT NULL OR NEW.heartbeat IS NOT NULL"
             " OR NEW.started IS NOT NULL OR NEW.finished IS NOT NULL",
             _sqlite_raise(
@@ -67,9 +82,9 @@ def sqlite_statements() -> list[str]:
             "jobs_pipeline_job_inserted",
             "AFTER INSERT ON job_instances",
             f"UPDATE job_instances SET created = {now}, last_state_change = {now}, "
-            f"queue_count = CASE WHEN NEW.state_id = {Q} THEN 1 ELSE 0 END, actor = {marker} "
+            f"queue_count = CASE WHEN NEW.state_id = {Q} THEN 1 ELSE 0 END, actor = {_MARKER} "
             "WHERE id = NEW.id; "
-            + history
+            + _HISTORY
             + f"VALUES (NEW.id, NULL, NULL, NEW.state_id, substr({who}, 1, 200), NULL, {now}); "
             + _sqlite_clear_actor("job_instances"),
         ),
@@ -81,6 +96,13 @@ def sqlite_statements() -> list[str]:
             ),
         ),
     ]
+
+
+def _job_guards() -> list[str]:
+    """The BEFORE UPDATE triggers of jobs: one per state a move starts from, then the columns
+    a run or a user may not write."""
+    kind = _KIND
+    statements = []
     for source, hint in JOB_HINTS.items():
         allowed = allowed_from_sql(JOB_TRANSITIONS, source, kind)
         statements.append(
@@ -95,7 +117,8 @@ def sqlite_statements() -> list[str]:
                 ),
             )
         )
-    statements += [
+    return [
+        *statements,
         _sqlite_trigger(
             "jobs_pipeline_job_run_id",
             f"BEFORE UPDATE OF state_id ON job_instances WHEN NOT {_SQLITE_INTERNAL} "
@@ -127,48 +150,61 @@ def sqlite_statements() -> list[str]:
                 "Finished or Failed)"
             ),
         ),
-        _sqlite_trigger(
-            "jobs_pipeline_job_moved",
-            f"AFTER UPDATE ON job_instances WHEN NOT {_SQLITE_INTERNAL}",
-            history + f"SELECT NEW.id, NULL, OLD.state_id, NEW.state_id, substr({who}, 1, 200), "
-            f"NEW.comment, {now} WHERE NEW.state_id IS NOT OLD.state_id; "
-            + history
-            + f"SELECT NEW.id, NULL, NEW.state_id, NEW.state_id, substr({who}, 1, 200), "
-            f"'cancel requested by ' || coalesce(NEW.cancel_requested_by, {who}), {now} "
-            "WHERE NEW.state_id IS OLD.state_id AND NEW.cancel_requested IS NOT NULL "
-            "AND OLD.cancel_requested IS NULL; "
-            # A Finished job queued again: every step runs again.
-            f"UPDATE job_steps SET state_id = {C}, comment = NULL, actor = {who} "
-            f"WHERE job_id = NEW.id AND state_id = {D} AND OLD.state_id = {D} "
-            f"AND NEW.state_id = {Q}; "
-            # New parameters for an ended job: its steps are recreated at the next queue.
-            f"DELETE FROM job_steps WHERE job_id = NEW.id AND {kind} = 'user' "
-            f"AND NEW.state_id IS OLD.state_id AND OLD.state_id IN ({D}, {F}) "
-            "AND NEW.parameters IS NOT OLD.parameters; "
-            "UPDATE job_instances SET "
-            f"last_state_change = CASE WHEN NEW.state_id IS NOT OLD.state_id THEN {now} "
-            "ELSE last_state_change END, "
-            f"queue_count = CASE WHEN NEW.state_id = {Q} AND OLD.state_id IS NOT {Q} "
-            "THEN OLD.queue_count + 1 ELSE queue_count END, "
-            f"comment = CASE WHEN NEW.state_id = {Q} AND OLD.state_id IS NOT {Q} THEN NULL "
-            "ELSE comment END, "
-            "finished = CASE WHEN NEW.state_id IS OLD.state_id THEN finished "
-            f"WHEN NEW.state_id IN ({D}, {F}) THEN {now} "
-            f"WHEN NEW.state_id IN ({Q}, {R}) THEN NULL ELSE finished END, "
-            f"cancel_requested = CASE WHEN NEW.state_id = {Q} AND OLD.state_id IS NOT {Q} "
-            "THEN NULL WHEN NEW.cancel_requested IS NOT NULL AND OLD.cancel_requested IS NULL "
-            f"THEN {now} ELSE cancel_requested END, "
-            f"cancel_requested_by = CASE WHEN NEW.state_id = {Q} AND OLD.state_id IS NOT {Q} "
-            "THEN NULL ELSE cancel_requested_by END, "
-            f"heartbeat = CASE WHEN NEW.state_id = {R} AND OLD.state_id IS NOT {R} THEN {now} "
-            "ELSE heartbeat END, "
-            f"started = CASE WHEN NEW.state_id = {R} AND OLD.state_id IN ({C}, {Q}) THEN {now} "
-            "ELSE started END, "
-            f"actor = {marker} WHERE id = NEW.id; " + _sqlite_clear_actor("job_instances"),
-        ),
+    ]
+
+
+def _job_moved() -> str:
+    """The AFTER UPDATE trigger of jobs: the history rows (a move, a cancel request), the steps
+    of a recompute or of new parameters, and the columns that go with the new state."""
+    now, kind, who, history = _NOW, _KIND, _WHO, _HISTORY
+    return _sqlite_trigger(
+        "jobs_pipeline_job_moved",
+        f"AFTER UPDATE ON job_instances WHEN NOT {_SQLITE_INTERNAL}",
+        history + f"SELECT NEW.id, NULL, OLD.state_id, NEW.state_id, substr({who}, 1, 200), "
+        f"NEW.comment, {now} WHERE NEW.state_id IS NOT OLD.state_id; "
+        + history
+        + f"SELECT NEW.id, NULL, NEW.state_id, NEW.state_id, substr({who}, 1, 200), "
+        f"'cancel requested by ' || coalesce(NEW.cancel_requested_by, {who}), {now} "
+        "WHERE NEW.state_id IS OLD.state_id AND NEW.cancel_requested IS NOT NULL "
+        "AND OLD.cancel_requested IS NULL; "
+        # A Finished job queued again: every step runs again.
+        f"UPDATE job_steps SET state_id = {C}, comment = NULL, actor = {who} "
+        f"WHERE job_id = NEW.id AND state_id = {D} AND OLD.state_id = {D} "
+        f"AND NEW.state_id = {Q}; "
+        # New parameters for an ended job: its steps are recreated at the next queue.
+        f"DELETE FROM job_steps WHERE job_id = NEW.id AND {kind} = 'user' "
+        f"AND NEW.state_id IS OLD.state_id AND OLD.state_id IN ({D}, {F}) "
+        "AND NEW.parameters IS NOT OLD.parameters; "
+        "UPDATE job_instances SET "
+        f"last_state_change = CASE WHEN NEW.state_id IS NOT OLD.state_id THEN {now} "
+        "ELSE last_state_change END, "
+        f"queue_count = CASE WHEN NEW.state_id = {Q} AND OLD.state_id IS NOT {Q} "
+        "THEN OLD.queue_count + 1 ELSE queue_count END, "
+        f"comment = CASE WHEN NEW.state_id = {Q} AND OLD.state_id IS NOT {Q} THEN NULL "
+        "ELSE comment END, "
+        "finished = CASE WHEN NEW.state_id IS OLD.state_id THEN finished "
+        f"WHEN NEW.state_id IN ({D}, {F}) THEN {now} "
+        f"WHEN NEW.state_id IN ({Q}, {R}) THEN NULL ELSE finished END, "
+        f"cancel_requested = CASE WHEN NEW.state_id = {Q} AND OLD.state_id IS NOT {Q} "
+        "THEN NULL WHEN NEW.cancel_requested IS NOT NULL AND OLD.cancel_requested IS NULL "
+        f"THEN {now} ELSE cancel_requested END, "
+        f"cancel_requested_by = CASE WHEN NEW.state_id = {Q} AND OLD.state_id IS NOT {Q} "
+        "THEN NULL ELSE cancel_requested_by END, "
+        f"heartbeat = CASE WHEN NEW.state_id = {R} AND OLD.state_id IS NOT {R} THEN {now} "
+        "ELSE heartbeat END, "
+        f"started = CASE WHEN NEW.state_id = {R} AND OLD.state_id IN ({C}, {Q}) THEN {now} "
+        "ELSE started END, "
+        f"actor = {_MARKER} WHERE id = NEW.id; " + _sqlite_clear_actor("job_instances"),
+    )
+
+
+def _step_insert_and_delete() -> list[str]:
+    now, who = _NOW, _WHO
+    return [
         _sqlite_trigger(
             "jobs_pipeline_step_insert",
-            "BEFORE INSERT ON job_steps WHEN NOT " + allowed_from_sql(STEP_TRANSITIONS, None, kind),
+            "BEFORE INSERT ON job_steps WHEN NOT "
+            + allowed_from_sql(STEP_TRANSITIONS, None, _KIND),
             _sqlite_raise(
                 "steps are inserted Created by the run that plans their job, not by a user "
                 "(queue the job instead)"
@@ -177,9 +213,10 @@ def sqlite_statements() -> list[str]:
         _sqlite_trigger(
             "jobs_pipeline_step_inserted",
             "AFTER INSERT ON job_steps",
-            f"UPDATE job_steps SET created = {now}, last_state_change = {now}, actor = {marker} "
+            f"UPDATE job_steps SET created = {now}, last_state_change = {now}, "
+            f"actor = {_MARKER} "
             "WHERE id = NEW.id; "
-            + history
+            + _HISTORY
             + f"VALUES (NEW.job_id, NEW.id, NULL, NEW.state_id, substr({who}, 1, 200), NULL, "
             f"{now}); " + _sqlite_clear_actor("job_steps"),
         ),
@@ -190,10 +227,15 @@ def sqlite_statements() -> list[str]:
             _sqlite_raise("a step of a Running job cannot be deleted"),
         ),
     ]
+
+
+def _step_guards() -> list[str]:
+    """One BEFORE UPDATE trigger per state a step's move starts from."""
     # A user moves a step only through its job: the recompute of a job queued again.
     job_queued = f"(SELECT state_id FROM job_instances WHERE id = NEW.job_id) = {Q}"
+    statements = []
     for source in JobState:
-        allowed = allowed_from_sql(STEP_TRANSITIONS, source, kind, user_only_when=job_queued)
+        allowed = allowed_from_sql(STEP_TRANSITIONS, source, _KIND, user_only_when=job_queued)
         statements.append(
             _sqlite_trigger(
                 f"jobs_pipeline_step_from_{source.label.lower()}",
@@ -206,22 +248,24 @@ def sqlite_statements() -> list[str]:
                 ),
             )
         )
-    statements.append(
-        _sqlite_trigger(
-            "jobs_pipeline_step_moved",
-            f"AFTER UPDATE ON job_steps WHEN NOT {_SQLITE_INTERNAL}",
-            history
-            + f"VALUES (NEW.job_id, NEW.id, OLD.state_id, NEW.state_id, substr({who}, 1, 200), "
-            f"CASE WHEN OLD.state_id = {D} AND NEW.state_id = {C} THEN 'recompute' "
-            f"ELSE NEW.comment END, {now}); "
-            f"UPDATE job_steps SET last_state_change = {now}, "
-            f"started = CASE WHEN NEW.state_id = {R} THEN {now} ELSE started END, "
-            f"finished = CASE WHEN NEW.state_id = {R} THEN NULL "
-            f"WHEN NEW.state_id IN ({D}, {F}) THEN {now} ELSE finished END, "
-            f"actor = {marker} WHERE id = NEW.id; " + _sqlite_clear_actor("job_steps"),
-        )
-    )
     return statements
+
+
+def _step_moved() -> str:
+    now, who = _NOW, _WHO
+    return _sqlite_trigger(
+        "jobs_pipeline_step_moved",
+        f"AFTER UPDATE ON job_steps WHEN NOT {_SQLITE_INTERNAL}",
+        _HISTORY
+        + f"VALUES (NEW.job_id, NEW.id, OLD.state_id, NEW.state_id, substr({who}, 1, 200), "
+        f"CASE WHEN OLD.state_id = {D} AND NEW.state_id = {C} THEN 'recompute' "
+        f"ELSE NEW.comment END, {now}); "
+        f"UPDATE job_steps SET last_state_change = {now}, "
+        f"started = CASE WHEN NEW.state_id = {R} THEN {now} ELSE started END, "
+        f"finished = CASE WHEN NEW.state_id = {R} THEN NULL "
+        f"WHEN NEW.state_id IN ({D}, {F}) THEN {now} ELSE finished END, "
+        f"actor = {_MARKER} WHERE id = NEW.id; " + _sqlite_clear_actor("job_steps"),
+    )
 
 
 def sqlite_trigger_names() -> list[str]:

@@ -137,7 +137,6 @@ def alarm_timeline_figure(
     `MIN_OCCURRENCE_POINTS` wide and marked at the top of the plot; when there are more than
     `MANY_SHORT`, they are also listed beside the plot (the figure grows by `LIST_WIDTH`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     short = _short_occurrences(timeline)
@@ -153,6 +152,18 @@ def alarm_timeline_figure(
         _list_occurrences(side, short, height)
     else:
         axes = figure.add_subplot()
+    # In drawing order: what is drawn later lies on top.
+    _draw_signal(axes, timeline)
+    _draw_occurrences(axes, timeline, short)
+    _draw_no_data(axes, timeline)
+    _label_axes(axes, timeline)
+    # Below the plot, where it hides no occurrence.
+    figure.legend(loc="outside lower center", ncols=3, fontsize=7, frameon=False)
+    return figure
+
+
+def _draw_signal(axes: Axes, timeline: AlarmTimeline) -> None:
+    """The values (at most `MAX_DRAWN_POINTS`) and the alarm's thresholds."""
     drawn = _drawn(timeline.values, timeline.sampling_period)
     axes.plot(
         drawn.index.tz_convert("UTC").tz_localize(None),
@@ -176,6 +187,12 @@ def alarm_timeline_figure(
             linewidth=1,
             label=f"clear {timeline.clear_threshold:g}",
         )
+
+
+def _draw_occurrences(
+    axes: Axes, timeline: AlarmTimeline, short: list[tuple[datetime, datetime]]
+) -> None:
+    """Occurrences shaded; short ones widened to a stripe and marked at the top."""
     for number, (start, end) in enumerate(timeline.occurrences):
         axes.axvspan(
             _date_number(start),
@@ -185,27 +202,31 @@ def alarm_timeline_figure(
             linewidth=0,
             label=f"occurrences ({len(timeline.occurrences)})" if number == 0 else None,
         )
-    if short:
-        middles = [_date_number(start + (end - start) / 2) for start, end in short]
-        for middle in middles:
-            # A line's width is in points: the stripe keeps its width on any time axis.
-            axes.axvline(
-                middle,
-                color=OCCURRENCE_COLOUR,
-                alpha=0.6,
-                linewidth=MIN_OCCURRENCE_POINTS,
-                solid_capstyle="butt",
-            )
-        axes.plot(
-            middles,
-            [0.96] * len(middles),
-            transform=axes.get_xaxis_transform(),
-            linestyle="none",
-            marker="v",
-            markersize=6,
-            color=SHORT_MARKER_COLOUR,
-            label=f"short, widened ({len(short)})",
+    if not short:
+        return
+    middles = [_date_number(start + (end - start) / 2) for start, end in short]
+    for middle in middles:
+        # A line's width is in points: the stripe keeps its width on any time axis.
+        axes.axvline(
+            middle,
+            color=OCCURRENCE_COLOUR,
+            alpha=0.6,
+            linewidth=MIN_OCCURRENCE_POINTS,
+            solid_capstyle="butt",
         )
+    axes.plot(
+        middles,
+        [0.96] * len(middles),
+        transform=axes.get_xaxis_transform(),
+        linestyle="none",
+        marker="v",
+        markersize=6,
+        color=SHORT_MARKER_COLOUR,
+        label=f"short, widened ({len(short)})",
+    )
+
+
+def _draw_no_data(axes: Axes, timeline: AlarmTimeline) -> None:
     for number, (start, end) in enumerate(_no_data_spans(timeline)):
         axes.axvspan(
             _date_number(start),
@@ -216,6 +237,12 @@ def alarm_timeline_figure(
             linewidth=0,
             label="no data" if number == 0 else None,
         )
+
+
+def _label_axes(axes: Axes, timeline: AlarmTimeline) -> None:
+    """The period as the time axis, in UTC, with the axis labels, title and grid."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
     axes.set_xlim(_date_number(timeline.start), _date_number(timeline.end))
     locator = AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
@@ -232,9 +259,6 @@ def alarm_timeline_figure(
     )
     axes.grid(which="major", alpha=0.3)
     axes.grid(which="minor", axis="x", alpha=0.12)
-    # Below the plot, where it hides no occurrence.
-    figure.legend(loc="outside lower center", ncols=3, fontsize=7, frameon=False)
-    return figure
 
 
 def alarm_timeline_png(

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from jobs_pipeline.calc import AlarmCalcThreshold, DateTimeRange, Episodes
-from jobs_pipeline.calc.synthetic_fleet import generate_fleet
+from jobs_pipeline.demo.seeding import store_fleet
+from jobs_pipeline.demo.synthetic_fleet import generate_fleet
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.jobs.alarm_calc import parse_period
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.demo import store_fleet
 from jobs_pipeline.perfdb.errors import InvalidParameters, NotFound
 from jobs_pipeline.perfdb.records import AlarmOccurrence
 from jobs_pipeline.perfdb.states import JobState

@@ -30,11 +30,11 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from jobs_pipeline.calc.synthetic_fleet import generate_fleet
+from jobs_pipeline.demo.seeding import store_fleet
+from jobs_pipeline.demo.synthetic_fleet import generate_fleet
 from jobs_pipeline.jobs import JobAlarmCalc, create_job, upgrade_database
 from jobs_pipeline.orchestration.tags import QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.demo import store_fleet
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests.orchestration.processes import (
     PACED_ALARM_CALC_SPEC,

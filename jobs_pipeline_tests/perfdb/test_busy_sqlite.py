@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from jobs_pipeline.jobs.heartbeat_thread import HeartbeatThread
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.engine import begin, create_perfdb_engine
 from jobs_pipeline.perfdb.errors import Busy, is_transient
-from jobs_pipeline.perfdb.heartbeat import Heartbeat
 from jobs_pipeline.settings import HEARTBEAT_SILENCE_SECONDS
 from jobs_pipeline_tests.perfdb.test_queue import object_ids, running_job
 
@@ -45,7 +45,7 @@ def test_the_heartbeat_resumes_once_a_locked_database_is_free_again(
     job_id, _ = running_job(perfdb, object_ids, count=1)
     beating = PerfDB(create_perfdb_engine(perfdb_url, busy_timeout_seconds=0.1))
     try:
-        with Heartbeat(beating.queue, job_id, "run-a", interval=0.05) as heartbeat:
+        with HeartbeatThread(beating.queue, job_id, "run-a", interval=0.05) as heartbeat:
             with begin(perfdb.engine) as holding:
                 holding.exec_driver_sql("UPDATE objects SET name = name")
                 # Three times the silence after which a beat is presumed dead: the thread keeps

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from jobs_pipeline.perfdb.errors import ImportFailed
+from jobs_pipeline.perfdb.feature_csv import parse_feature_csv
 from jobs_pipeline.perfdb.feature_files import fast_csv_chunks, read_ahead
-from jobs_pipeline.perfdb.feature_values import parse_feature_csv
 
 
 def test_blocks_are_gathered_into_chunks_with_the_names_of_every_block(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import ImportFailed, InputError
+from jobs_pipeline.perfdb.feature_csv import parse_feature_csv
 from jobs_pipeline.perfdb.feature_files import SourceFailed
-from jobs_pipeline.perfdb.feature_values import parse_feature_csv
 
 HEADER = "object,feature,timestamp,value\n"
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from jobs_pipeline.jobs.heartbeat_thread import HeartbeatThread
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.catalog import listed
 from jobs_pipeline.perfdb.errors import (
@@ -18,7 +19,6 @@ from jobs_pipeline.perfdb.errors import (
     LostOwnership,
     NotFound,
 )
-from jobs_pipeline.perfdb.heartbeat import Heartbeat
 from jobs_pipeline.perfdb.occurrences import OCCURRENCES, replace_occurrences
 from jobs_pipeline.perfdb.queue import MAX_COMMENT_CHARS, bounded, job_outcome
 from jobs_pipeline.perfdb.states import (
@@ -279,7 +279,7 @@ def test_the_heartbeat_thread_beats_and_stops_once_the_job_is_final(
     first = perfdb.queue.get_job(job_id).heartbeat
     assert first is not None
 
-    with Heartbeat(perfdb.queue, job_id, "run-a", interval=0.05) as heartbeat:
+    with HeartbeatThread(perfdb.queue, job_id, "run-a", interval=0.05) as heartbeat:
         deadline = time.monotonic() + 10
         while perfdb.queue.get_job(job_id).heartbeat == first:
             assert time.monotonic() < deadline, "no heartbeat written"
@@ -298,7 +298,7 @@ def test_a_waiting_run_beats_on_its_queued_job_until_it_claims_it(
     job_id = new_job(perfdb, queue=True).id
     assert perfdb.queue.get_job(job_id).heartbeat is None
 
-    with Heartbeat(perfdb.queue, job_id, "run-a", interval=0.05, wait_for_claim=True) as beat:
+    with HeartbeatThread(perfdb.queue, job_id, "run-a", interval=0.05, wait_for_claim=True) as beat:
         deadline = time.monotonic() + 10
         while perfdb.queue.get_job(job_id).heartbeat is None:  # Queued: the waiting run beats
             assert time.monotonic() < deadline, "no heartbeat on the Queued job"

@@ -194,25 +194,53 @@ def generate_fleet(
 
     n_samples = days * _SAMPLES_PER_DAY
     grid = pd.date_range(period_start, periods=n_samples, freq=SAMPLING_PERIOD).as_unit("ns")
+    fleet_seed, *object_seeds = np.random.SeedSequence(seed).spawn(objects + 1)
+    weather = _park_weather(np.random.default_rng(fleet_seed), grid)
+    width = 3 if objects > 99 else 2
+    object_names = [f"{OBJECT_PREFIX}{index + 1:0{width}d}" for index in range(objects)]
+    return SyntheticFleet(
+        object_names=object_names,
+        features=list(FEATURES),
+        alarms=list(ALARMS),
+        values=_values_frame(grid, weather, object_names, object_seeds),
+        start=period_start,
+        end=period_end,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ParkWeather:
+    """What every turbine of the park shares, one value per sample of the grid."""
+
+    hour: np.ndarray  # hour of the day (UTC), with its fraction
+    summer: np.ndarray  # +1 in mid-summer, -1 in mid-winter
+    ambient: np.ndarray  # outside temperature (°C)
+    wind: np.ndarray  # the two Gaussian components of the shared wind, shape (2, samples)
+
+
+def _park_weather(rng: np.random.Generator, grid: pd.DatetimeIndex) -> _ParkWeather:
+    n_samples = grid.size
     days_since_epoch = (grid - _EPOCH) / pd.Timedelta(days=1)
     hour = np.asarray((days_since_epoch % 1.0) * 24.0)
-    # +1 in mid-summer, -1 in mid-winter.
     summer = np.cos(
         2 * np.pi * (np.asarray(days_since_epoch) - _SUMMER_PEAK_DAY) / _TROPICAL_YEAR_DAYS
     )
-
-    fleet_seed, *object_seeds = np.random.SeedSequence(seed).spawn(objects + 1)
-    fleet_rng = np.random.default_rng(fleet_seed)
     # Two Gaussian components of the shared wind (a Rayleigh draw needs two) and the weather's
     # deviation from the seasonal temperature.
-    shared_wind = _ar1(fleet_rng, n_samples, tau_samples=12 * _SAMPLES_PER_HOUR, count=2)
-    shared_weather = 2.5 * _ar1(fleet_rng, n_samples, tau_samples=2 * _SAMPLES_PER_DAY, count=1)[0]
+    shared_wind = _ar1(rng, n_samples, tau_samples=12 * _SAMPLES_PER_HOUR, count=2)
+    shared_weather = 2.5 * _ar1(rng, n_samples, tau_samples=2 * _SAMPLES_PER_DAY, count=1)[0]
     ambient = 10.0 + 8.0 * summer + 4.0 * np.cos(2 * np.pi * (hour - 15.0) / 24.0) + shared_weather
+    return _ParkWeather(hour=hour, summer=summer, ambient=ambient, wind=shared_wind)
 
-    width = 3 if objects > 99 else 2
-    object_names = [f"{OBJECT_PREFIX}{index + 1:0{width}d}" for index in range(objects)]
+
+def _values_frame(
+    grid: pd.DatetimeIndex,
+    weather: _ParkWeather,
+    object_names: list[str],
+    object_seeds: list[np.random.SeedSequence],
+) -> pd.DataFrame:
+    """Every object's values as one long frame; outages are absent rows."""
     feature_names = [feature.name for feature in FEATURES]
-
     grid_naive = grid.tz_convert(None).to_numpy()
     columns: dict[str, list[np.ndarray]] = {
         "object": [],
@@ -222,14 +250,7 @@ def generate_fleet(
     }
     for index, (name, object_seed) in enumerate(zip(object_names, object_seeds, strict=True)):
         rng = np.random.default_rng(object_seed)
-        series, outage = _simulate_object(
-            rng,
-            hour=hour,
-            summer=summer,
-            ambient=ambient,
-            shared_wind=shared_wind,
-            guarantee_faults=index == 0,
-        )
+        series, outage = _simulate_object(rng, weather, guarantee_faults=index == 0)
         kept = ~outage
         n_kept = int(kept.sum())
         columns["object"].append(np.full(n_kept * len(feature_names), name, dtype=object))
@@ -239,15 +260,7 @@ def generate_fleet(
     values = pd.DataFrame({column: np.concatenate(parts) for column, parts in columns.items()})
     values["timestamp"] = values["timestamp"].dt.tz_localize(UTC).dt.as_unit("ns")
     values["value"] = values["value"].astype("float64")
-
-    return SyntheticFleet(
-        object_names=object_names,
-        features=list(FEATURES),
-        alarms=list(ALARMS),
-        values=values,
-        start=period_start,
-        end=period_end,
-    )
+    return values
 
 
 def _check_int(name: str, value: object, low: int, high: int | None) -> None:
@@ -299,16 +312,14 @@ def _power_curve(wind: np.ndarray) -> np.ndarray:
 
 
 def _simulate_object(
-    rng: np.random.Generator,
-    *,
-    hour: np.ndarray,
-    summer: np.ndarray,
-    ambient: np.ndarray,
-    shared_wind: np.ndarray,
-    guarantee_faults: bool,
+    rng: np.random.Generator, weather: _ParkWeather, *, guarantee_faults: bool
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Simulates one turbine; returns its series by feature name and its outage mask."""
-    n_samples = hour.size
+    """Simulates one turbine; returns its series by feature name and its outage mask.
+
+    The order of the draws from ``rng`` is part of the result (one seed, one fleet): the parts
+    are drawn in a fixed order, measurements first, then each kind of fault.
+    """
+    n_samples = weather.hour.size
     occupied = np.zeros(n_samples, dtype=bool)
     days = n_samples / _SAMPLES_PER_DAY
 
@@ -316,20 +327,7 @@ def _simulate_object(
         count = int(rng.poisson(rate * days))
         return max(count, 1) if guarantee_faults else count
 
-    # Wind: two unit Gaussians give a Rayleigh variable R, (R**2 / 2) ** (1 / k) is Weibull with
-    # shape k and scale 1.
-    own_wind = _ar1(rng, n_samples, tau_samples=2 * _SAMPLES_PER_HOUR, count=2)
-    gauss = np.sqrt(_SHARED_WEATHER) * shared_wind + np.sqrt(1.0 - _SHARED_WEATHER) * own_wind
-    exponential = 0.5 * (gauss[0] ** 2 + gauss[1] ** 2)
-    shape = 2.0 + 0.2 * summer
-    scale = (
-        rng.uniform(7.4, 8.6)
-        * (1.0 - 0.15 * summer)
-        * (1.0 + 0.12 * np.cos(2 * np.pi * (hour - 14.0) / 24.0))
-    )
-    true_wind = scale * exponential ** (1.0 / shape)
-    wind_speed = np.maximum(true_wind + rng.normal(0.0, 0.3, n_samples), 0.0)
-
+    wind_speed, true_wind = _wind_speed(rng, weather)
     producing = (true_wind >= CUT_IN_MS) & (true_wind < CUT_OUT_MS)
     windy = true_wind >= 8.0
 
@@ -343,38 +341,9 @@ def _simulate_object(
     for first, last in stops:
         stopped[first:last] = True
 
-    # Power: an idle turbine draws its own consumption from the grid; clipping at that negative
-    # floor rather than at 0 keeps exact zeros for the stop fault alone.
-    consumption = rng.uniform(4.0, 12.0, n_samples)
-    generated = _power_curve(true_wind) * (1.0 + rng.normal(0.0, 0.03, n_samples))
-    generated += rng.normal(0.0, 8.0, n_samples)
-    # The controller holds rated power only on average.
-    generated = np.minimum(generated, RATED_POWER_KW + rng.normal(0.0, 6.0, n_samples))
-    generated = np.where(producing & ~stopped, np.maximum(generated, -consumption), -consumption)
-    active_power = np.where(stopped, 0.0, generated)
-    load = np.clip(generated, 0.0, None) / RATED_POWER_KW
-
-    # Below rated speed the rotor follows the wind (constant tip-speed ratio).
-    slope = (RATED_ROTOR_RPM - MIN_ROTOR_RPM) / (_FULL_SPEED_WIND_MS - CUT_IN_MS)
-    running_rpm = np.clip(
-        MIN_ROTOR_RPM + slope * (true_wind - CUT_IN_MS), MIN_ROTOR_RPM, RATED_ROTOR_RPM
-    )
-    running_rpm = running_rpm + rng.normal(0.0, 0.12, n_samples)
-    idle_rpm = np.abs(rng.normal(1.0, 0.3, n_samples))
-    rotor_speed = np.where(producing & ~stopped, running_rpm, idle_rpm)
-
-    own_ambient = ambient + rng.normal(0.0, 0.3) + rng.normal(0.0, 0.15, n_samples)
-    outside = _lag(own_ambient, tau_samples=3)
-    gearbox = (
-        outside
-        + 10.0
-        + np.clip(rng.normal(0.0, 1.0), -2.0, 2.0)
-        + 28.0 * _lag(load, tau_samples=6)
-        + rng.normal(0.0, 0.4, n_samples)
-    )
-    # The oil heater keeps a cold gearbox at about 15 °C.
-    gearbox = np.maximum(gearbox, rng.normal(15.0, 0.4, n_samples))
-    nacelle = outside + 5.0 + 8.0 * _lag(load, tau_samples=18) + rng.normal(0.0, 0.3, n_samples)
+    active_power, load = _active_power(rng, true_wind, producing=producing, stopped=stopped)
+    rotor_speed = _rotor_speed(rng, true_wind, running=producing & ~stopped)
+    own_ambient, gearbox, nacelle = _temperatures(rng, weather.ambient, load)
 
     busy = load > 0.3
     for first, last in _place_episodes(
@@ -414,6 +383,77 @@ def _simulate_object(
     for values in series.values():
         values[(rng.random(n_samples) < _NAN_RATE) & ~faulty] = np.nan
     return series, outage
+
+
+def _wind_speed(rng: np.random.Generator, weather: _ParkWeather) -> tuple[np.ndarray, np.ndarray]:
+    """The anemometer's reading and the true wind behind it (m/s)."""
+    n_samples = weather.hour.size
+    # Wind: two unit Gaussians give a Rayleigh variable R, (R**2 / 2) ** (1 / k) is Weibull with
+    # shape k and scale 1.
+    own_wind = _ar1(rng, n_samples, tau_samples=2 * _SAMPLES_PER_HOUR, count=2)
+    gauss = np.sqrt(_SHARED_WEATHER) * weather.wind + np.sqrt(1.0 - _SHARED_WEATHER) * own_wind
+    exponential = 0.5 * (gauss[0] ** 2 + gauss[1] ** 2)
+    shape = 2.0 + 0.2 * weather.summer
+    scale = (
+        rng.uniform(7.4, 8.6)
+        * (1.0 - 0.15 * weather.summer)
+        * (1.0 + 0.12 * np.cos(2 * np.pi * (weather.hour - 14.0) / 24.0))
+    )
+    true_wind = scale * exponential ** (1.0 / shape)
+    wind_speed = np.maximum(true_wind + rng.normal(0.0, 0.3, n_samples), 0.0)
+    return wind_speed, true_wind
+
+
+def _active_power(
+    rng: np.random.Generator, true_wind: np.ndarray, *, producing: np.ndarray, stopped: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Active power (kW) and the load it puts on the drive train (share of rated power)."""
+    n_samples = true_wind.size
+    # An idle turbine draws its own consumption from the grid; clipping at that negative floor
+    # rather than at 0 keeps exact zeros for the stop fault alone.
+    consumption = rng.uniform(4.0, 12.0, n_samples)
+    generated = _power_curve(true_wind) * (1.0 + rng.normal(0.0, 0.03, n_samples))
+    generated += rng.normal(0.0, 8.0, n_samples)
+    # The controller holds rated power only on average.
+    generated = np.minimum(generated, RATED_POWER_KW + rng.normal(0.0, 6.0, n_samples))
+    generated = np.where(producing & ~stopped, np.maximum(generated, -consumption), -consumption)
+    active_power = np.where(stopped, 0.0, generated)
+    load = np.clip(generated, 0.0, None) / RATED_POWER_KW
+    return active_power, load
+
+
+def _rotor_speed(
+    rng: np.random.Generator, true_wind: np.ndarray, *, running: np.ndarray
+) -> np.ndarray:
+    n_samples = true_wind.size
+    # Below rated speed the rotor follows the wind (constant tip-speed ratio).
+    slope = (RATED_ROTOR_RPM - MIN_ROTOR_RPM) / (_FULL_SPEED_WIND_MS - CUT_IN_MS)
+    running_rpm = np.clip(
+        MIN_ROTOR_RPM + slope * (true_wind - CUT_IN_MS), MIN_ROTOR_RPM, RATED_ROTOR_RPM
+    )
+    running_rpm = running_rpm + rng.normal(0.0, 0.12, n_samples)
+    idle_rpm = np.abs(rng.normal(1.0, 0.3, n_samples))
+    return np.where(running, running_rpm, idle_rpm)
+
+
+def _temperatures(
+    rng: np.random.Generator, ambient: np.ndarray, load: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ambient, gearbox and nacelle temperatures (°C) of one turbine."""
+    n_samples = load.size
+    own_ambient = ambient + rng.normal(0.0, 0.3) + rng.normal(0.0, 0.15, n_samples)
+    outside = _lag(own_ambient, tau_samples=3)
+    gearbox = (
+        outside
+        + 10.0
+        + np.clip(rng.normal(0.0, 1.0), -2.0, 2.0)
+        + 28.0 * _lag(load, tau_samples=6)
+        + rng.normal(0.0, 0.4, n_samples)
+    )
+    # The oil heater keeps a cold gearbox at about 15 °C.
+    gearbox = np.maximum(gearbox, rng.normal(15.0, 0.4, n_samples))
+    nacelle = outside + 5.0 + 8.0 * _lag(load, tau_samples=18) + rng.normal(0.0, 0.3, n_samples)
+    return own_ambient, gearbox, nacelle
 
 
 def _overtemp_lengths(rng: np.random.Generator, count: int) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jobs_pipeline.calc.synthetic_fleet import SyntheticFleet
+from jobs_pipeline.demo.synthetic_fleet import SyntheticFleet
 from jobs_pipeline.perfdb import PerfDB
 
 

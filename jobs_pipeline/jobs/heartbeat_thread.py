@@ -1,9 +1,14 @@
-"""The heartbeat a run writes to the job it holds, so that a silent holder can be told dead.
+"""The thread that beats for a run while it holds a job, so that a silent holder can be told dead.
 
-Liveness comes from the owner writing, not from an observer noticing a death: whatever kills a
-run (SIGKILL, a lost machine), its heartbeat stops, and the reconciler fails the job once the
-silence is longer than the configured limit. A hung step keeps its process, and so this thread,
-alive: the maximum step runtime (`step_limits`) catches that.
+Liveness comes from the owner writing, not from an observer noticing a death: whatever kills the
+run's process (SIGKILL, a lost machine) stops this thread with it, and the reconciler fails the
+job once the silence is longer than the configured limit. A hung step does not stop it: the
+thread runs beside the step and keeps beating, so a beat says that the process lives, not that it
+progresses. The maximum step runtime (`jobs/step_limits.py`, enforced by the reconciler) is what
+catches a hang.
+
+Used by the standalone `JobInstance.run()` and by Dagster's runs (`orchestration/heartbeats.py`);
+the write each beat makes is `JobQueue.beat` (`perfdb/liveness.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from jobs_pipeline.perfdb.queue import JobQueue
 
 logger = logging.getLogger(__name__)
 
-class Heartbeat:
+
+class HeartbeatThread:
     """Beats for (job, run) from a daemon thread until `stop()`, until the run no longer holds
     the job, or until `run_alive()` says the run is over (a run executed inside a longer-lived
     process). A failed beat (database restarting, or a SQLite file locked by a long import) is
@@ -51,7 +57,7 @@ class Heartbeat:
             target=self._beat_until_stopped, name=f"heartbeat-job-{job_id}", daemon=True
         )
 
-    def start(self) -> Heartbeat:
+    def start(self) -> HeartbeatThread:
         self._thread.start()
         return self
 
@@ -64,7 +70,7 @@ class Heartbeat:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> HeartbeatThread:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

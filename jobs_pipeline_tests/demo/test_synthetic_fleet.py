@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs_pipeline.calc.synthetic_fleet import (
+from jobs_pipeline.demo.synthetic_fleet import (
     AlarmSpec,
     SyntheticFleet,
     generate_fleet,
