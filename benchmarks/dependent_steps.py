@@ -28,8 +28,8 @@ from scratch import scratch_postgresql
 from jobs_pipeline.definitions import defs
 from jobs_pipeline.jobs import create_job, upgrade_database
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import PERFDB_URL
 
 TARGET_RATIO = 1.3
 PERIOD = {"start": "2024-01-01 00:00:00", "end": "2024-01-02 00:00:00"}
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each job")
     args = parser.parse_args()
     with scratch_postgresql("jp_bench_deps") as url, tempfile.TemporaryDirectory() as home:
-        os.environ[PERFDB_URL_ENV] = url
+        os.environ[PERFDB_URL.name] = url
         perfdb = PerfDB.connect(url)
         upgrade_database(perfdb)
         names = seed(perfdb, args.objects)

@@ -46,14 +46,15 @@ from scratch import scratch_postgresql
 from timed_runs import check_finished
 
 from jobs_pipeline.jobs import create_job, upgrade_database
-from jobs_pipeline.orchestration.execution import (
-    CELERY_QUEUE_ENV,
-    MAX_CONCURRENT_STEPS_ENV,
-    PROFILE_ENV,
-    Profile,
-)
+from jobs_pipeline.orchestration.execution import Profile
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
+from jobs_pipeline.settings import (
+    CELERY_QUEUE,
+    EXECUTION,
+    MAX_CONCURRENT_STEPS,
+    PERFDB_URL,
+    PROJECT_ROOT,
+)
 from jobs_pipeline_tests.orchestration.scratch_deployment import (
     celery_worker_ready,
     dagster_environment,
@@ -151,7 +152,7 @@ def run_child(profile_name: str, job_id: int) -> None:
     from jobs_pipeline.orchestration.sensors import run_request
 
     profile = Profile(profile_name)
-    perfdb = PerfDB.connect(os.environ[PERFDB_URL_ENV])
+    perfdb = PerfDB.connect(os.environ[PERFDB_URL.name])
     job = perfdb.queue.queue_job(job_id, actor="benchmark")
     request = run_request(job)
     assert request.job_name == profile.job_name, request.job_name
@@ -215,8 +216,8 @@ def cpu_seconds() -> tuple[float, float]:
 def run_variant(variant: Variant, job_id: int, env: dict[str, str], log: Path) -> dict[str, Any]:
     child_env = {
         **env,
-        PROFILE_ENV: variant.profile.value,
-        MAX_CONCURRENT_STEPS_ENV: str(variant.workers),
+        EXECUTION.name: variant.profile.value,
+        MAX_CONCURRENT_STEPS.name: str(variant.workers),
     }
     with log.open("ab") as stderr:
         completed = subprocess.run(
@@ -358,7 +359,7 @@ def main() -> None:
         env = dagster_environment(
             make_dagster_home(scratch / "dagster_home"), perf_url, dagster_url
         )
-        env[CELERY_QUEUE_ENV] = f"jobs_pipeline_bench_{uuid.uuid4().hex[:8]}"
+        env[CELERY_QUEUE.name] = f"jobs_pipeline_bench_{uuid.uuid4().hex[:8]}"
         perfdb = PerfDB.connect(perf_url)
         stack.callback(perfdb.dispose)
         job_id, steps = prepare(perfdb, args.objects, args.alarms, args.days)

@@ -35,7 +35,7 @@ from jobs_pipeline.demo.synthetic_fleet import generate_fleet
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.orchestration.instance_storage import dagster_postgres_url
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
+from jobs_pipeline.settings import PERFDB_URL
 from jobs_pipeline_tests.orchestration.scratch_deployment import (
     DAGSTER_PG_URL_ENV,
     dagster_environment,
@@ -132,7 +132,7 @@ def bench_runs(args: argparse.Namespace, scratch: Path, stack: ExitStack) -> Non
     # The ops' PerfDBResource reads PERFDB_URL, `EnvironmentStorage` DAGSTER_PG_URL; the step
     # processes of the multiprocess executor inherit both.
     stack.enter_context(
-        environment_variables({PERFDB_URL_ENV: perf_url, DAGSTER_PG_URL_ENV: pooled_url})
+        environment_variables({PERFDB_URL.name: perf_url, DAGSTER_PG_URL_ENV: pooled_url})
     )
     job_id = prepare(perfdb, args.objects, args.days)
     production = production_job()

@@ -41,7 +41,7 @@ from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.orchestration.instance_storage import dagster_postgres_url
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
+from jobs_pipeline.settings import PERFDB_URL
 from jobs_pipeline_tests.orchestration.scratch_deployment import (
     PRODUCTION_WORKSPACE,
     REPO_ROOT,
@@ -139,7 +139,7 @@ def scale_worker(home: str, job_id: int, profile_path: str) -> None:
     """The run worker of one measured run: `execute_job` in this process, as Dagster's run
     worker does; prints the run id, wall time and peak RSS as JSON."""
     job = production_job()
-    perfdb = PerfDB.connect(os.environ[PERFDB_URL_ENV])
+    perfdb = PerfDB.connect(os.environ[PERFDB_URL.name])
     queued = perfdb.queue.get_job(job_id)
     with dg.DagsterInstance.from_config(home) as instance:
         rss_start = _memory_mib("VmHWM")

@@ -25,9 +25,9 @@ from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, STEP_IO_MANAGER_KEY, p
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.sensors import run_tags
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PROJECT_ROOT
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import PROJECT_ROOT
 
 ALARM_CALC = "Alarm Calculation"
 

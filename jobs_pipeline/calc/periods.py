@@ -19,8 +19,6 @@ import pandas as pd
 
 CALENDAR_UNITS = ("day", "week", "month")
 _MINUTES = re.compile(r"(\d+)min")
-_DURATION = re.compile(r"(\d+)(s|min|h|d)")
-_DURATION_UNITS = {"s": "seconds", "min": "minutes", "h": "hours", "d": "days"}
 _CALENDAR_OFFSETS = {
     "day": pd.DateOffset(days=1),
     "week": pd.DateOffset(weeks=1),
@@ -67,16 +65,9 @@ def parse_zone(name: str) -> ZoneInfo:
         ) from None
 
 
-def parse_duration(text: str) -> timedelta:
-    """`30s`, `15min`, `2h`, `90d`; `ValueError` otherwise."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"a duration is a whole number and s, min, h or d (2h), got {text!r}")
-    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
-
-
 def format_duration(value: timedelta) -> str:
-    """The shortest of `parse_duration`'s forms that says `value` exactly."""
+    """The shortest of the forms that `jobs_pipeline.settings.parse_duration` reads (`30s`,
+    `15min`, `2h`, `90d`) that says `value` exactly."""
     seconds = int(value.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds and seconds % size == 0:

@@ -11,7 +11,7 @@ from jobs_pipeline.cli.output import UsageError, add_json_flag, print_json
 
 
 def _duration(text: str) -> timedelta:
-    from jobs_pipeline.calc.periods import parse_duration
+    from jobs_pipeline.settings import parse_duration
 
     try:
         return parse_duration(text)

@@ -330,7 +330,7 @@ def data_quality_text(details: dict[str, Any] | None) -> str:
 def _job_notes(job: Any) -> list[str]:
     """What a person should know beyond the columns: a pending cancel, a silent run, a job that
     no run has picked up for long."""
-    from jobs_pipeline.perfdb.heartbeat import heartbeat_seconds, heartbeat_silence_seconds
+    from jobs_pipeline import settings
     from jobs_pipeline.perfdb.queue import utcnow
 
     notes = []
@@ -342,16 +342,14 @@ def _job_notes(job: Any) -> list[str]:
         )
     if job.state == JobState.RUNNING and job.heartbeat is not None:
         quiet = (now - job.heartbeat).total_seconds()
-        if quiet > 2 * heartbeat_seconds():
+        if quiet > 2 * settings.HEARTBEAT_SECONDS.read():
             notes.append(
                 f"warning: no heartbeat from run {job.run_id} for {quiet:.0f} s "
-                f"(presumed dead after {heartbeat_silence_seconds():.0f} s)"
+                f"(presumed dead after {settings.HEARTBEAT_SILENCE_SECONDS.read():.0f} s)"
             )
     if job.state == JobState.QUEUED:
-        from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
-
         waited = (now - job.last_state_change).total_seconds()
-        if waited > queued_warning_seconds():
+        if waited > settings.QUEUED_WARNING_SECONDS.read():
             notes.append(
                 f"warning: Queued for {waited / 60:.0f} min and no run has claimed it: "
                 f"is the Dagster daemon (queue sensor) running?"
@@ -390,7 +388,13 @@ def cmd_job_run(args: argparse.Namespace) -> None:
 
     try:
         outcome = run_queued_job(
-            perfdb, args.id, timeout_seconds=args.timeout, on_launch=launched, on_poll=poll
+            perfdb,
+            args.id,
+            timeout_seconds=args.timeout,
+            on_launch=launched,
+            on_poll=poll,
+            # Off a terminal, the output holds this command's lines and Dagster's warnings.
+            quiet=not sys.stdout.isatty(),
         )
         if progress is not None:
             progress.poll()

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from jobs_pipeline.perfdb.errors import InputError, PerfDBError
+from jobs_pipeline.settings import SettingError
 
 
 class UsageError(Exception):
@@ -85,7 +86,7 @@ def run_command(args: argparse.Namespace) -> int:
         args.handler(args)
     except Exit as done:
         return done.code
-    except (UsageError, InputError) as error:
+    except (UsageError, InputError, SettingError) as error:  # a bad setting is bad input too
         print(error_line(error), file=sys.stderr)
         return 2
     except PerfDBError as error:

@@ -12,7 +12,7 @@ ACTOR = "user:cli"
 
 
 def _duration(text: str) -> Any:
-    from jobs_pipeline.calc.periods import parse_duration
+    from jobs_pipeline.settings import parse_duration
 
     try:
         return parse_duration(text)

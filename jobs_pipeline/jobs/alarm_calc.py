@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from jobs_pipeline import settings
 from jobs_pipeline.calc import (
     AlarmCalcThreshold,
     DateTimeRange,
@@ -21,7 +22,6 @@ from jobs_pipeline.calc import (
 from jobs_pipeline.calc.alarm_timeline import AlarmTimeline
 from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput, StepWrite
 from jobs_pipeline.jobs.registry import register
-from jobs_pipeline.jobs.settings import alarm_look_back, min_coverage_percent, step_pictures
 from jobs_pipeline.jobs.step_details import data_quality_details
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InvalidParameters
@@ -135,8 +135,9 @@ class JobAlarmCalc(JobInstance):
         period = self._period
 
         try:
-            min_coverage = min_coverage_percent()
-            look_back = alarm_look_back()
+            min_coverage = settings.MIN_COVERAGE_PERCENT.read()
+            look_back = settings.ALARM_LOOK_BACK.read()
+            draw = settings.STEP_PICTURES.read()
         except ValueError as error:
             raise JobStepError(str(error)) from None
 
@@ -194,7 +195,7 @@ class JobAlarmCalc(JobInstance):
             },
             note="; ".join(note for note in notes if note) or None,
             write=write,
-            picture=self._picture(step, alarm, search.values, spans) if step_pictures() else None,
+            picture=self._picture(step, alarm, search.values, spans) if draw else None,
             wrote=StepWrite(
                 rows=len(spans),
                 alarm_id=alarm.id,

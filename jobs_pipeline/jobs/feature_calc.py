@@ -15,13 +15,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from jobs_pipeline import settings
 from jobs_pipeline.calc import assess_data_quality
 from jobs_pipeline.calc.derived import derive_values
 from jobs_pipeline.calc.expressions import parse_expression
 from jobs_pipeline.jobs.alarm_calc import parse_period
 from jobs_pipeline.jobs.base import JobInstance, JobStepError, StepOutput, StepWrite
 from jobs_pipeline.jobs.registry import register
-from jobs_pipeline.jobs.settings import min_coverage_percent
 from jobs_pipeline.jobs.step_details import data_quality_details
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.derived_features import replace_values
@@ -142,7 +142,7 @@ class JobFeatureCalc(JobInstance):
             item for item in self._derived().values() if item.feature.id == step.feature_id
         )
         try:
-            min_coverage = min_coverage_percent()
+            min_coverage = settings.MIN_COVERAGE_PERCENT.read()
         except ValueError as error:
             raise JobStepError(str(error)) from None
         period = self._period

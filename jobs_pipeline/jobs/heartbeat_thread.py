@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from jobs_pipeline.perfdb.heartbeat import heartbeat_seconds, heartbeat_silence_seconds
+from jobs_pipeline import settings
 from jobs_pipeline.perfdb.queue import JobQueue
 
 logger = logging.getLogger(__name__)
@@ -45,9 +45,9 @@ class HeartbeatThread:
         self.queue = queue
         self.job_id = job_id
         self.run_id = run_id
-        self.interval = interval if interval is not None else heartbeat_seconds()
+        self.interval = interval if interval is not None else settings.HEARTBEAT_SECONDS.read()
         # After this long without a beat the outage is worth a warning.
-        self.warn_after = max(heartbeat_silence_seconds(), self.interval)
+        self.warn_after = max(settings.HEARTBEAT_SILENCE_SECONDS.read(), self.interval)
         self.run_alive = run_alive
         # A run's orchestrator starts beating before its plan op claims the job: while the job
         # is Queued, the beat says that a run for it is alive (its plan op waiting for a worker).

@@ -18,28 +18,18 @@ which defaults to the first.
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from typing import Any
 
 import dagster as dg
 
+from jobs_pipeline import settings
 from jobs_pipeline.orchestration.heartbeats import orchestrator_heartbeat
 from jobs_pipeline.orchestration.ops import job_id_in_run_config
 from jobs_pipeline.orchestration.resources import PerfDBResource
-from jobs_pipeline.perfdb.errors import InputError
 
-PROFILE_ENV = "JOBS_PIPELINE_EXECUTION"
-HEAVY_PROFILE_ENV = "JOBS_PIPELINE_HEAVY_EXECUTION"
-MAX_CONCURRENT_STEPS_ENV = "JOBS_PIPELINE_MAX_CONCURRENT_STEPS"
-CELERY_BROKER_ENV = "JOBS_PIPELINE_CELERY_BROKER"
-CELERY_BACKEND_ENV = "JOBS_PIPELINE_CELERY_BACKEND"
-CELERY_QUEUE_ENV = "JOBS_PIPELINE_CELERY_QUEUE"
-DEFAULT_CELERY_QUEUE = "dagster"
-DEFAULT_CELERY_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
-DEFAULT_CELERY_BACKEND = "rpc://"
 PROFILE_TAG = "jobs_pipeline/execution"
 
 # Celery settings of the executor and the workers (scripts/celery.yaml says the same): a task is
@@ -64,40 +54,16 @@ class Profile(StrEnum):
         return "perfdb_job" if self is Profile.IN_PROCESS else f"perfdb_job_{self.value}"
 
 
-def parse_profile(text: str, *, setting: str) -> Profile:
-    try:
-        return Profile(text.strip().lower())
-    except ValueError:
-        known = ", ".join(profile.value for profile in Profile)
-        raise InputError(f"{setting}={text!r} is not an execution profile ({known})") from None
-
-
-def profile_for(heavy_steps: bool, environ: dict[str, str] | None = None) -> Profile:
+def profile_for(heavy_steps: bool, environ: Mapping[str, str] | None = None) -> Profile:
     """The profile of a job type's runs under this deployment's settings."""
-    env = os.environ if environ is None else environ
-    default = parse_profile(env.get(PROFILE_ENV) or Profile.IN_PROCESS, setting=PROFILE_ENV)
-    if heavy_steps and env.get(HEAVY_PROFILE_ENV):
-        return parse_profile(env[HEAVY_PROFILE_ENV], setting=HEAVY_PROFILE_ENV)
-    return default
+    default = Profile(settings.EXECUTION.read(environ))
+    heavy = settings.HEAVY_EXECUTION.read(environ)
+    return Profile(heavy) if heavy_steps and heavy is not None else default
 
 
-def max_concurrent_steps(environ: dict[str, str] | None = None) -> int:
-    env = os.environ if environ is None else environ
-    text = env.get(MAX_CONCURRENT_STEPS_ENV)
-    if not text:
-        return os.cpu_count() or 1
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise InputError(f"{MAX_CONCURRENT_STEPS_ENV}={text!r} must be a whole number >= 1")
-    return value
-
-
-def _env_or_default(name: str, default: str) -> dict[str, str] | str:
+def _env_or_default(setting: settings.Setting[str]) -> dict[str, str] | str:
     # Read by Dagster when the run starts (so a password stays out of the job's snapshot).
-    return {"env": name} if os.environ.get(name) else default
+    return {"env": setting.name} if setting.is_set() else setting.default
 
 
 class _BeatingExecutor(dg.Executor):
@@ -157,7 +123,7 @@ def executor_for(profile: Profile) -> dg.ExecutorDefinition:
     if profile is Profile.MULTIPROCESS:
         return _with_orchestrator_heartbeat(dg.multiprocess_executor).configured(
             {
-                "max_concurrent": max_concurrent_steps(),
+                "max_concurrent": settings.MAX_CONCURRENT_STEPS.read(),
                 # A step process forks from a server that has imported the project once.
                 "start_method": {"forkserver": {"preload_modules": ["jobs_pipeline.definitions"]}},
             },
@@ -167,12 +133,12 @@ def executor_for(profile: Profile) -> dg.ExecutorDefinition:
 
     return _with_orchestrator_heartbeat(celery_executor).configured(
         {
-            "broker": _env_or_default(CELERY_BROKER_ENV, DEFAULT_CELERY_BROKER),
-            "backend": _env_or_default(CELERY_BACKEND_ENV, DEFAULT_CELERY_BACKEND),
+            "broker": _env_or_default(settings.CELERY_BROKER),
+            "backend": _env_or_default(settings.CELERY_BACKEND),
             # Workers listen on this queue (`scripts/celery-worker`): one per deployment.
             "config_source": {
                 **CELERY_SETTINGS,
-                "task_default_queue": os.environ.get(CELERY_QUEUE_ENV) or DEFAULT_CELERY_QUEUE,
+                "task_default_queue": settings.CELERY_QUEUE.read(),
             },
         },
         name="celery_executor",

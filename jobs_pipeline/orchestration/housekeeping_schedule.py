@@ -2,40 +2,28 @@
 shows what it removed. `JOBS_PIPELINE_HOUSEKEEPING_SCHEDULE` sets when (a cron line, UTC) or
 turns it off (`off`)."""
 
-import os
-
 import dagster as dg
 from dagster._utils.schedules import is_valid_cron_string
 
+from jobs_pipeline import settings
 from jobs_pipeline.orchestration.housekeeping import run_housekeeping
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.perfdb.housekeeping import Retention
 
 HOUSEKEEPING_JOB_NAME = "perfdb_housekeeping"
 HOUSEKEEPING_SCHEDULE_NAME = "perfdb_housekeeping_daily"
-HOUSEKEEPING_SCHEDULE_ENV = "JOBS_PIPELINE_HOUSEKEEPING_SCHEDULE"
-# Early morning UTC, after the night's scheduled jobs have usually ended.
-DEFAULT_HOUSEKEEPING_CRON = "30 3 * * *"
-_OFF = ("off", "false", "no", "0", "none")
 
 
 def housekeeping_cron() -> str | None:
     """The cron line of the daily run, or None when the setting turns it off.
 
     Raises:
-        ValueError: The variable is neither a cron line nor `off`; the message names it.
+        SettingError: The variable is neither a cron line nor `off`; the message names it.
     """
-    text = os.environ.get(HOUSEKEEPING_SCHEDULE_ENV, "").strip()
-    if not text:
-        return DEFAULT_HOUSEKEEPING_CRON
-    if text.lower() in _OFF:
-        return None
-    if not is_valid_cron_string(text):
-        raise ValueError(
-            f"{HOUSEKEEPING_SCHEDULE_ENV} must be a cron line (e.g. {DEFAULT_HOUSEKEEPING_CRON!r})"
-            f" or 'off', got {text!r}"
-        )
-    return text
+    cron = settings.HOUSEKEEPING_SCHEDULE.read()
+    if cron is not None and not is_valid_cron_string(cron):
+        raise settings.HOUSEKEEPING_SCHEDULE.error(cron)
+    return cron
 
 
 class HousekeepingConfig(dg.Config):
@@ -82,12 +70,12 @@ def perfdb_housekeeping() -> None:
 @dg.schedule(
     name=HOUSEKEEPING_SCHEDULE_NAME,
     job=perfdb_housekeeping,
-    cron_schedule=housekeeping_cron() or DEFAULT_HOUSEKEEPING_CRON,
+    cron_schedule=housekeeping_cron() or settings.DEFAULT_HOUSEKEEPING_CRON,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=f"Runs housekeeping daily; {HOUSEKEEPING_SCHEDULE_ENV}=off turns it off.",
+    description=f"Runs housekeeping daily; {settings.HOUSEKEEPING_SCHEDULE.name}=off turns it off.",
 )
 def perfdb_housekeeping_daily(context: dg.ScheduleEvaluationContext):
     if housekeeping_cron() is None:
-        return dg.SkipReason(f"housekeeping is off ({HOUSEKEEPING_SCHEDULE_ENV}=off)")
+        return dg.SkipReason(f"housekeeping is off ({settings.HOUSEKEEPING_SCHEDULE.name}=off)")
     return dg.RunRequest()

@@ -20,6 +20,7 @@ webservers only (nothing in Dagster 1.13 listens). The second copies dagster-pos
 one runs), and the same test is its tripwire.
 """
 
+import dataclasses
 import hashlib
 import inspect
 import os
@@ -43,8 +44,10 @@ from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine
 
+from jobs_pipeline import settings
+
 TESTED_DAGSTER_VERSION = "1.13.27"
-DEFAULT_URL_ENV = "DAGSTER_PG_URL"
+DEFAULT_URL_ENV = settings.DAGSTER_PG_URL.name
 # sha256 (first 16 hex digits) of the source of dagster-postgres 0.29.27's
 # `PostgresEventLogStorage.store_event`, which `PooledPostgresEventLogStorage` copies.
 TESTED_STORE_EVENT_DIGEST = "4a2e37e5871bf2c8"
@@ -186,7 +189,8 @@ class EnvironmentStorage(DagsterStorage, ConfigurableClass):
         inst_data: ConfigurableClassData | None = None,
     ) -> None:
         self._inst_data = inst_data
-        url = os.environ.get(postgres_url_env, "").strip()
+        # dagster.yaml may name another variable than the setting's for the same purpose.
+        url = dataclasses.replace(settings.DAGSTER_PG_URL, name=postgres_url_env).read()
         if url:
             url = dagster_postgres_url(url)
             self.backend = "postgresql"
@@ -245,7 +249,6 @@ class EnvironmentStorage(DagsterStorage, ConfigurableClass):
 
 
 def _dagster_home() -> str:
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
+    if not settings.DAGSTER_HOME.is_set():
         raise RuntimeError("DAGSTER_HOME is not set: it says where Dagster keeps its SQLite files")
-    return home
+    return str(settings.DAGSTER_HOME.read())

@@ -8,6 +8,10 @@ Next to a running daemon the job gets one run, never two: the run carries the jo
 (`job-<id>-<queue count>`, the queue sensor's), a job that has a run with that key already (the
 sensor was first) is left to it and waited for, and a run created at the same moment as the
 sensor's steps aside (it is deleted before it starts) once the sensor's tick is over.
+
+Quiet (`quiet=True`, the command off a terminal): the code server it starts and the run's
+console logger print WARNING and above only, so that the output holds the command's own lines;
+`JOBS_PIPELINE_LOG_LEVEL=debug` or `info` brings Dagster's INFO lines back.
 """
 
 from __future__ import annotations
@@ -21,14 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV, PROJECT_ROOT
 from jobs_pipeline.perfdb.errors import InvalidTransition, PerfDBError
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import DAGSTER_HOME, LOG_LEVEL, PERFDB_URL, PROJECT_ROOT
 
 WORKSPACE_FILE = PROJECT_ROOT / "workspace.yaml"
 INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
-DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 
 
 class RunFailed(PerfDBError):
@@ -55,12 +58,12 @@ class RunOutcome:
 def ensure_dagster_home() -> Path:
     """`DAGSTER_HOME`, defaulting to the project's `.dagster_home` with the repository's
     `dagster.yaml`."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
+    home = DAGSTER_HOME.read()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() and INSTANCE_CONFIG.exists():
         config.symlink_to(INSTANCE_CONFIG)
-    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ[DAGSTER_HOME.name] = str(home)
     return home
 
 
@@ -72,13 +75,14 @@ def run_queued_job(
     poll_seconds: float = 0.5,
     on_launch: Callable[[str, bool], None] | None = None,
     on_poll: Callable[[], object] | None = None,
+    quiet: bool = False,
 ) -> RunOutcome:
     """Launches the Queued job's run now, unless it has one already (the queue sensor's), and
     waits for that run to end. The run claims the job itself (its plan op), as a
     sensor-launched run does: until then the job stays Queued, so an interrupted launch leaves
     nothing Running. `on_launch(run_id, launched)` is called once the run is known (`launched`
     False: someone else's run, waited for), `on_poll()` every `poll_seconds` while waiting (to
-    show progress)."""
+    show progress). `quiet`: Dagster's processes print only their warnings and errors."""
     from dagster import DagsterInstance
 
     from jobs_pipeline.orchestration.sensors import run_key
@@ -87,7 +91,7 @@ def run_queued_job(
     if job.state not in (JobState.QUEUED, JobState.RUNNING):
         raise InvalidTransition(f"job {job_id} is {job.state.label}, expected Queued")
     # The run worker reads the same performance database as this command.
-    os.environ[PERFDB_URL_ENV] = perfdb.engine.url.render_as_string(hide_password=False)
+    os.environ[PERFDB_URL.name] = perfdb.engine.url.render_as_string(hide_password=False)
     ensure_dagster_home()
 
     started = time.monotonic()
@@ -106,7 +110,7 @@ def run_queued_job(
         elif job.state != JobState.QUEUED:
             raise InvalidTransition(f"job {job_id} is {job.state.label}, expected Queued")
         else:
-            run_id = _launch(perfdb, job, instance)
+            run_id = _launch(perfdb, job, instance, _console_level(quiet))
             launched = run_id in _runs_with_key(instance, run_key(job))[:1]
             if not launched:  # the sensor's run was first: this one stepped aside
                 run_id = _runs_with_key(instance, run_key(job))[0]
@@ -144,7 +148,14 @@ def _runs_with_key(instance, key: str) -> list[str]:  # type: ignore[no-untyped-
     return [record.dagster_run.run_id for record in records]
 
 
-def _launch(perfdb: PerfDB, job: Job, instance) -> str:  # type: ignore[no-untyped-def]
+def _console_level(quiet: bool) -> str:
+    """The level of the console lines of the code server and run worker this command starts."""
+    if quiet and LOG_LEVEL.read() not in ("debug", "info"):
+        return "WARNING"
+    return "INFO"
+
+
+def _launch(perfdb: PerfDB, job: Job, instance, console_level: str) -> str:  # type: ignore[no-untyped-def]
     """Creates the job's run with its run key and launches it, unless the queue sensor created
     one at the same moment: then this run is deleted before it starts. Returns its id."""
     from dagster._core.workspace.context import WorkspaceProcessContext
@@ -155,8 +166,14 @@ def _launch(perfdb: PerfDB, job: Job, instance) -> str:  # type: ignore[no-untyp
 
     check_queued_job(perfdb, job)
     request = run_request(job, perfdb.schedules.periods_of_jobs([job.id]).get(job.id))
+    if console_level != "INFO":
+        request = request.with_replaced_attrs(
+            run_config=_with_console_level(request.run_config, console_level)
+        )
     with WorkspaceProcessContext(
-        instance, WorkspaceFileTarget(paths=[str(WORKSPACE_FILE)])
+        instance,
+        WorkspaceFileTarget(paths=[str(WORKSPACE_FILE)]),
+        code_server_log_level=console_level,
     ) as workspace_process:
         workspace = workspace_process.create_request_context()
         run = _create_run(instance, workspace, request)
@@ -229,6 +246,11 @@ def _subprocess_output_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def _with_console_level(run_config, level: str) -> dict:  # type: ignore[no-untyped-def]
+    config = run_config if isinstance(run_config, dict) else run_config.to_config_dict()
+    return {**config, "loggers": {"console": {"config": {"log_level": level}}}}
 
 
 def _create_run(instance, workspace, request):  # type: ignore[no-untyped-def]

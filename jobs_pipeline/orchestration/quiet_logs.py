@@ -14,10 +14,10 @@ installed and runs log every event on the console. The filter matches Dagster's 
 from __future__ import annotations
 
 import logging
-import os
 import re
 
-LOG_LEVEL_ENV = "JOBS_PIPELINE_LOG_LEVEL"
+from jobs_pipeline import settings
+
 SENSOR_DAEMON_LOGGER = "dagster.daemon.SensorDaemon"
 OUR_SENSORS = ("perfdb_queue_sensor", "perfdb_reconciler")
 # The skip reason of our sensors' ticks while the database is down: never routine.
@@ -37,7 +37,7 @@ _ROUTINE_PATTERN = re.compile(
 
 def log_level() -> str:
     """The console level of our processes and runs: WARNING-quiet unless asked otherwise."""
-    return (os.environ.get(LOG_LEVEL_ENV) or "").strip().upper() or "QUIET"
+    return settings.LOG_LEVEL.read().upper()
 
 
 def run_console_level() -> str:

@@ -36,9 +36,9 @@ from typing import Any
 import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus, RunRecord, RunsFilter
 
+from jobs_pipeline import settings
 from jobs_pipeline.orchestration.mapping_keys import step_id_from_step_key
 from jobs_pipeline.orchestration.quiet_logs import DATABASE_UNREACHABLE
-from jobs_pipeline.orchestration.reconciler_settings import queued_warning_seconds
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.step_limits import MAX_UNCLAIMED, StepLimits
 from jobs_pipeline.orchestration.stop_runs import stop_run
@@ -46,7 +46,6 @@ from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.orchestration.tags import JOB_ID_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InputError, is_transient
-from jobs_pipeline.perfdb.heartbeat import heartbeat_silence_seconds
 from jobs_pipeline.perfdb.records import Job, JobAges
 from jobs_pipeline.perfdb.states import Actor, JobState
 
@@ -145,12 +144,12 @@ class Reconciler:
         self.queue = perfdb.queue
         self.instance = instance
         self.log = log
-        self.silence = (
-            silence_seconds if silence_seconds is not None else (heartbeat_silence_seconds())
-        )
-        self.queued_warning = (
-            queued_warning if queued_warning is not None else queued_warning_seconds()
-        )
+        if silence_seconds is None:
+            silence_seconds = settings.HEARTBEAT_SILENCE_SECONDS.read()
+        if queued_warning is None:
+            queued_warning = settings.QUEUED_WARNING_SECONDS.read()
+        self.silence = silence_seconds
+        self.queued_warning = queued_warning
         self.batch_size = batch_size
         self.step_limits = StepLimits(
             perfdb,

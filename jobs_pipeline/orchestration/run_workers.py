@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import sys
 import threading
 import warnings
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from jobs_pipeline import settings
+
 logger = logging.getLogger(__name__)
 
-RUN_WORKERS_ENV = "JOBS_PIPELINE_RUN_WORKERS"
 PRELOAD_MODULE = "jobs_pipeline.orchestration.run_worker_imports"
 SERVER_MODULE = "dagster._grpc.server"
 # The private attribute of Dagster's code server that holds its multiprocessing context.
@@ -90,11 +90,11 @@ def start_run_workers_from_forkserver() -> bool:
     forkserver. Idempotent; returns False, with a warning, when this Dagster release or this
     platform does not allow it (Dagster's spawn stays in place), or when
     `JOBS_PIPELINE_RUN_WORKERS` asks for `spawn`."""
-    choice = (os.environ.get(RUN_WORKERS_ENV) or "forkserver").strip().lower()
-    if choice == "spawn":
-        return False
-    if choice != "forkserver":
-        return _not_forked(f"{RUN_WORKERS_ENV}={choice!r} is neither forkserver nor spawn")
+    try:
+        if settings.RUN_WORKERS.read() == "spawn":
+            return False
+    except settings.SettingError as error:
+        return _not_forked(str(error))
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return _not_forked("this platform has no forkserver start method")
     # A code server imports Dagster's gRPC module before it loads this code location; a process

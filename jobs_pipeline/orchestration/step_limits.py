@@ -22,11 +22,11 @@ from datetime import datetime
 import dagster as dg
 from dagster import DagsterRunStatus, RunsFilter
 
+from jobs_pipeline import settings
 from jobs_pipeline.jobs.step_limits import (
     human_duration,
     max_step_seconds,
     shortest_max_step_seconds,
-    step_pickup_seconds,
 )
 from jobs_pipeline.orchestration.ops import PERFDB_POOL
 from jobs_pipeline.orchestration.stop_runs import stop_run
@@ -67,7 +67,7 @@ class StepLimits:
         self.info = info
         self.warn = warn
         self.pickup_seconds = (
-            pickup_seconds if pickup_seconds is not None else step_pickup_seconds()
+            pickup_seconds if pickup_seconds is not None else settings.STEP_PICKUP_SECONDS.read()
         )
 
     def sweep(self, unclaimed: MutableMapping[str, str]) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,11 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from jobs_pipeline import settings
 from jobs_pipeline.perfdb.errors import Busy, ConnectionFailed, ConnectionLost, InvalidTransition
 
-PERFDB_URL_ENV = "PERFDB_URL"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "perfdb.sqlite"
 # How long a SQLite writer waits for another writer's lock before giving up with `Busy`.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 _READ_ONLY_OPTION = "perfdb_read_only"
@@ -27,7 +24,7 @@ _BUSY_TIMEOUTS: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictio
 
 def default_url() -> str:
     """`PERFDB_URL`, or the embedded SQLite file under the project's data folder."""
-    return os.environ.get(PERFDB_URL_ENV) or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    return settings.PERFDB_URL.read()
 
 
 def normalise_url(url: str | URL) -> URL:

@@ -15,7 +15,6 @@ again in the meantime is left alone, whatever was already removed of its history
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +22,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from jobs_pipeline.calc.periods import format_duration, parse_duration
+from jobs_pipeline import settings
+from jobs_pipeline.calc.periods import format_duration
 from jobs_pipeline.perfdb.engine import begin
 from jobs_pipeline.perfdb.models import (
     AlarmOccurrenceRow,
@@ -40,23 +40,10 @@ STEP = table_of(JobStepRow)
 HISTORY = table_of(JobStateHistoryRow)
 OCCURRENCE = table_of(AlarmOccurrenceRow)
 
-KEEP_FINISHED_ENV = "JOBS_PIPELINE_KEEP_FINISHED"
-KEEP_FAILED_ENV = "JOBS_PIPELINE_KEEP_FAILED"
-DEFAULT_KEEP_FINISHED = timedelta(days=90)
-DEFAULT_KEEP_FAILED = timedelta(days=365)
+DEFAULT_KEEP_FINISHED = settings.KEEP_FINISHED.default
+DEFAULT_KEEP_FAILED = settings.KEEP_FAILED.default
 # Rows changed per transaction: a few milliseconds of locks on either database.
 DEFAULT_BATCH_ROWS = 2_000
-
-
-def duration_from_env(name: str, default: timedelta) -> timedelta:
-    """A duration setting (`30s`, `15min`, `2h`, `90d`); `ValueError` naming the variable."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise ValueError(f"{name}: {error}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,8 +57,7 @@ class Retention:
     def from_env(cls) -> Retention:
         """`JOBS_PIPELINE_KEEP_FINISHED` (default 90d) and `JOBS_PIPELINE_KEEP_FAILED` (365d)."""
         return cls(
-            keep_finished=duration_from_env(KEEP_FINISHED_ENV, DEFAULT_KEEP_FINISHED),
-            keep_failed=duration_from_env(KEEP_FAILED_ENV, DEFAULT_KEEP_FAILED),
+            keep_finished=settings.KEEP_FINISHED.read(), keep_failed=settings.KEEP_FAILED.read()
         )
 
     def cutoffs(self, now: datetime) -> dict[JobState, datetime]:

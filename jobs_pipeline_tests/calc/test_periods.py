@@ -11,10 +11,10 @@ from jobs_pipeline.calc.periods import (
     Every,
     Periods,
     format_duration,
-    parse_duration,
     parse_local_time,
     parse_zone,
 )
+from jobs_pipeline.settings import parse_duration
 
 BERLIN = parse_zone("Europe/Berlin")
 NEW_YORK = parse_zone("America/New_York")

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from jobs_pipeline.calc import AlarmCalcThreshold, DateTimeRange
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
-from jobs_pipeline.jobs.settings import LOOK_BACK_ENV
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.occurrences import OCCURRENCES
+from jobs_pipeline.settings import ALARM_LOOK_BACK
 from jobs_pipeline_tests.calc.test_alarm_episodes_properties import whole_series_episodes
 from jobs_pipeline_tests.calc.test_alarm_threshold_properties import (
     LEVELS,
@@ -417,7 +417,7 @@ def test_an_episode_longer_than_the_look_back_says_so_and_continues_the_stored_o
 
     forget_occurrences(perfdb)
     # 40:00 to 43:00 is three hours long; hourly jobs in order with a look-back of one hour.
-    monkeypatch.setenv(LOOK_BACK_ENV, "1")
+    monkeypatch.setenv(ALARM_LOOK_BACK.name, "1")
     hours = DateTimeRange(BASE, BASE + 2 * DAY).split(timedelta(hours=1))
     notes = []
     for hour in hours:
@@ -442,7 +442,7 @@ def test_a_bad_look_back_setting_fails_the_steps_and_names_the_variable(
 ) -> None:
     perfdb.values.import_frame(two_days())
     define_alarms(perfdb)
-    monkeypatch.setenv(LOOK_BACK_ENV, "a week")
+    monkeypatch.setenv(ALARM_LOOK_BACK.name, "a week")
     parameters = {
         "object_names": ["REG"],
         "alarm_ids": [LONG],
@@ -454,5 +454,6 @@ def test_a_bad_look_back_setting_fails_the_steps_and_names_the_variable(
     assert len(JobAlarmCalc(job.id, perfdb=perfdb).run()) == 1
 
     (step,) = perfdb.queue.get_steps(job.id)
-    assert step.comment == f"{LOOK_BACK_ENV} must be a positive number of hours, got 'a week'"
+    named = f"{ALARM_LOOK_BACK.name} must be a positive number of hours, got 'a week'"
+    assert step.comment == named
     assert everything(perfdb) == []

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
-from jobs_pipeline.jobs.settings import MIN_COVERAGE_ENV
 from jobs_pipeline.jobs.step_details import DATA_QUALITY_DETAILS
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import MIN_COVERAGE_PERCENT
 from jobs_pipeline_tests import irregular_features as data
 
 ALARM_CALC = "Alarm Calculation"
@@ -55,7 +55,7 @@ def test_each_step_reports_its_data_quality(db: PerfDB) -> None:
 def test_low_coverage_finishes_the_step_with_a_comment(
     db: PerfDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(MIN_COVERAGE_ENV, "95")
+    monkeypatch.setenv(MIN_COVERAGE_PERCENT.name, "95")
 
     job_id = run_job(db)
 
@@ -87,11 +87,11 @@ def test_default_threshold_is_half_the_period(db: PerfDB) -> None:
 def test_a_bad_threshold_setting_fails_the_steps_and_names_the_variable(
     db: PerfDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(MIN_COVERAGE_ENV, "half")
+    monkeypatch.setenv(MIN_COVERAGE_PERCENT.name, "half")
 
     job_id = run_job(db)
 
-    message = f"{MIN_COVERAGE_ENV} must be a number from 0 to 100, got 'half'"
+    message = f"{MIN_COVERAGE_PERCENT.name} must be a number from 0 to 100, got 'half'"
     steps = db.queue.get_steps(job_id)
     assert [(s.state, s.comment) for s in steps] == [(JobState.FAILED, message)] * 3
     assert data.occurrences(db) == []

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import dagster as dg
 import yaml
 
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
+from jobs_pipeline.settings import PERFDB_URL
 from jobs_pipeline_tests.pg_cluster import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ def dagster_environment(
 ) -> dict[str, str]:
     """The environment of a Dagster process: its home, its storage and the performance database.
     Without `dagster_pg_url` the instance keeps its storage in SQLite files under the home."""
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), PERFDB_URL_ENV: perfdb_url}
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), PERFDB_URL.name: perfdb_url}
     env.pop(DAGSTER_PG_URL_ENV, None)
     if dagster_pg_url:
         env[DAGSTER_PG_URL_ENV] = dagster_pg_url

@@ -23,17 +23,10 @@ import dagster as dg
 import pytest
 import yaml
 
-from jobs_pipeline.jobs.step_limits import STEP_PICKUP_SECONDS_ENV
-from jobs_pipeline.orchestration.execution import (
-    CELERY_BROKER_ENV,
-    CELERY_QUEUE_ENV,
-    CELERY_SETTINGS,
-    DEFAULT_CELERY_BROKER,
-    PROFILE_ENV,
-    PROFILE_TAG,
-)
+from jobs_pipeline.orchestration.execution import CELERY_SETTINGS, PROFILE_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import CELERY_BROKER, CELERY_QUEUE, EXECUTION, STEP_PICKUP_SECONDS
 from jobs_pipeline_tests.orchestration.conftest import (
     ALARM_IDS,
     ALL_OBJECTS,
@@ -65,7 +58,7 @@ from jobs_pipeline_tests.orchestration.scratch_deployment import (
 
 pytestmark = pytest.mark.slow
 
-BROKER = os.environ.get("JOBS_PIPELINE_TEST_CELERY_BROKER") or DEFAULT_CELERY_BROKER
+BROKER = os.environ.get("JOBS_PIPELINE_TEST_CELERY_BROKER") or CELERY_BROKER.default
 WORKER_CONFIG = REPO_ROOT / "scripts" / "celery.yaml"
 STEP_SECONDS = 2.5  # long enough to kill a worker in the middle of a step
 TIMEOUT = 180.0
@@ -87,7 +80,7 @@ class CeleryDeployment:
     def node_name(self, name: str) -> str:
         """The worker's Celery node name: unique to this deployment, since a broker refuses a
         second worker of the same name (the tests of another process may run beside these)."""
-        return f"{name}-{self.env[CELERY_QUEUE_ENV].rsplit('_', 1)[-1]}"
+        return f"{name}-{self.env[CELERY_QUEUE.name].rsplit('_', 1)[-1]}"
 
     def start_worker(self, name: str) -> None:
         """`scripts/celery-worker NAME --concurrency=1`, ready to take tasks."""
@@ -144,9 +137,9 @@ def deployment(pg_perfdb_url: str, tmp_path: Path) -> Iterator[CeleryDeployment]
         perfdb.queue.upsert_job_types([PACED_ALARM_CALC_SPEC])
         (tmp_path / "pids").mkdir()
         settings = {
-            PROFILE_ENV: "celery",
-            CELERY_BROKER_ENV: BROKER,
-            CELERY_QUEUE_ENV: f"jobs_pipeline_test_{uuid.uuid4().hex[:12]}",
+            EXECUTION.name: "celery",
+            CELERY_BROKER.name: BROKER,
+            CELERY_QUEUE.name: f"jobs_pipeline_test_{uuid.uuid4().hex[:12]}",
             PID_DIR_ENV: str(tmp_path / "pids"),
             PACE_ENV: str(STEP_SECONDS),
         }
@@ -313,7 +306,7 @@ def test_a_broker_that_does_not_answer_fails_the_run_and_the_job_with_the_reason
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
     deployment.daemon.stop()
-    deployment.env[CELERY_BROKER_ENV] = f"pyamqp://guest:guest@127.0.0.1:{dead_port}//"
+    deployment.env[CELERY_BROKER.name] = f"pyamqp://guest:guest@127.0.0.1:{dead_port}//"
     with running_daemon(
         write_workspace(tmp_path), deployment.env, tmp_path / "daemon2.log"
     ) as daemon:
@@ -342,7 +335,7 @@ def test_a_run_whose_steps_no_worker_picks_up_fails_with_the_reason(
 ) -> None:
     # No worker listens to the deployment's queue; the daemon allows 15 s for a pickup.
     deployment.daemon.stop()
-    deployment.env[STEP_PICKUP_SECONDS_ENV] = "15"
+    deployment.env[STEP_PICKUP_SECONDS.name] = "15"
     with running_daemon(
         write_workspace(tmp_path), deployment.env, tmp_path / "daemon2.log"
     ) as daemon:
@@ -378,4 +371,4 @@ def test_a_run_whose_steps_no_worker_picks_up_fails_with_the_reason(
 def test_the_worker_configuration_matches_the_executor() -> None:
     config = yaml.safe_load(WORKER_CONFIG.read_text())["execution"]["config"]
     assert config["config_source"] == CELERY_SETTINGS
-    assert config["broker"] == {"env": CELERY_BROKER_ENV}
+    assert config["broker"] == {"env": CELERY_BROKER.name}

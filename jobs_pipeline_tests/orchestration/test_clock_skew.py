@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from jobs_pipeline.orchestration.reconciler import Cursor, Reconciler
 from jobs_pipeline.orchestration.sensors import run_tags
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.heartbeat import HEARTBEAT_SECONDS_ENV
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import HEARTBEAT_SECONDS
 from jobs_pipeline_tests.orchestration.conftest import plan_config
 from jobs_pipeline_tests.orchestration.processes import (
     INTERPRETER_BIN,
@@ -103,7 +103,7 @@ def test_a_run_worker_ten_minutes_behind_keeps_its_job_and_writes_database_time(
     )
     config = tmp_path / "run_config.json"
     config.write_text(json.dumps(plan_config(job.id)))
-    with scratch_dagster_environment(pg_perfdb_url, tmp_path, {HEARTBEAT_SECONDS_ENV: "1"}) as env:
+    with scratch_dagster_environment(pg_perfdb_url, tmp_path, {HEARTBEAT_SECONDS.name: "1"}) as env:
         worker_env = skewed(env, tmp_path)
         clock = subprocess.run(
             [str(INTERPRETER_BIN / "python"), "-c", "import time; print(time.time())"],

@@ -5,13 +5,15 @@
   the queue sensor and finishes with the expected occurrences; requeued, it runs again under a
   new run key. The code server forks its run workers from a forkserver.
 - `jobs-pipeline job run ID` without a daemon (SQLite for both databases): exit 0 and the run's
-  id on stdout; exit 2 for a job that is not Queued.
+  id on stdout, and off a terminal only the command's own lines (no INFO lines of Dagster's
+  processes unless `JOBS_PIPELINE_LOG_LEVEL=info`); exit 2 for a job that is not Queued.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -27,6 +29,7 @@ from jobs_pipeline.jobs import create_job
 from jobs_pipeline.orchestration.sensors import JOB_ID_TAG, JOB_TYPE_TAG, QUEUE_COUNT_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import FINAL_STATES, JobState
+from jobs_pipeline.settings import LOG_LEVEL
 from jobs_pipeline_tests.orchestration.processes import (
     INTERPRETER_BIN,
     PRODUCTION_WORKSPACE,
@@ -315,9 +318,11 @@ def test_job_run_launches_the_queued_job_and_waits_for_it(
         job = perfdb.queue.get_job(job_id)
         assert job.state == JobState.FINISHED, job.comment
         assert job.run_id
-        # Only the outcome is on stdout: Dagster's processes log to stderr.
+        # Only the outcome is on stdout; stderr has the command's own lines, not the INFO
+        # lines of the code server and the run worker (the output is a pipe, not a terminal).
         (line,) = result.stdout.splitlines()
         assert line.startswith(f"job {job_id} Finished: run {job.run_id} success in ")
+        assert_only_own_lines(result.stderr, job_id)
         assert occurrences(perfdb) == EXPECTED_OCCURRENCES
         with instance_for_environment(sqlite_env) as instance:
             (run,) = runs_of_job(instance, job_id)
@@ -330,8 +335,35 @@ def test_job_run_launches_the_queued_job_and_waits_for_it(
         assert (again.returncode, again.stdout) == (2, "")
         assert again.stderr == f"jobs-pipeline: error: job {job_id} is Finished, expected Queued\n"
         assert perfdb.queue.get_job(job_id) == job
+
+        # Asked for detail, Dagster's INFO lines are back.
+        perfdb.queue.queue_job(job_id)
+        detailed = jobs_pipeline(
+            "--db",
+            sqlite_perfdb_url,
+            "job",
+            "run",
+            str(job_id),
+            env={**sqlite_env, LOG_LEVEL.name: "info"},
+        )
+        assert detailed.returncode == 0, detailed.stderr
+        assert "dagster.code_server - " in detailed.stderr
+        assert f"job {job_id} (Alarm Calculation): " in detailed.stderr  # the plan op's INFO
     finally:
         perfdb.dispose()
+
+
+OWN_LINE = re.compile(r"(run \S+ launched for job \d+; |job \d+ |step \d+ )")
+
+
+def assert_only_own_lines(stderr: str, job_id: int) -> None:
+    lines = stderr.splitlines()
+    assert lines[0].endswith(
+        f"launched for job {job_id}; to cancel it: jobs-pipeline job cancel {job_id}"
+    )
+    assert lines[-1] == f"job {job_id} Finished"
+    assert [line for line in lines if not OWN_LINE.match(line)] == [], stderr
+    assert "\x1b[" not in stderr and "dagster" not in stderr.lower(), stderr
 
 
 def test_job_run_refuses_a_job_that_is_not_queued(

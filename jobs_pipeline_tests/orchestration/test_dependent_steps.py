@@ -14,11 +14,10 @@ import pytest
 
 from jobs_pipeline.definitions import defs
 from jobs_pipeline.jobs import create_job
-from jobs_pipeline.orchestration.execution import MAX_CONCURRENT_STEPS_ENV
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
 from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import MAX_CONCURRENT_STEPS, PERFDB_URL
 from jobs_pipeline_tests.orchestration.conftest import plan_config
 from jobs_pipeline_tests.orchestration.test_celery import (  # the Celery deployment fixture
     CeleryDeployment,
@@ -104,7 +103,7 @@ def test_a_failure_fails_its_dependents_only_and_from_failure_reruns_that_chain(
     dagster_instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(PERFDB_URL_ENV, perfdb_url)
+    monkeypatch.setenv(PERFDB_URL.name, perfdb_url)
     period = seed(perfdb, ["A", "B", "C"], 30, without_data="C")
     job_id = feature_job(perfdb, ["A", "B", "C"], period)
     parent = run(in_process_job(), job_id, perfdb_url, dagster_instance)
@@ -169,8 +168,8 @@ def test_multiprocess_runs_dependents_after_their_dependency_and_independent_ste
     dagster_instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(PERFDB_URL_ENV, perfdb_url)
-    monkeypatch.setenv(MAX_CONCURRENT_STEPS_ENV, "2")
+    monkeypatch.setenv(PERFDB_URL.name, perfdb_url)
+    monkeypatch.setenv(MAX_CONCURRENT_STEPS.name, "2")
     # About a second of reading, computing and writing per step.
     period = seed(perfdb, ["A", "B"], 60_000)
     job_id = feature_job(perfdb, ["A", "B"], period)

@@ -16,20 +16,23 @@ import pytest
 from jobs_pipeline.definitions import defs
 from jobs_pipeline.jobs import JobAlarmCalc
 from jobs_pipeline.orchestration.execution import (
-    HEAVY_PROFILE_ENV,
-    MAX_CONCURRENT_STEPS_ENV,
-    PROFILE_ENV,
     PROFILE_TAG,
     Profile,
-    max_concurrent_steps,
     profile_for,
 )
 from jobs_pipeline.orchestration.ops import PERFDB_POOL
 from jobs_pipeline.orchestration.sensors import run_request
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.errors import InputError
-from jobs_pipeline.perfdb.heartbeat import HEARTBEAT_SECONDS_ENV, HEARTBEAT_SILENCE_ENV
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import (
+    EXECUTION,
+    EXECUTION_PROFILES,
+    HEARTBEAT_SECONDS,
+    HEARTBEAT_SILENCE_SECONDS,
+    HEAVY_EXECUTION,
+    MAX_CONCURRENT_STEPS,
+    SettingError,
+)
 from jobs_pipeline_tests.orchestration.conftest import alarm_job
 from jobs_pipeline_tests.orchestration.processes import (
     INTERPRETER_BIN,
@@ -49,29 +52,33 @@ from jobs_pipeline_tests.orchestration.processes import (
 def test_every_job_runs_in_process_unless_the_deployment_says_otherwise() -> None:
     assert profile_for(heavy_steps=False, environ={}) is Profile.IN_PROCESS
     assert profile_for(heavy_steps=True, environ={}) is Profile.IN_PROCESS
-    assert profile_for(False, {PROFILE_ENV: "multiprocess"}) is Profile.MULTIPROCESS
+    assert profile_for(False, {EXECUTION.name: "multiprocess"}) is Profile.MULTIPROCESS
     # The heavy profile applies to heavy job types only, and defaults to the general one.
-    settings = {PROFILE_ENV: "in_process", HEAVY_PROFILE_ENV: "Celery"}
+    settings = {EXECUTION.name: "in_process", HEAVY_EXECUTION.name: "Celery"}
     assert profile_for(False, settings) is Profile.IN_PROCESS
     assert profile_for(True, settings) is Profile.CELERY
-    assert profile_for(True, {PROFILE_ENV: "multiprocess"}) is Profile.MULTIPROCESS
+    assert profile_for(True, {EXECUTION.name: "multiprocess"}) is Profile.MULTIPROCESS
 
 
 def test_an_unknown_profile_is_named_with_the_setting_and_the_choices() -> None:
-    with pytest.raises(InputError) as error:
-        profile_for(True, {HEAVY_PROFILE_ENV: "threads"})
+    with pytest.raises(SettingError) as error:
+        profile_for(True, {HEAVY_EXECUTION.name: "threads"})
     assert str(error.value) == (
-        "JOBS_PIPELINE_HEAVY_EXECUTION='threads' is not an execution profile "
-        "(in_process, multiprocess, celery)"
+        "JOBS_PIPELINE_HEAVY_EXECUTION must be `in_process`, `multiprocess` or `celery`, "
+        "got 'threads'"
     )
+
+
+def test_the_settings_know_every_profile() -> None:
+    assert EXECUTION_PROFILES.options == tuple(profile.value for profile in Profile)
 
 
 @pytest.mark.parametrize("text", ["0", "-2", "four"])
 def test_max_concurrent_steps_must_be_a_positive_whole_number(text: str) -> None:
-    assert max_concurrent_steps({}) == (os.cpu_count() or 1)
-    assert max_concurrent_steps({MAX_CONCURRENT_STEPS_ENV: "3"}) == 3
-    with pytest.raises(InputError, match=MAX_CONCURRENT_STEPS_ENV):
-        max_concurrent_steps({MAX_CONCURRENT_STEPS_ENV: text})
+    assert MAX_CONCURRENT_STEPS.read({}) == (os.cpu_count() or 1)
+    assert MAX_CONCURRENT_STEPS.read({MAX_CONCURRENT_STEPS.name: "3"}) == 3
+    with pytest.raises(SettingError, match=f"{MAX_CONCURRENT_STEPS.name} must be a whole number"):
+        MAX_CONCURRENT_STEPS.read({MAX_CONCURRENT_STEPS.name: text})
 
 
 def test_each_profile_is_a_job_of_the_code_location_with_its_executor() -> None:
@@ -93,8 +100,8 @@ def test_the_sensor_sends_heavy_job_types_to_the_heavy_profile(
     seeded_db: PerfDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = alarm_job(seeded_db)
-    monkeypatch.setenv(HEAVY_PROFILE_ENV, "multiprocess")
-    monkeypatch.delenv(PROFILE_ENV, raising=False)
+    monkeypatch.setenv(HEAVY_EXECUTION.name, "multiprocess")
+    monkeypatch.delenv(EXECUTION.name, raising=False)
 
     light = run_request(job)
     monkeypatch.setattr(JobAlarmCalc, "_heavy_steps", True)
@@ -146,10 +153,10 @@ def pooled_daemon(
     try:
         add_slow_steps_type(perfdb, OBJECT)
         settings = {
-            HEAVY_PROFILE_ENV: "multiprocess",
-            MAX_CONCURRENT_STEPS_ENV: "2",
-            HEARTBEAT_SECONDS_ENV: "0.5",
-            HEARTBEAT_SILENCE_ENV: str(SILENCE_SECONDS),
+            HEAVY_EXECUTION.name: "multiprocess",
+            MAX_CONCURRENT_STEPS.name: "2",
+            HEARTBEAT_SECONDS.name: "0.5",
+            HEARTBEAT_SILENCE_SECONDS.name: str(SILENCE_SECONDS),
         }
         with scratch_dagster_environment(pg_perfdb_url, tmp_path, settings) as env:
             # The command docs/deployment.md gives for changing a pool's limit.

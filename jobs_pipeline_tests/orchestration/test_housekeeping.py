@@ -23,7 +23,6 @@ from jobs_pipeline.definitions import defs
 from jobs_pipeline.orchestration.housekeeping import count_events, run_housekeeping, runs_of_job
 from jobs_pipeline.orchestration.housekeeping_schedule import (
     HOUSEKEEPING_JOB_NAME,
-    HOUSEKEEPING_SCHEDULE_ENV,
     HOUSEKEEPING_SCHEDULE_NAME,
 )
 from jobs_pipeline.orchestration.resources import PerfDBResource
@@ -32,6 +31,7 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.housekeeping import Retention
 from jobs_pipeline.perfdb.records import NewStep
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import HOUSEKEEPING_SCHEDULE
 from jobs_pipeline_tests.orchestration.conftest import (
     HIGH,
     alarm_job,
@@ -341,6 +341,6 @@ def test_the_daily_run_shows_its_counts_and_a_setting_turns_it_off(
     with dg.build_schedule_context(instance=dagster_instance) as context:
         assert isinstance(schedule.evaluate_tick(context).run_requests, list)
         assert len(schedule.evaluate_tick(context).run_requests or []) == 1
-        monkeypatch.setenv(HOUSEKEEPING_SCHEDULE_ENV, "off")
+        monkeypatch.setenv(HOUSEKEEPING_SCHEDULE.name, "off")
         data = schedule.evaluate_tick(context)
         assert not data.run_requests and "off" in (data.skip_message or "")

@@ -15,9 +15,9 @@ from jobs_pipeline.orchestration.mapping_keys import mapping_key
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME
 from jobs_pipeline.orchestration.sensors import JOB_ID_TAG, run_tags
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
 from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import PERFDB_URL
 from jobs_pipeline_tests.orchestration.conftest import (
     EXPECTED_OCCURRENCES,
     FEATURE,
@@ -294,7 +294,7 @@ def test_reexecution_from_failure_reruns_exactly_the_failed_steps(
     dagster_instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(PERFDB_URL_ENV, perfdb_url)
+    monkeypatch.setenv(PERFDB_URL.name, perfdb_url)
     job = alarm_job(seeded_db)
     parent = execute_job(job.id, dagster_instance, tags=run_tags(job))
     assert not parent.success
@@ -405,7 +405,7 @@ def test_reexecuting_all_steps_of_a_finished_job_recomputes_it_like_a_requeue(
     dagster_instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(PERFDB_URL_ENV, perfdb_url)
+    monkeypatch.setenv(PERFDB_URL.name, perfdb_url)
     job = alarm_job(seeded_db, WITH_DATA)
     parent = execute_job(job.id, dagster_instance, tags=run_tags(job))
     assert parent.success

@@ -23,7 +23,7 @@ from jobs_pipeline.orchestration.run_coordinator import (
     SensorLoopNotAdjusted,
     set_sensor_loop_seconds,
 )
-from jobs_pipeline.perfdb.engine import PROJECT_ROOT
+from jobs_pipeline.settings import LOG_LEVEL, PROJECT_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +92,7 @@ def test_routine_ticks_of_our_sensors_are_dropped_from_the_daemon_log(
 ) -> None:
     from jobs_pipeline.orchestration import quiet_logs
 
-    monkeypatch.delenv(quiet_logs.LOG_LEVEL_ENV, raising=False)
+    monkeypatch.delenv(LOG_LEVEL.name, raising=False)
     logger = logging.getLogger(quiet_logs.SENSOR_DAEMON_LOGGER)
     monkeypatch.setattr(logger, "filters", [])
     QueueRunCoordinator(max_concurrent_runs=1)

@@ -20,12 +20,12 @@ from dagster._grpc import server as grpc_server
 from jobs_pipeline.orchestration import run_worker_imports, run_workers
 from jobs_pipeline.orchestration.run_workers import (
     PRELOAD_MODULE,
-    RUN_WORKERS_ENV,
     SERVER_CONTEXT_ATTRIBUTE,
     RunWorkersNotForked,
     forkserver_context,
     start_run_workers_from_forkserver,
 )
+from jobs_pipeline.settings import RUN_WORKERS
 
 SERVER = grpc_server.DagsterApiServer
 
@@ -33,7 +33,7 @@ SERVER = grpc_server.DagsterApiServer
 @pytest.fixture(autouse=True)
 def dagster_as_shipped(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts from Dagster's own code server class and leaves it so."""
-    monkeypatch.delenv(RUN_WORKERS_ENV, raising=False)
+    monkeypatch.delenv(RUN_WORKERS.name, raising=False)
     forkserver = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
     preload = forkserver._preload_modules
     context = run_workers._context
@@ -95,14 +95,15 @@ def test_outside_a_code_server_nothing_changes(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_spawn_can_be_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(RUN_WORKERS_ENV, "spawn")
+    monkeypatch.setenv(RUN_WORKERS.name, "spawn")
     assert not start_run_workers_from_forkserver()
     assert bare_server()._mp_ctx.get_start_method() == "spawn"
 
 
 def test_an_unknown_setting_warns_and_keeps_spawn(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(RUN_WORKERS_ENV, "fork")
-    with pytest.warns(RunWorkersNotForked, match="neither forkserver nor spawn"):
+    monkeypatch.setenv(RUN_WORKERS.name, "fork")
+    named = "JOBS_PIPELINE_RUN_WORKERS must be `forkserver` or `spawn`, got 'fork'"
+    with pytest.warns(RunWorkersNotForked, match=named):
         assert not start_run_workers_from_forkserver()
     assert bare_server()._mp_ctx.get_start_method() == "spawn"
 

@@ -12,7 +12,7 @@ from jobs_pipeline.jobs.heartbeat_thread import HeartbeatThread
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.engine import begin, create_perfdb_engine
 from jobs_pipeline.perfdb.errors import Busy, is_transient
-from jobs_pipeline.perfdb.heartbeat import HEARTBEAT_SILENCE_ENV
+from jobs_pipeline.settings import HEARTBEAT_SILENCE_SECONDS
 from jobs_pipeline_tests.perfdb.test_queue import object_ids, running_job
 
 __all__ = ["object_ids"]  # the fixture, imported for the tests below
@@ -41,7 +41,7 @@ def test_a_database_locked_past_the_busy_timeout_is_a_transient_error(
 def test_the_heartbeat_resumes_once_a_locked_database_is_free_again(
     perfdb: PerfDB, perfdb_url: str, object_ids: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(HEARTBEAT_SILENCE_ENV, "0.5")
+    monkeypatch.setenv(HEARTBEAT_SILENCE_SECONDS.name, "0.5")
     job_id, _ = running_job(perfdb, object_ids, count=1)
     beating = PerfDB(create_perfdb_engine(perfdb_url, busy_timeout_seconds=0.1))
     try:

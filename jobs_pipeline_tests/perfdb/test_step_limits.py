@@ -10,19 +10,18 @@ import pytest
 
 from jobs_pipeline.jobs.base import JobInstance
 from jobs_pipeline.jobs.step_limits import (
-    MAX_STEP_SECONDS_ENV,
     human_duration,
     max_step_seconds,
-    parse_max_step_seconds,
     shortest_max_step_seconds,
 )
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.errors import InputError, InvalidTransition
+from jobs_pipeline.perfdb.errors import InvalidTransition
 from jobs_pipeline.perfdb.step_limits import (
     database_now,
     jobs_idle_longer_than,
     steps_running_longer_than,
 )
+from jobs_pipeline.settings import MAX_STEP_SECONDS, SettingError
 from jobs_pipeline_tests.perfdb.test_queue import (
     FAILED,
     QUEUED,
@@ -134,25 +133,28 @@ def test_max_step_seconds_comes_from_the_class_unless_the_setting_overrides_it()
     assert JobInstance._max_step_seconds == 3600.0
     assert max_step_seconds(ALARM_CALC, {}) == 3600.0
     assert max_step_seconds("Unknown Type", {}) == 3600.0
-    env = {MAX_STEP_SECONDS_ENV: "120, Alarm Calculation = 5.5"}
+    env = {MAX_STEP_SECONDS.name: "120, Alarm Calculation = 5.5"}
     assert max_step_seconds(ALARM_CALC, env) == 5.5
     assert max_step_seconds("Unknown Type", env) == 120.0
     assert shortest_max_step_seconds(env) == 5.5
-    assert max_step_seconds(ALARM_CALC, {MAX_STEP_SECONDS_ENV: "90"}) == 90.0
+    assert max_step_seconds(ALARM_CALC, {MAX_STEP_SECONDS.name: "90"}) == 90.0
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "detail"),
     [
-        ("soon", "'soon' must be a positive number of seconds"),
-        ("0", "'0' must be a positive number of seconds"),
-        ("=60", "'=60' names no job type"),
-        ("Alarm Calculation=-1", "the limit of 'Alarm Calculation' must be a positive number"),
+        ("soon", "'soon' is not a positive number of seconds"),
+        ("0", "'0' is not a positive number of seconds"),
+        ("60, =60", "'=60' names no job type"),
+        ("Alarm Calculation=-1", "the limit of 'Alarm Calculation' is not a positive number"),
     ],
 )
-def test_a_bad_max_step_setting_is_named(text: str, message: str) -> None:
-    with pytest.raises(InputError, match=f"JOBS_PIPELINE_MAX_STEP_SECONDS: {message}"):
-        parse_max_step_seconds(text)
+def test_a_bad_max_step_setting_is_named(text: str, detail: str) -> None:
+    with pytest.raises(SettingError) as error:
+        max_step_seconds(ALARM_CALC, {MAX_STEP_SECONDS.name: text})
+    assert str(error.value).startswith(
+        f"JOBS_PIPELINE_MAX_STEP_SECONDS must be {MAX_STEP_SECONDS.takes}, got {text!r} ({detail}"
+    )
 
 
 def test_durations_read_as_people_say_them() -> None:
