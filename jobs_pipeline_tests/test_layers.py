@@ -18,8 +18,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "demo": frozenset({"calc", "perfdb", "jobs"}),
     "orchestration": frozenset({"calc", "perfdb", "jobs", "report"}),
     "definitions": frozenset({"calc", "perfdb", "jobs", "report", "orchestration"}),
-    "cli": frozenset({"calc", "perfdb", "jobs", "report", "demo", "orchestration", "progress"}),
-    "progress": frozenset({"calc", "perfdb", "jobs"}),
+    "cli": frozenset({"calc", "perfdb", "jobs", "report", "demo", "orchestration"}),
 }
 
 

@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from jobs_pipeline.cli.job import step_counts
+from jobs_pipeline.cli.progress import JobProgress, follow
 from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import JobCanceled
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline.progress import JobProgress, follow
 from jobs_pipeline_tests.orchestration.conftest import (
     ALARM_CALC,
     ALARM_IDS,

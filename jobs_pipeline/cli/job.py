@@ -363,8 +363,8 @@ def cmd_job_delete(args: argparse.Namespace) -> None:
 
 
 def cmd_job_run(args: argparse.Namespace) -> None:
+    from jobs_pipeline.cli.progress import JobProgress
     from jobs_pipeline.orchestration.launch import run_queued_job
-    from jobs_pipeline.progress import JobProgress
 
     perfdb = open_perfdb(args)
     progress: JobProgress | None = None
@@ -411,7 +411,7 @@ def cmd_job_run(args: argparse.Namespace) -> None:
     if job.run_id != outcome.run_id and job.state not in (JobState.FINISHED, JobState.FAILED):
         # Another run (the queue sensor's, launched at the same moment) claimed the job first;
         # this one stepped aside without writing anything. Follow the job where it runs.
-        from jobs_pipeline.progress import follow
+        from jobs_pipeline.cli.progress import follow
 
         print(
             f"job {args.id} was claimed by run {job.run_id} first (the queue sensor's?); "
@@ -428,7 +428,7 @@ def cmd_job_run(args: argparse.Namespace) -> None:
 
 
 def cmd_job_watch(args: argparse.Namespace) -> None:
-    from jobs_pipeline.progress import follow
+    from jobs_pipeline.cli.progress import follow
 
     perfdb = open_perfdb(args)
     try:
