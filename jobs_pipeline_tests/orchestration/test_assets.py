@@ -22,8 +22,8 @@ from jobs_pipeline.orchestration.assets import (
     run_materializations,
 )
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.engine import PERFDB_URL_ENV
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline.settings import PERFDB_URL
 from jobs_pipeline_tests.jobs.test_data_import_job import DATA_IMPORT, csv_file
 from jobs_pipeline_tests.orchestration.test_dependent_steps import (
     feature_job,
@@ -141,7 +141,7 @@ def test_a_run_reports_one_materialization_per_asset_its_steps_wrote(
     dagster_instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(PERFDB_URL_ENV, perfdb_url)
+    monkeypatch.setenv(PERFDB_URL.name, perfdb_url)
     period = seed(perfdb, ["A", "B", "C"], 30, without_data="C")
     define_alarm(perfdb)
     job_id = feature_job(perfdb, ["A", "B", "C"], period)
