@@ -134,3 +134,9 @@ def private_pg_cluster() -> Iterator[ThrowawayCluster]:
             yield cluster
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: under xdist they then overlap the many short ones instead of being
+    the last ones left, each on a worker of its own (the order is otherwise kept)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

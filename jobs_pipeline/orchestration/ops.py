@@ -138,6 +138,10 @@ def _runs_in(context: dg.OpExecutionContext) -> Callable[[Step], bool]:
     if selected is None:
         return lambda step: True
     keys = set(selected)
+    if f"{run_step.name}[?]" in keys:
+        # Dagster's key for every mapped op of the step op, before the plan resolved them: the
+        # executors other than in-process put it in the run of a whole job.
+        return lambda step: True
     return lambda step: f"{run_step.name}[{mapping_key(step)}]" in keys
 
 
