@@ -137,6 +137,7 @@ def private_pg_cluster() -> Iterator[ThrowawayCluster]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first: under xdist they then overlap the many short ones instead of being
-    the last ones left, each on a worker of its own (the order is otherwise kept)."""
+    """Slow tests first, so that they overlap the many short ones instead of being the last ones
+    left (the order is otherwise kept). With `--dist worksteal` (scripts/test) an idle worker
+    takes tests queued for the other, so the short ones even the end out."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
