@@ -78,18 +78,18 @@ class HeartbeatThread:
 
     def _beat_until_stopped(self) -> None:
         last_beat = time.monotonic()
-        held = False
+        claimed = False
         warned = False
         while not self._stopped.wait(self.interval):
             try:
                 if self.run_alive is not None and not self.run_alive():
                     return
                 if not self.queue.beat(self.job_id, self.run_id):
-                    if self.wait_for_claim and not held and self.queue.beat_queued(self.job_id):
+                    if self.wait_for_claim and not claimed and self.queue.beat_queued(self.job_id):
                         last_beat = time.monotonic()
                         continue  # not claimed yet, and still Queued
                     return  # the job is final or held by another run: nothing to keep alive
-                held = True
+                claimed = True
                 if warned:
                     logger.warning(
                         "heartbeat of job %s resumed after %.0f s",

@@ -100,9 +100,9 @@ def run_queued_job(
         if job.state == JobState.RUNNING:
             # Held already: its run is the one to wait for, if this Dagster instance knows it.
             if not job.run_id or instance.get_run_by_id(job.run_id) is None:
-                held = f"held by {job.run_id}" if job.run_id else "held by no run"
+                holder = f"held by {job.run_id}" if job.run_id else "held by no run"
                 raise InvalidTransition(
-                    f"job {job_id} is Running ({held}, not a run of this Dagster instance)"
+                    f"job {job_id} is Running ({holder}, not a run of this Dagster instance)"
                 )
             existing = [job.run_id]
         if existing:

@@ -22,7 +22,7 @@ from jobs_pipeline.orchestration.mapping_keys import mapping_key, step_id_from_m
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.perfdb.errors import InputError, JobCanceled, LostOwnership, is_transient
-from jobs_pipeline.perfdb.ownership import hold_job_for_steps, take_job
+from jobs_pipeline.perfdb.ownership import claim_for_plan, claim_for_steps
 from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import Actor, JobState
 from jobs_pipeline.report.timeline import alarm_timeline_png, markdown_image
@@ -72,7 +72,7 @@ def _bound_job(
         job = _BOUND.get(key)
     if job is None:
         perfdb = perfdb_resource.get()
-        hold_job_for_steps(perfdb.queue, job_id, run_id)
+        claim_for_steps(perfdb.queue, job_id, run_id)
         keep_alive(perfdb, run_id, job_id, instance)
         job = load_job(perfdb, job_id)
         with _BOUND_LOCK:
@@ -158,7 +158,7 @@ def plan_steps(context: dg.OpExecutionContext, config: PlanConfig, perfdb: PerfD
     run_id = context.run_id
     with _op_errors(context, config.job_id):
         is_reexecution = context.run.parent_run_id is not None
-        job_record = take_job(db.queue, config.job_id, run_id, is_reexecution=is_reexecution)
+        job_record = claim_for_plan(db.queue, config.job_id, run_id, is_reexecution=is_reexecution)
         keep_alive(db, run_id, config.job_id, context.instance)
         try:
             job = load_job(db, config.job_id)
@@ -283,7 +283,7 @@ def summarise_job(context: dg.OpExecutionContext, perfdb: PerfDBResource):
         # The last step normally finalised the job already; a re-execution of only some of the
         # failed steps leaves the others Failed, and the job is final now that the run is done.
         job = db.queue.finalise_job(
-            job_id, run_id=context.run_id, run_over=True, actor=f"run:{context.run_id}"
+            job_id, run_id=context.run_id, run_ended=True, actor=f"run:{context.run_id}"
         )
         context.add_output_metadata(job_summary(db, job_id, context.run_id))
         log_run_materializations(context, db, job_id)

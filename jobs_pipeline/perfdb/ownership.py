@@ -13,7 +13,7 @@ from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import JobState
 
 
-def take_job(queue: JobQueue, job_id: int, run_id: str, *, is_reexecution: bool) -> Job:
+def claim_for_plan(queue: JobQueue, job_id: int, run_id: str, *, is_reexecution: bool) -> Job:
     """Makes the job Running for this run, as the plan op of a run must.
 
     A new run claims a Queued job. A re-execution of all steps from the UI reopens a Failed or
@@ -30,7 +30,7 @@ def take_job(queue: JobQueue, job_id: int, run_id: str, *, is_reexecution: bool)
     raise _refusal(job, f"run {run_id} cannot take it")
 
 
-def hold_job_for_steps(queue: JobQueue, job_id: int, run_id: str) -> Job:
+def claim_for_steps(queue: JobQueue, job_id: int, run_id: str) -> Job:
     """Before a step op runs: a re-execution "from failure" skips the plan op, so the first of
     its step ops reopens the Failed job for this run; the others find it Running already."""
     job = queue.get_job(job_id)

@@ -113,7 +113,7 @@ class ReconcilerWrites(TransitionCore):
                         run_id,
                         Actor.RECONCILER,
                         actor,
-                        run_over=True,
+                        run_ended=True,
                         reason=reason,
                     )
                 results.extend(_results(job_id, failed, job_state, job_comment))
@@ -238,7 +238,7 @@ class ReconcilerWrites(TransitionCore):
                     values={"comment": reason},
                 )
             state, comment = self._finalise_job(
-                connection, job_id, None, Actor.RECONCILER, actor, run_over=True, reason=reason
+                connection, job_id, None, Actor.RECONCILER, actor, run_ended=True, reason=reason
             )
             return StepResult(
                 step_id=0,

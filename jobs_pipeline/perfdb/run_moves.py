@@ -81,18 +81,20 @@ class RunMoves(StepDependencies):
         job_id: int,
         *,
         run_id: str | None = None,
-        run_over: bool = False,
+        run_ended: bool = False,
         actor: str = DEFAULT_ACTOR,
     ) -> Job:
         """Writes the final state of a Running job that `run_id` holds once none of its steps is
         left to run (a no-op otherwise; the last `finish_step` normally does this already).
-        With `run_over`, the run has ended: steps it did not run count as they are. A job held
+        With `run_ended`, the run has ended: steps it did not run count as they are. A job held
         by another run raises `LostOwnership`; a job already final is returned as it is."""
         with begin(self.engine) as connection:
             holder = self._lock_holder(connection, job_id)
             if holder.state_id == JobState.RUNNING:
                 check_holder(holder, run_id)
-                self._finalise_job(connection, job_id, run_id, Actor.RUN, actor, run_over=run_over)
+                self._finalise_job(
+                    connection, job_id, run_id, Actor.RUN, actor, run_ended=run_ended
+                )
             return self._get_job(connection, job_id)
 
     def create_steps(

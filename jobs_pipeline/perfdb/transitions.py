@@ -167,20 +167,20 @@ class TransitionCore:
         who: Actor,
         actor: str,
         *,
-        run_over: bool = False,
+        run_ended: bool = False,
         reason: str | None = None,
     ) -> tuple[JobState | None, str | None]:
         """Writes the final state of a job held by `run_id` once none of its steps is left to
-        run, or, with `run_over`, once that run has ended. Needs the job row locked and held
+        run, or, with `run_ended`, once that run has ended. Needs the job row locked and held
         (`_lock_holder`, `check_holder`) by the caller."""
-        waiting = (JobState.RUNNING,) if run_over else (JobState.CREATED, JobState.RUNNING)
+        waiting = (JobState.RUNNING,) if run_ended else (JobState.CREATED, JobState.RUNNING)
         of_job = STEP.c.job_id == job_id
         # Each branch is one lookup in ix_job_steps_job_id_state_id that stops at its first
         # row, so the question costs the same for the first step of a job as for its 10,000th.
         left_to_run: sa.Select[Any] | sa.CompoundSelect = sa.select(STEP.c.id).where(
             of_job, STEP.c.state_id.in_(waiting)
         )
-        if not run_over and run_id:
+        if not run_ended and run_id:
             # A step that failed under an earlier run is re-run by the run now holding the job
             # (requeue, re-execution): it is not final until that run has re-run it. (A job
             # held with no run id has no run to wait for.)

@@ -150,7 +150,7 @@ def test_a_run_that_lost_its_job_writes_nothing(perfdb: PerfDB, object_ids: dict
     with pytest.raises(LostOwnership):
         perfdb.queue.start_step(second, "old-run")
     with pytest.raises(LostOwnership):
-        perfdb.queue.finalise_job(job_id, run_id="old-run", run_over=True)
+        perfdb.queue.finalise_job(job_id, run_id="old-run", run_ended=True)
 
     assert (perfdb.queue.get_steps(job_id), perfdb.queue.history(job_id)) == before
     assert occurrence_rows(perfdb) == []
@@ -193,7 +193,7 @@ def test_finalising_an_ended_job_returns_it_unchanged(
 ) -> None:
     job_id = job_in_state(perfdb, object_ids, FINISHED)
     before = perfdb.queue.history(job_id)
-    job = perfdb.queue.finalise_job(job_id, run_id="whoever", run_over=True)
+    job = perfdb.queue.finalise_job(job_id, run_id="whoever", run_ended=True)
     assert job.state == FINISHED
     assert perfdb.queue.history(job_id) == before
 
