@@ -9,8 +9,9 @@ Two sets of inputs, each for every object and alarm:
 
 Yardsticks:
 
-* a straightforward per-sample Python loop (the way the calculation reads in prose), timed on a
-  subset of the objects and extrapolated, because timing it on all of them takes minutes;
+* a straightforward per-sample Python loop (the way the calculation reads in prose: the tests'
+  reference), timed on a subset of the objects and extrapolated, because timing it on all of
+  them takes minutes;
 * a numpy lower bound: the comparison and the run-boundary detection alone, on arrays that are
   already extracted, without timestamps, gaps, hysteresis, minimum duration, peaks or results.
 
@@ -38,8 +39,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import scratch  # noqa: F401  (puts the repository root on sys.path, for jobs_pipeline_tests)
 
 from jobs_pipeline.calc import AlarmCalcThreshold, AlarmOccurrenceSpan, DateTimeRange, Episodes
+from jobs_pipeline_tests.calc.alarm_reference import as_datetime, as_ns, reference
 
 PERIOD = DateTimeRange(datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC))
 STEP = timedelta(minutes=10)
@@ -144,79 +147,17 @@ def object_features(rng: np.random.Generator, timeline: Timeline) -> dict[str, p
     return result
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
-
-
 def loop_occurrences(
     rule: AlarmCalcThreshold, values: pd.Series, period: DateTimeRange
 ) -> list[AlarmOccurrenceSpan]:
-    """The calculation as a per-sample loop over plain Python numbers (microsecond stamps)."""
-    step = rule.sampling_period // MICROSECOND
-    start_us = (period.start - EPOCH) // MICROSECOND
-    end_us = (period.end - EPOCH) // MICROSECOND
-    min_us = rule.min_duration // MICROSECOND
-    op, threshold = rule.operator, rule.threshold
-    clear = threshold if rule.clear_threshold is None else rule.clear_threshold
-    compare = {
-        ">": lambda v, x: v > x,
-        ">=": lambda v, x: v >= x,
-        "<": lambda v, x: v < x,
-        "<=": lambda v, x: v <= x,
-        "==": lambda v, x: v == x,
-        "!=": lambda v, x: v != x,
-    }[op]
-
-    def better(peak: float, value: float) -> float:
-        if op in (">", ">="):
-            return max(peak, value)
-        if op in ("<", "<="):
-            return min(peak, value)
-        if op == "==":
-            return threshold
-        if abs(value - threshold) > abs(peak - threshold) or (
-            abs(value - threshold) == abs(peak - threshold) and value > peak
-        ):
-            return value
-        return peak
-
-    found: list[AlarmOccurrenceSpan] = []
-
-    def close(start: int, end: int) -> None:
-        end = min(end, end_us)
-        if end - start >= min_us:
-            found.append(
-                AlarmOccurrenceSpan(
-                    start=EPOCH + start * MICROSECOND,
-                    end=EPOCH + end * MICROSECOND,
-                    peak_value=peak,
-                )
-            )
-
-    # Only samples in the period are read; a sample covers up to the next one when that one
-    # follows within 1.5 sampling periods, else one period, and then there is a gap.
-    active_start: int | None = None
-    previous = 0
-    peak = math.nan
-    stamps = values.index.as_unit("us").asi8.tolist()
-    for t, value in zip(stamps, values.tolist(), strict=True):
-        if not start_us <= t < end_us:
-            continue
-        if active_start is not None:
-            if 2 * (t - previous) > 3 * step:
-                close(active_start, previous + step)
-                active_start = None
-            elif value == value and compare(value, clear):
-                peak = better(peak, value)
-            else:
-                close(active_start, t)
-                active_start = None
-        if active_start is None and value == value and compare(value, threshold):
-            active_start, peak = t, (threshold if op == "==" else value)
-        previous = t
-    if active_start is not None:
-        close(active_start, previous + step)
-    return found
+    """The calculation as a per-sample loop over plain Python numbers: the tests' reference
+    (`jobs_pipeline_tests/calc/alarm_reference.py`), on nanosecond stamps."""
+    stamps = values.index.as_unit("ns").asi8.tolist()
+    found = reference(rule, stamps, values.tolist(), as_ns(period.start), as_ns(period.end))
+    return [
+        AlarmOccurrenceSpan(start=as_datetime(start), end=as_datetime(end), peak_value=peak)
+        for start, end, peak in found
+    ]
 
 
 def loop_method(rule: AlarmCalcThreshold, values: pd.Series, _: np.ndarray) -> object:

@@ -11,6 +11,7 @@ SEARCHED = ("jobs_pipeline", "benchmarks")
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 
+
 def _modules() -> list[Path]:
     return sorted(
         path

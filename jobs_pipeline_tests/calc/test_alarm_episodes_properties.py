@@ -11,29 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobs_pipeline.calc import AlarmCalcThreshold, DateTimeRange, Episodes
-from jobs_pipeline_tests.calc.test_alarm_threshold_properties import (
+from jobs_pipeline_tests.calc.alarm_reference import (
+    Episode,
     as_datetime,
     as_ns,
-    cases,
-    min_duration_ns,
-    walk,
+    whole_series_episodes,
 )
-
-Episode = tuple[int, int, float, bool]  # start, end (ns since the epoch), peak, open
-
-
-def whole_series_episodes(
-    alarm: AlarmCalcThreshold, stamps: list[int], values: list[float]
-) -> list[Episode]:
-    """Every episode of the series, the last one open when still active at the last sample;
-    open episodes are kept whatever their duration, since they may yet grow."""
-    found, still_active = walk(alarm, list(zip(stamps, values, strict=True)))
-    episodes = []
-    for position, (start, end, peak) in enumerate(found):
-        is_open = still_active and position == len(found) - 1
-        if is_open or end - start >= min_duration_ns(alarm):
-            episodes.append((start, end, peak, is_open))
-    return episodes
+from jobs_pipeline_tests.calc.alarm_strategies import cases
 
 
 def overlapping(episodes: list[Episode], period: DateTimeRange) -> list[Episode]:

@@ -24,14 +24,8 @@ from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.occurrences import OCCURRENCES
 from jobs_pipeline.settings import ALARM_LOOK_BACK
-from jobs_pipeline_tests.calc.test_alarm_episodes_properties import whole_series_episodes
-from jobs_pipeline_tests.calc.test_alarm_threshold_properties import (
-    LEVELS,
-    alarms,
-    as_datetime,
-    as_ns,
-    steps,
-)
+from jobs_pipeline_tests.calc.alarm_reference import as_datetime, as_ns, whole_series_episodes
+from jobs_pipeline_tests.calc.alarm_strategies import LEVELS, alarms, steps
 
 ALARM_CALC = "Alarm Calculation"
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
