@@ -21,8 +21,6 @@ import tempfile
 import time
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 from scratch import scratch_postgresql
 
 from jobs_pipeline.definitions import defs
@@ -30,6 +28,7 @@ from jobs_pipeline.jobs import create_job, upgrade_database
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import PERFDB_URL
+from jobs_pipeline_tests.power_chain import seed_power_chain
 
 TARGET_RATIO = 1.3
 PERIOD = {"start": "2024-01-01 00:00:00", "end": "2024-01-02 00:00:00"}
@@ -40,24 +39,9 @@ def perfdb_job() -> dg.JobDefinition:
 
 
 def seed(perfdb: PerfDB, objects: int) -> list[str]:
+    """A day of 10-minute values per object, the chained features and `doubled_free`."""
     names = [f"INV-{n:04d}" for n in range(objects)]
-    stamps = pd.date_range("2024-01-01", periods=144, freq="10min", tz="UTC")
-    rng = np.random.default_rng(0)
-    frames = [
-        pd.DataFrame(
-            {
-                "object": name,
-                "feature": feature,
-                "timestamp": stamps,
-                "value": rng.uniform(1, 10, len(stamps)),
-            }
-        )
-        for name in names
-        for feature in ("voltage", "current")
-    ]
-    perfdb.values.import_frame(pd.concat(frames, ignore_index=True))
-    perfdb.derived.define("power", "voltage * current")
-    perfdb.derived.define("doubled", "power * 2")
+    seed_power_chain(perfdb, names, 144, sampling_period="10min")
     perfdb.derived.define("doubled_free", "voltage * current * 2")
     return names
 

@@ -29,8 +29,8 @@ from jobs_pipeline_tests.orchestration.test_dependent_steps import (
     feature_job,
     in_process_job,
     run,
-    seed,
 )
+from jobs_pipeline_tests.power_chain import seed_power_chain
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
@@ -50,7 +50,7 @@ def define_alarm(perfdb: PerfDB) -> None:
 def test_the_catalog_gives_one_asset_per_feature_and_alarm_with_lineage(
     perfdb: PerfDB, perfdb_url: str
 ) -> None:
-    seed(perfdb, ["A", "B", "C"], 10)
+    seed_power_chain(perfdb, ["A", "B", "C"], 10)
     perfdb.derived.define("squared", "voltage ** 2 + voltage")  # one input named twice
     define_alarm(perfdb)
 
@@ -142,7 +142,7 @@ def test_a_run_reports_one_materialization_per_asset_its_steps_wrote(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(PERFDB_URL.name, perfdb_url)
-    period = seed(perfdb, ["A", "B", "C"], 30, without_data="C")
+    period = seed_power_chain(perfdb, ["A", "B", "C"], 30, without_data="C")
     define_alarm(perfdb)
     job_id = feature_job(perfdb, ["A", "B", "C"], period)
 

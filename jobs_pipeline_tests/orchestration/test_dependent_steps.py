@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,6 +28,7 @@ from jobs_pipeline_tests.orchestration.test_job_execution import (
     op_key,
     started_step_keys,
 )
+from jobs_pipeline_tests.power_chain import seed_power_chain
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
@@ -45,35 +45,6 @@ def in_process_job() -> dg.JobDefinition:
 
 def multiprocess_job() -> dg.JobDefinition:
     return defs.get_job_def("perfdb_job_multiprocess")
-
-
-def seed(perfdb: PerfDB, objects: list[str], samples: int, *, without_data: str | None = None):
-    """`voltage` and `current` of each object, 1-minute samples; `power = voltage * current`
-    and `doubled = power * 2` derived."""
-    stamps = pd.date_range("2024-01-01", periods=samples, freq="1min", tz="UTC")
-    rng = np.random.default_rng(5)
-    parts = [
-        pd.DataFrame(
-            {
-                "object": name,
-                "feature": feature,
-                "timestamp": stamps,
-                "value": rng.uniform(1, 10, samples),
-            }
-        )
-        for name in objects
-        if name != without_data
-        for feature in ("voltage", "current")
-    ]
-    perfdb.values.import_frame(
-        pd.concat(parts, ignore_index=True), sampling_period=pd.Timedelta("1min")
-    )
-    if without_data:
-        perfdb.catalog.ensure_objects([without_data])
-    perfdb.derived.define("power", "voltage * current")
-    perfdb.derived.define("doubled", "power * 2")
-    end = stamps[-1] + pd.Timedelta("1min")
-    return {"start": "2024-01-01 00:00:00", "end": end.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def feature_job(perfdb: PerfDB, objects: list[str], period: dict[str, str]) -> int:
@@ -104,7 +75,7 @@ def test_a_failure_fails_its_dependents_only_and_from_failure_reruns_that_chain(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(PERFDB_URL.name, perfdb_url)
-    period = seed(perfdb, ["A", "B", "C"], 30, without_data="C")
+    period = seed_power_chain(perfdb, ["A", "B", "C"], 30, without_data="C")
     job_id = feature_job(perfdb, ["A", "B", "C"], period)
     parent = run(in_process_job(), job_id, perfdb_url, dagster_instance)
     assert not parent.success
@@ -171,7 +142,7 @@ def test_multiprocess_runs_dependents_after_their_dependency_and_independent_ste
     monkeypatch.setenv(PERFDB_URL.name, perfdb_url)
     monkeypatch.setenv(MAX_CONCURRENT_STEPS.name, "2")
     # About a second of reading, computing and writing per step.
-    period = seed(perfdb, ["A", "B"], 60_000)
+    period = seed_power_chain(perfdb, ["A", "B"], 60_000)
     job_id = feature_job(perfdb, ["A", "B"], period)
     result = run(multiprocess_job(), job_id, perfdb_url, dagster_instance)
     assert result.success
@@ -213,7 +184,7 @@ def test_celery_runs_dependents_after_their_dependency_and_independent_steps_at_
     perfdb = deployment.perfdb
     # Seconds of reading, computing and writing per step: longer than a Celery task's start.
     objects = ["A", "B", "C"]
-    period = seed(perfdb, objects, 200_000)
+    period = seed_power_chain(perfdb, objects, 200_000)
     job_id = feature_job(perfdb, objects, period)
     job = deployment.wait_until_final(job_id)
     assert job.state == JobState.FINISHED, job.comment

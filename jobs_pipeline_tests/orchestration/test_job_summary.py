@@ -10,7 +10,8 @@ from jobs_pipeline.jobs import JobDataImport, JobFeatureCalc, create_job
 from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline_tests.jobs.test_data_import_job import DATA_IMPORT, csv_file
-from jobs_pipeline_tests.orchestration.test_dependent_steps import feature_job, seed, steps_by_key
+from jobs_pipeline_tests.orchestration.test_dependent_steps import feature_job, steps_by_key
+from jobs_pipeline_tests.power_chain import seed_power_chain
 
 
 def markdown(metadata: dict[str, object], name: str) -> str:
@@ -18,7 +19,7 @@ def markdown(metadata: dict[str, object], name: str) -> str:
 
 
 def test_a_feature_calculation_summary_lists_steps_with_rows_written(perfdb: PerfDB) -> None:
-    period = seed(perfdb, ["A", "B", "C"], 30, without_data="C")
+    period = seed_power_chain(perfdb, ["A", "B", "C"], 30, without_data="C")
     job_id = feature_job(perfdb, ["A", "B", "C"], period)
     JobFeatureCalc(job_id, perfdb=perfdb).run()
     steps = steps_by_key(perfdb, job_id)
