@@ -32,12 +32,6 @@ from jobs_pipeline_tests.orchestration.test_dependent_steps import (
 )
 from jobs_pipeline_tests.power_chain import seed_power_chain
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
-    pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
-    pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated"),
-]
-
 ALARM = 3001
 
 

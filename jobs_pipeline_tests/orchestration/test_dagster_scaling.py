@@ -14,11 +14,6 @@ from dagster._core.execution.plan.outputs import StepOutputHandle
 
 from jobs_pipeline.orchestration import dagster_scaling
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
-    pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
-]
-
 STEPS = dagster_scaling.WINDOW * 2 + 5
 
 

@@ -30,12 +30,6 @@ from jobs_pipeline_tests.orchestration.test_job_execution import (
 )
 from jobs_pipeline_tests.power_chain import seed_power_chain
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
-    pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
-    pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated"),
-]
-
 FEATURE_CALC = "Feature Calculation"
 
 

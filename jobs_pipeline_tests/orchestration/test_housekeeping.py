@@ -41,9 +41,6 @@ from jobs_pipeline_tests.orchestration.conftest import (
 )
 
 pytestmark = [
-    pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
-    pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
-    pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated"),
     pytest.mark.usefixtures("perfdb_resource"),
 ]
 

@@ -36,12 +36,6 @@ from jobs_pipeline.orchestration.instance_storage import (
 from jobs_pipeline_tests.conftest import create_pg_database, drop_pg_database
 from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
-    pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
-    pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated"),
-]
-
 INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "dagster.yaml"
 TESTED_DAGSTER_POSTGRES_VERSION = "0.29.27"  # released together with dagster 1.13.27
 POOL_SIZE = 2  # dagster.yaml

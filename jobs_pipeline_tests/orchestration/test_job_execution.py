@@ -33,10 +33,6 @@ from jobs_pipeline_tests.orchestration.conftest import (
 )
 
 pytestmark = [
-    pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
-    pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
-    # Dagster's own use of a pydantic 1 attribute, on every run.
-    pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated"),
     # Closes the process-wide engine on each test's database before the database is dropped.
     pytest.mark.usefixtures("perfdb_resource"),
 ]

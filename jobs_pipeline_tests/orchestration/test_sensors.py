@@ -46,13 +46,6 @@ from jobs_pipeline_tests.orchestration.conftest import (
     plan_config,
 )
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
-    pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
-    # Dagster's own use of a pydantic 1 attribute, on every run.
-    pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated"),
-]
-
 STATE_INDEX = "ix_job_instances_state_id_id"
 FINISHED_ROWS = 200_000
 
