@@ -17,8 +17,6 @@ from jobs_pipeline.orchestration.console import (
     console_logger,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated")
-
 
 @dg.op
 def fails_for_people() -> None:

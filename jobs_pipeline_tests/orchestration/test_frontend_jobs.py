@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import dagster as dg
-import pytest
 import sqlalchemy as sa
 
 from jobs_pipeline.definitions import defs
@@ -23,8 +22,6 @@ from jobs_pipeline_tests.orchestration.conftest import (
     perfdb_job_resources,
 )
 from jobs_pipeline_tests.orchestration.test_sensors import tick
-
-pytestmark = pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated")
 
 
 def plain_sql(perfdb: PerfDB, sql: str, **params: Any) -> Any:

@@ -30,9 +30,6 @@ from jobs_pipeline_tests.orchestration.processes import (
 )
 from jobs_pipeline_tests.orchestration.test_sensors import tick
 
-# Dagster's own use of a pydantic 1 attribute, on every run.
-pytestmark = pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated")
-
 
 @pytest.fixture
 def stored(perfdb: PerfDB) -> PerfDB:
