@@ -18,6 +18,7 @@ from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import MAX_CONCURRENT_STEPS, PERFDB_URL
 from jobs_pipeline_tests.orchestration.conftest import plan_config
+from jobs_pipeline_tests.orchestration.scratch_deployment import REPO_ROOT
 from jobs_pipeline_tests.orchestration.test_celery import (  # the Celery deployment fixture
     CeleryDeployment,
     deployment,  # noqa: F401
@@ -52,9 +53,15 @@ def steps_by_key(perfdb: PerfDB, job_id: int) -> dict[tuple[str, str | None], St
 
 def run(job: dg.JobDefinition, job_id: int, url: str, instance: dg.DagsterInstance, **options):
     """A run of the code location's job; the database is named in the run config (step
-    processes fork from a server started once, with the environment of the first test)."""
+    processes fork from a server started once, with the environment of the first test). The
+    step processes import this module from the repository root, wherever pytest was started."""
+    recipe = dg.build_reconstructable_job(
+        __name__,
+        in_process_job.__name__ if job.name == "perfdb_job" else multiprocess_job.__name__,
+        reconstructor_working_directory=str(REPO_ROOT),
+    )
     return dg.execute_job(
-        dg.reconstructable(in_process_job if job.name == "perfdb_job" else multiprocess_job),
+        recipe,
         instance=instance,
         run_config={**plan_config(job_id), "resources": {"perfdb": {"config": {"url": url}}}},
         **options,
