@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline_tests.perfdb.queue_jobs import ALARM_ID, OBJECTS
 from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
 from jobs_pipeline_tests.scratch_databases import admin_engine, create_database, drop_database
 
@@ -96,6 +97,21 @@ def perfdb(perfdb_url: str) -> Iterator[PerfDB]:
     db = PerfDB.connect(perfdb_url)
     yield db
     db.dispose()
+
+
+@pytest.fixture
+def object_ids(perfdb: PerfDB) -> dict[str, int]:
+    """The objects and the alarm of the jobs in `perfdb/queue_jobs.py`."""
+    ids = perfdb.catalog.ensure_objects(OBJECTS)
+    perfdb.catalog.ensure_feature("active_power", unit="kW")
+    perfdb.catalog.define_alarm(
+        alarm_id=ALARM_ID,
+        name="High power",
+        feature="active_power",
+        operator=">",
+        threshold=2000.0,
+    )
+    return ids
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ from jobs_pipeline_tests.orchestration.conftest import (
     PERIOD,
     seeded_db,
 )
-from jobs_pipeline_tests.perfdb.test_queue import object_ids, running_job
+from jobs_pipeline_tests.perfdb.queue_jobs import running_job
 
-__all__ = ["object_ids", "seeded_db"]  # fixtures, shared with other tests
+__all__ = ["seeded_db"]  # the fixture, shared with other tests
 
 
 def test_follow_prints_each_step_failures_and_the_end_of_the_job(seeded_db: PerfDB) -> None:
