@@ -4,6 +4,9 @@ Both backends are migrated once per session into a template (a file for SQLite, 
 database for PostgreSQL) that each test clones. PostgreSQL is never skipped: if it cannot be
 reached the tests fail. `JOBS_PIPELINE_TEST_PG_URL` points at a server where the tests may
 create and drop databases (default: the local server).
+
+Fixtures shared by test modules that no deeper conftest.py covers live here too: `object_ids`
+(the rows of perfdb/queue_jobs.py's jobs) and `seeded_db` (orchestration/conftest.py's fleet).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline_tests.orchestration.conftest import seed_fleet
 from jobs_pipeline_tests.perfdb.queue_jobs import ALARM_ID, OBJECTS
 from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
 from jobs_pipeline_tests.scratch_databases import admin_engine, create_database, drop_database
@@ -112,6 +116,12 @@ def object_ids(perfdb: PerfDB) -> dict[str, int]:
         threshold=2000.0,
     )
     return ids
+
+
+@pytest.fixture
+def seeded_db(perfdb: PerfDB) -> PerfDB:
+    """The fleet described at the top of orchestration/conftest.py, on each backend."""
+    return seed_fleet(perfdb)
 
 
 @pytest.fixture

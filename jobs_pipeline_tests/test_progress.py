@@ -23,11 +23,8 @@ from jobs_pipeline_tests.orchestration.conftest import (
     ALL_OBJECTS,
     NO_DATA,
     PERIOD,
-    seeded_db,
 )
 from jobs_pipeline_tests.perfdb.queue_jobs import running_job
-
-__all__ = ["seeded_db"]  # the fixture, shared with other tests
 
 
 def test_follow_prints_each_step_failures_and_the_end_of_the_job(seeded_db: PerfDB) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures of the orchestration tests: a small performance database with hand-made samples, the
+"""Fixtures of the orchestration tests: a small performance database with hand-made samples (the
+`seeded_db` fixture, in jobs_pipeline_tests/conftest.py as test_progress.py uses it too), the
 resources `perfdb_job` runs with, and a throwaway Dagster instance.
 
 The fleet: LAN-01 and LAN-02 have twelve 10-minute temperature samples in the period, LAN-03
@@ -97,12 +98,6 @@ def occurrence_counts(perfdb: PerfDB) -> dict[tuple[str, int | None], int]:
     for occurrence in perfdb.occurrences.list():
         counts[occurrence.object_name, occurrence.alarm_id] += 1
     return counts
-
-
-@pytest.fixture
-def seeded_db(perfdb: PerfDB) -> PerfDB:
-    """The fleet described at the top of this module, on each backend."""
-    return seed_fleet(perfdb)
 
 
 def seed_fleet(perfdb: PerfDB) -> PerfDB:
