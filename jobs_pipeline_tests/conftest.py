@@ -6,7 +6,8 @@ reached the tests fail. `JOBS_PIPELINE_TEST_PG_URL` points at a server where the
 create and drop databases (default: the local server).
 
 Fixtures shared by test modules that no deeper conftest.py covers live here too: `object_ids`
-(the rows of perfdb/queue_jobs.py's jobs) and `seeded_db` (orchestration/conftest.py's fleet).
+(the rows of perfdb/queue_jobs.py's jobs), `seeded_db` (orchestration/conftest.py's fleet) and
+`fleet` (the CLI tests' objects and alarms).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline_tests.cli_fleet import NASTY
 from jobs_pipeline_tests.orchestration.conftest import seed_fleet
 from jobs_pipeline_tests.perfdb.queue_jobs import ALARM_ID, OBJECTS
 from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
@@ -122,6 +124,20 @@ def object_ids(perfdb: PerfDB) -> dict[str, int]:
 def seeded_db(perfdb: PerfDB) -> PerfDB:
     """The fleet described at the top of orchestration/conftest.py, on each backend."""
     return seed_fleet(perfdb)
+
+
+@pytest.fixture
+def fleet(perfdb: PerfDB) -> dict[str, int]:
+    """Objects LAN-01, LAN-02 and the nasty name; feature active_power; alarms 101 and 102."""
+    ids = perfdb.catalog.ensure_objects(["LAN-01", "LAN-02", NASTY])
+    perfdb.catalog.ensure_feature("active_power", unit="kW")
+    perfdb.catalog.define_alarm(
+        alarm_id=101, name="High power", feature="active_power", operator=">", threshold=2000.0
+    )
+    perfdb.catalog.define_alarm(
+        alarm_id=102, name="Low power", feature="active_power", operator="<", threshold=-10.0
+    )
+    return ids
 
 
 @pytest.fixture
