@@ -21,7 +21,7 @@ from jobs_pipeline_tests.orchestration.conftest import (
     import_missing_values,
     perfdb_job_resources,
 )
-from jobs_pipeline_tests.orchestration.test_sensors import tick
+from jobs_pipeline_tests.orchestration.sensor_ticks import tick
 
 
 def plain_sql(perfdb: PerfDB, sql: str, **params: Any) -> Any:

@@ -28,7 +28,7 @@ from jobs_pipeline_tests.orchestration.processes import (
     dagster_environment,
     make_dagster_home,
 )
-from jobs_pipeline_tests.orchestration.test_sensors import tick
+from jobs_pipeline_tests.orchestration.sensor_ticks import tick
 
 
 @pytest.fixture
