@@ -6,7 +6,7 @@ reached the tests fail. `JOBS_PIPELINE_TEST_PG_URL` points at a server where the
 create and drop databases (default: the local server).
 
 Fixtures shared by test modules that no deeper conftest.py covers live here too: `object_ids`
-(the rows of perfdb/queue_jobs.py's jobs), `seeded_db` (orchestration/conftest.py's fleet) and
+(the rows of perfdb/queue_jobs.py's jobs), `seeded_db` (orchestration/alarm_fleet.py's fleet) and
 `fleet` (the CLI tests' objects and alarms).
 """
 
@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, make_url
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline_tests.cli_fleet import NASTY
-from jobs_pipeline_tests.orchestration.conftest import seed_fleet
+from jobs_pipeline_tests.orchestration.alarm_fleet import seed_fleet
 from jobs_pipeline_tests.perfdb.queue_jobs import ALARM_ID, OBJECTS
 from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
 from jobs_pipeline_tests.scratch_databases import admin_engine, create_database, drop_database
@@ -122,7 +122,7 @@ def object_ids(perfdb: PerfDB) -> dict[str, int]:
 
 @pytest.fixture
 def seeded_db(perfdb: PerfDB) -> PerfDB:
-    """The fleet described at the top of orchestration/conftest.py, on each backend."""
+    """The fleet described at the top of orchestration/alarm_fleet.py, on each backend."""
     return seed_fleet(perfdb)
 
 

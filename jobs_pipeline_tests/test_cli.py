@@ -871,7 +871,7 @@ def test_job_cancel_fails_a_queued_job_at_once_and_cancels_its_waiting_run(
     import dagster as dg
 
     from jobs_pipeline.orchestration.sensors import run_tags
-    from jobs_pipeline_tests.orchestration.conftest import plan_config
+    from jobs_pipeline_tests.orchestration.perfdb_job_config import plan_config
     from jobs_pipeline_tests.orchestration.processes import make_dagster_home
 
     monkeypatch.setenv("DAGSTER_HOME", str(make_dagster_home(tmp_path / "dagster_home")))

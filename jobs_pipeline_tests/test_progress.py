@@ -17,7 +17,7 @@ from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import JobCanceled
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.orchestration.conftest import (
+from jobs_pipeline_tests.orchestration.alarm_fleet import (
     ALARM_CALC,
     ALARM_IDS,
     ALL_OBJECTS,

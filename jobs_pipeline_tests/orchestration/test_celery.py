@@ -27,7 +27,7 @@ from jobs_pipeline.orchestration.execution import CELERY_SETTINGS, PROFILE_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import CELERY_BROKER, CELERY_QUEUE, EXECUTION, STEP_PICKUP_SECONDS
-from jobs_pipeline_tests.orchestration.conftest import (
+from jobs_pipeline_tests.orchestration.alarm_fleet import (
     ALARM_IDS,
     ALL_OBJECTS,
     EXPECTED_OCCURRENCES,

@@ -17,7 +17,7 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import MAX_CONCURRENT_STEPS, PERFDB_URL
-from jobs_pipeline_tests.orchestration.conftest import plan_config
+from jobs_pipeline_tests.orchestration.perfdb_job_config import plan_config
 from jobs_pipeline_tests.orchestration.test_celery import (  # the Celery deployment fixture
     CeleryDeployment,
     deployment,  # noqa: F401

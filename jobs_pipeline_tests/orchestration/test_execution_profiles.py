@@ -33,7 +33,7 @@ from jobs_pipeline.settings import (
     MAX_CONCURRENT_STEPS,
     SettingError,
 )
-from jobs_pipeline_tests.orchestration.conftest import alarm_job
+from jobs_pipeline_tests.orchestration.alarm_fleet import alarm_job
 from jobs_pipeline_tests.orchestration.processes import (
     INTERPRETER_BIN,
     SLOW_STEPS_SPEC,

@@ -18,7 +18,7 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import PERFDB_URL
-from jobs_pipeline_tests.orchestration.conftest import (
+from jobs_pipeline_tests.orchestration.alarm_fleet import (
     EXPECTED_OCCURRENCES,
     FEATURE,
     HIGH,
@@ -28,9 +28,8 @@ from jobs_pipeline_tests.orchestration.conftest import (
     alarm_job,
     import_missing_values,
     occurrence_counts,
-    perfdb_job_resources,
-    plan_config,
 )
+from jobs_pipeline_tests.orchestration.perfdb_job_config import perfdb_job_resources, plan_config
 
 pytestmark = [
     # Closes the process-wide engine on each test's database before the database is dropped.

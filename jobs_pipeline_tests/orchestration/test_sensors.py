@@ -35,14 +35,14 @@ from jobs_pipeline.orchestration.tags import (
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import Actor, JobState
-from jobs_pipeline_tests.orchestration.conftest import (
+from jobs_pipeline_tests.orchestration.alarm_fleet import (
     ALARM_CALC,
     ALARM_IDS,
     PERIOD,
     WITH_DATA,
     alarm_job,
-    plan_config,
 )
+from jobs_pipeline_tests.orchestration.perfdb_job_config import plan_config
 from jobs_pipeline_tests.orchestration.sensor_ticks import Tick, tick
 
 STATE_INDEX = "ix_job_instances_state_id_id"
