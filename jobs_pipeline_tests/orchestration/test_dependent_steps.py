@@ -17,11 +17,8 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import MAX_CONCURRENT_STEPS, PERFDB_URL
+from jobs_pipeline_tests.orchestration.celery_deployment import CeleryDeployment
 from jobs_pipeline_tests.orchestration.perfdb_job_config import plan_config
-from jobs_pipeline_tests.orchestration.test_celery import (  # the Celery deployment fixture
-    CeleryDeployment,
-    deployment,  # noqa: F401
-)
 from jobs_pipeline_tests.orchestration.test_execution_profiles import Interval, most_at_once
 from jobs_pipeline_tests.orchestration.test_job_execution import (
     SUMMARY_OP,
@@ -170,7 +167,7 @@ def op_interval(instance: dg.DagsterInstance, run_id: str, key: str, job_id: int
 
 @pytest.mark.slow
 def test_celery_runs_dependents_after_their_dependency_and_independent_steps_at_once(
-    deployment: CeleryDeployment,  # noqa: F811
+    deployment: CeleryDeployment,
 ) -> None:
     # The deployment is on PostgreSQL only: Celery workers share the database over the network.
     deployment.start_worker("alpha")
