@@ -4,6 +4,10 @@ Both backends are migrated once per session into a template (a file for SQLite, 
 database for PostgreSQL) that each test clones. PostgreSQL is never skipped: if it cannot be
 reached the tests fail. `JOBS_PIPELINE_TEST_PG_URL` points at a server where the tests may
 create and drop databases (default: the local server).
+
+Fixtures shared by test modules that no deeper conftest.py covers live here too: `object_ids`
+(the rows of perfdb/queue_jobs.py's jobs), `seeded_db` (orchestration/alarm_fleet.py's fleet) and
+`fleet` (the CLI tests' objects and alarms).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from sqlalchemy.engine import URL, make_url
 
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
+from jobs_pipeline_tests.cli_fleet import NASTY
+from jobs_pipeline_tests.orchestration.alarm_fleet import seed_fleet
+from jobs_pipeline_tests.perfdb.queue_jobs import ALARM_ID, OBJECTS
 from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
 from jobs_pipeline_tests.scratch_databases import admin_engine, create_database, drop_database
 
@@ -96,6 +103,41 @@ def perfdb(perfdb_url: str) -> Iterator[PerfDB]:
     db = PerfDB.connect(perfdb_url)
     yield db
     db.dispose()
+
+
+@pytest.fixture
+def object_ids(perfdb: PerfDB) -> dict[str, int]:
+    """The objects and the alarm of the jobs in `perfdb/queue_jobs.py`."""
+    ids = perfdb.catalog.ensure_objects(OBJECTS)
+    perfdb.catalog.ensure_feature("active_power", unit="kW")
+    perfdb.catalog.define_alarm(
+        alarm_id=ALARM_ID,
+        name="High power",
+        feature="active_power",
+        operator=">",
+        threshold=2000.0,
+    )
+    return ids
+
+
+@pytest.fixture
+def seeded_db(perfdb: PerfDB) -> PerfDB:
+    """The fleet described at the top of orchestration/alarm_fleet.py, on each backend."""
+    return seed_fleet(perfdb)
+
+
+@pytest.fixture
+def fleet(perfdb: PerfDB) -> dict[str, int]:
+    """Objects LAN-01, LAN-02 and the nasty name; feature active_power; alarms 101 and 102."""
+    ids = perfdb.catalog.ensure_objects(["LAN-01", "LAN-02", NASTY])
+    perfdb.catalog.ensure_feature("active_power", unit="kW")
+    perfdb.catalog.define_alarm(
+        alarm_id=101, name="High power", feature="active_power", operator=">", threshold=2000.0
+    )
+    perfdb.catalog.define_alarm(
+        alarm_id=102, name="Low power", feature="active_power", operator="<", threshold=-10.0
+    )
+    return ids
 
 
 @pytest.fixture

@@ -13,10 +13,8 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -29,105 +27,17 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.migrate import head_revision
 from jobs_pipeline.perfdb.records import NewStep
 from jobs_pipeline.perfdb.states import JobState
+from jobs_pipeline_tests.cli_fleet import NASTY, params, snapshot
+from jobs_pipeline_tests.cli_runner import Cli
 from jobs_pipeline_tests.conftest import BACKENDS, PG_ADMIN_URL
 
 ALARM_CALC = "Alarm Calculation"
-NASTY = "x'; DROP TABLE objects; --"
 DEAD_DB = "postgresql+psycopg://root@127.0.0.1:1/nothing"
-TABLES = (
-    "objects",
-    "features",
-    "feature_values",
-    "alarm_definitions",
-    "alarm_occurrences",
-    "job_instances",
-    "job_steps",
-    "job_state_history",
-)
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-class Cli:
-    def __init__(self, url: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self.url = url
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> Result:
-        self.capsys.readouterr()
-        code = main(["--db", self.url, *args])
-        out, err = self.capsys.readouterr()
-        return Result(code, out, err)
-
-    def ok(self, *args: str) -> Result:
-        result = self(*args)
-        assert (result.code, result.err) == (0, ""), result
-        return result
-
-    def rejects(self, *args: str, naming: str) -> Result:
-        """Runs a command that must fail with exit code 2 and one stderr line with `naming`."""
-        return self.fails(*args, naming=naming, code=2)
-
-    def fails(self, *args: str, naming: str, code: int = 1) -> Result:
-        """Runs a command that must fail with `code` and one stderr line with `naming`."""
-        result = self(*args)
-        assert result.code == code, (args, result)
-        assert result.out == "", (args, result)
-        assert result.err.endswith("\n") and result.err.count("\n") == 1, (args, result.err)
-        assert naming in result.err, (args, result.err)
-        return result
 
 
 @pytest.fixture
 def cli(perfdb_url: str, capsys: pytest.CaptureFixture[str]) -> Cli:
     return Cli(perfdb_url, capsys)
-
-
-@pytest.fixture
-def fleet(perfdb: PerfDB) -> dict[str, int]:
-    """Objects LAN-01, LAN-02 and the nasty name; feature active_power; alarms 101 and 102."""
-    ids = perfdb.catalog.ensure_objects(["LAN-01", "LAN-02", NASTY])
-    perfdb.catalog.ensure_feature("active_power", unit="kW")
-    perfdb.catalog.define_alarm(
-        alarm_id=101, name="High power", feature="active_power", operator=">", threshold=2000.0
-    )
-    perfdb.catalog.define_alarm(
-        alarm_id=102, name="Low power", feature="active_power", operator="<", threshold=-10.0
-    )
-    return ids
-
-
-def params(**overrides: Any) -> dict[str, Any]:
-    parameters: dict[str, Any] = {
-        "object_names": ["LAN-01", "LAN-02"],
-        "alarm_ids": [101],
-        "start": "2024-01-01 00:00:00",
-        "end": "2024-01-02 00:00:00",
-    }
-    parameters.update(overrides)
-    return parameters
-
-
-def snapshot(perfdb: PerfDB) -> dict[str, Any]:
-    """Row counts of every table plus the jobs' and steps' contents."""
-    with perfdb.engine.connect() as connection:
-        state: dict[str, Any] = {
-            table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-            for table in TABLES
-        }
-    state["jobs"] = perfdb.queue.list_jobs()
-    state["steps"] = [perfdb.queue.get_steps(job.id) for job in state["jobs"]]
-    state["alarms"] = perfdb.catalog.list_alarms()
-    return state
 
 
 def running_job(perfdb: PerfDB, fleet: dict[str, int]) -> int:
@@ -961,7 +871,7 @@ def test_job_cancel_fails_a_queued_job_at_once_and_cancels_its_waiting_run(
     import dagster as dg
 
     from jobs_pipeline.orchestration.sensors import run_tags
-    from jobs_pipeline_tests.orchestration.conftest import plan_config
+    from jobs_pipeline_tests.orchestration.perfdb_job_config import plan_config
     from jobs_pipeline_tests.orchestration.processes import make_dagster_home
 
     monkeypatch.setenv("DAGSTER_HOME", str(make_dagster_home(tmp_path / "dagster_home")))

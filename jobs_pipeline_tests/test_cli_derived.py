@@ -8,7 +8,7 @@ import pytest
 
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import NewStep
-from jobs_pipeline_tests.test_cli import Cli
+from jobs_pipeline_tests.cli_runner import Cli
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ import pytest
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import NewStep
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.test_cli import Cli, fleet, params, snapshot
-
-__all__ = ["fleet"]
+from jobs_pipeline_tests.cli_fleet import params, snapshot
+from jobs_pipeline_tests.cli_runner import Cli
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline_tests.test_cli import Cli
+from jobs_pipeline_tests.cli_runner import Cli
 
 ALARM_CALC = "Alarm Calculation"
 PARAMS = json.dumps({"object_names": ["WT-01"], "alarm_ids": [7001]})

@@ -17,17 +17,14 @@ from jobs_pipeline.jobs import JobAlarmCalc, create_job
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import JobCanceled
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.orchestration.conftest import (
+from jobs_pipeline_tests.orchestration.alarm_fleet import (
     ALARM_CALC,
     ALARM_IDS,
     ALL_OBJECTS,
     NO_DATA,
     PERIOD,
-    seeded_db,
 )
-from jobs_pipeline_tests.perfdb.test_queue import object_ids, running_job
-
-__all__ = ["object_ids", "seeded_db"]  # fixtures, shared with other tests
+from jobs_pipeline_tests.perfdb.queue_jobs import running_job
 
 
 def test_follow_prints_each_step_failures_and_the_end_of_the_job(seeded_db: PerfDB) -> None:

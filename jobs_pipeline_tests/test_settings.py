@@ -16,7 +16,7 @@ import jobs_pipeline
 from jobs_pipeline import settings
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.settings import SETTINGS, Setting, SettingError, markdown_table
-from jobs_pipeline_tests.test_cli import Cli
+from jobs_pipeline_tests.cli_runner import Cli
 
 PACKAGE = Path(jobs_pipeline.__file__).parent
 README = PACKAGE.parent / "README.md"

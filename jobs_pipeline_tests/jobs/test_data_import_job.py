@@ -11,14 +11,7 @@ from jobs_pipeline.jobs import JobDataImport, create_job
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import InvalidParameters
 from jobs_pipeline.perfdb.states import JobState
-
-DATA_IMPORT = "Data Import"
-HEADER = "object,feature,timestamp,value\n"
-
-
-def csv_file(path: Path, lines: list[str]) -> str:
-    path.write_text(HEADER + "".join(line + "\n" for line in lines))
-    return str(path)
+from jobs_pipeline_tests.jobs.data_import_files import DATA_IMPORT, csv_file
 
 
 def test_each_file_is_a_step_and_a_bad_last_line_writes_nothing_of_its_file(

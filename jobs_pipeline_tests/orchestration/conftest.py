@@ -1,125 +1,35 @@
-"""Fixtures of the orchestration tests: a small performance database with hand-made samples, the
-resources `perfdb_job` runs with, and a throwaway Dagster instance.
-
-The fleet: LAN-01 and LAN-02 have twelve 10-minute temperature samples in the period, LAN-03
-exists but has no data (its steps fail until `import_missing_values` adds them). Two alarm
-definitions watch the temperature: HIGH (> 80) and VERY_HIGH (> 92).
-"""
+"""Fixtures of the orchestration tests: the resource `perfdb_job` runs with on the test's database,
+a throwaway Dagster instance, and the `celery` profile's deployment (celery_deployment.py). The
+fleet the tests seed is in alarm_fleet.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import pytest
 
-from jobs_pipeline.jobs import create_job
-from jobs_pipeline.orchestration.io_manager import StepIdIOManager
-from jobs_pipeline.orchestration.ops import PLAN_OP_NAME, STEP_IO_MANAGER_KEY
 from jobs_pipeline.orchestration.resources import PerfDBResource, shared_perfdb
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.records import Job
-
-ALARM_CALC = "Alarm Calculation"
-FEATURE = "temperature"
-HIGH = 1001
-VERY_HIGH = 1002
-ALARM_IDS = (HIGH, VERY_HIGH)
-WITH_DATA = ("LAN-01", "LAN-02")
-NO_DATA = "LAN-03"
-ALL_OBJECTS = (*WITH_DATA, NO_DATA)
-
-T0 = datetime(2024, 3, 1, tzinfo=UTC)
-SAMPLE = timedelta(minutes=10)
-PERIOD = {"start": "2024-03-01 00:00:00", "end": "2024-03-01 02:00:00"}
-
-# Twelve samples from T0, i.e. the whole period [00:00, 02:00).
-SAMPLES = {
-    "LAN-01": [70, 85, 90, 70, 70, 95, 96, 70, 70, 70, 81, 70],
-    "LAN-02": [70, 70, 70, 88, 70, 70, 70, 70, 70, 70, 70, 70],
-}
-MISSING_SAMPLES = {NO_DATA: [93, 93, 70, 70, 70, 70, 70, 70, 70, 70, 70, 70]}
-
-# Occurrences per (object, alarm) once every object has its samples.
-EXPECTED_OCCURRENCES: dict[tuple[str, int | None], int] = {
-    ("LAN-01", HIGH): 3,  # [00:10, 00:30), [00:50, 01:10), [01:40, 01:50)
-    ("LAN-01", VERY_HIGH): 1,  # [00:50, 01:10)
-    ("LAN-02", HIGH): 1,  # [00:30, 00:40)
-    ("LAN-02", VERY_HIGH): 0,
-    (NO_DATA, HIGH): 1,  # [00:00, 00:20)
-    (NO_DATA, VERY_HIGH): 1,  # [00:00, 00:20)
-}
-
-
-def sample_frame(samples: Mapping[str, Sequence[float]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {"object": name, "feature": FEATURE, "timestamp": T0 + i * SAMPLE, "value": value}
-            for name, values in samples.items()
-            for i, value in enumerate(values)
-        ]
-    )
-
-
-def import_missing_values(perfdb: PerfDB) -> None:
-    """Removes the cause of LAN-03's failures."""
-    perfdb.values.import_frame(sample_frame(MISSING_SAMPLES))
-
-
-def alarm_job(
-    perfdb: PerfDB,
-    objects: Sequence[str] = ALL_OBJECTS,
-    *,
-    description: str = "nightly alarms",
-    queue: bool = True,
-) -> Job:
-    """An Alarm Calculation job over the period, checked like the CLI checks it."""
-    parameters = {"object_names": list(objects), "alarm_ids": list(ALARM_IDS), **PERIOD}
-    return create_job(perfdb, ALARM_CALC, parameters, description=description, queue=queue)
-
-
-def plan_config(job_id: int) -> dict[str, Any]:
-    """The run config the queue sensor gives a job's run."""
-    return {"ops": {PLAN_OP_NAME: {"config": {"job_id": job_id}}}}
-
-
-def perfdb_job_resources(url: str) -> dict[str, Any]:
-    """The resources of `perfdb_job` on the database at `url` (the code location's read
-    `PERFDB_URL` instead)."""
-    return {"perfdb": PerfDBResource(url=url), STEP_IO_MANAGER_KEY: StepIdIOManager()}
-
-
-def occurrence_counts(perfdb: PerfDB) -> dict[tuple[str, int | None], int]:
-    counts = dict.fromkeys(EXPECTED_OCCURRENCES, 0)
-    for occurrence in perfdb.occurrences.list():
-        counts[occurrence.object_name, occurrence.alarm_id] += 1
-    return counts
-
-
-@pytest.fixture
-def seeded_db(perfdb: PerfDB) -> PerfDB:
-    """The fleet described at the top of this module, on each backend."""
-    return seed_fleet(perfdb)
-
-
-def seed_fleet(perfdb: PerfDB) -> PerfDB:
-    """Writes the fleet described at the top of this module."""
-    perfdb.values.import_frame(sample_frame(SAMPLES))
-    perfdb.catalog.ensure_objects([NO_DATA])
-    perfdb.catalog.define_alarm(
-        alarm_id=HIGH, name="Temperature high", feature=FEATURE, operator=">", threshold=80
-    )
-    perfdb.catalog.define_alarm(
-        alarm_id=VERY_HIGH,
-        name="Temperature very high",
-        feature=FEATURE,
-        operator=">",
-        threshold=92,
-    )
-    return perfdb
+from jobs_pipeline.settings import CELERY_BROKER, CELERY_QUEUE, EXECUTION
+from jobs_pipeline_tests.orchestration.alarm_fleet import seed_fleet
+from jobs_pipeline_tests.orchestration.celery_deployment import (
+    BROKER,
+    STEP_SECONDS,
+    CeleryDeployment,
+    broker_answers,
+)
+from jobs_pipeline_tests.orchestration.processes import (
+    PACE_ENV,
+    PACED_ALARM_CALC_SPEC,
+    PID_DIR_ENV,
+    daemon_deployment,
+    scratch_dagster_environment,
+    stop_process_group,
+)
 
 
 @pytest.fixture
@@ -135,3 +45,41 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
     """A persistent Dagster instance in a temporary home (re-execution needs stored runs)."""
     with dg.instance_for_test() as instance:
         yield instance
+
+
+@pytest.fixture
+def deployment(pg_perfdb_url: str, tmp_path: Path) -> Iterator[CeleryDeployment]:
+    """The daemon with every job type on the `celery` profile, and no worker yet."""
+    assert broker_answers(), f"no Celery broker answers at {BROKER} (.ci/run starts RabbitMQ)"
+    perfdb = PerfDB.connect(pg_perfdb_url)
+    workers: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        seed_fleet(perfdb)
+        perfdb.queue.upsert_job_types([PACED_ALARM_CALC_SPEC])
+        (tmp_path / "pids").mkdir()
+        settings = {
+            EXECUTION.name: "celery",
+            CELERY_BROKER.name: BROKER,
+            CELERY_QUEUE.name: f"jobs_pipeline_test_{uuid.uuid4().hex[:12]}",
+            PID_DIR_ENV: str(tmp_path / "pids"),
+            PACE_ENV: str(STEP_SECONDS),
+        }
+        with (
+            scratch_dagster_environment(pg_perfdb_url, tmp_path, settings) as env,
+            daemon_deployment(env, tmp_path) as running,
+        ):
+            deployment = CeleryDeployment(
+                perfdb=perfdb,
+                env=env,
+                instance=running.instance,
+                daemon=running.daemon,
+                directory=tmp_path,
+                workers=workers,
+            )
+            try:
+                yield deployment
+            finally:
+                for worker in workers.values():
+                    stop_process_group(worker, timeout=20)
+    finally:
+        perfdb.dispose()

@@ -24,8 +24,8 @@ from jobs_pipeline.orchestration.assets import (
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import PERFDB_URL
-from jobs_pipeline_tests.jobs.test_data_import_job import DATA_IMPORT, csv_file
-from jobs_pipeline_tests.orchestration.test_dependent_steps import (
+from jobs_pipeline_tests.jobs.data_import_files import DATA_IMPORT, csv_file
+from jobs_pipeline_tests.orchestration.feature_job_runs import (
     feature_job,
     in_process_job,
     run,

@@ -16,14 +16,8 @@ from jobs_pipeline.definitions import defs
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.engine import SQLITE_BUSY_TIMEOUT_SECONDS, begin
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.orchestration.conftest import (
-    FEATURE,
-    T0,
-    WITH_DATA,
-    alarm_job,
-    perfdb_job_resources,
-    plan_config,
-)
+from jobs_pipeline_tests.orchestration.alarm_fleet import FEATURE, T0, WITH_DATA, alarm_job
+from jobs_pipeline_tests.orchestration.perfdb_job_config import perfdb_job_resources, plan_config
 
 pytestmark = [
     pytest.mark.slow,

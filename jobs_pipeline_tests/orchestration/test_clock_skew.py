@@ -25,7 +25,7 @@ from jobs_pipeline.orchestration.sensors import run_tags
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import HEARTBEAT_SECONDS
-from jobs_pipeline_tests.orchestration.conftest import plan_config
+from jobs_pipeline_tests.orchestration.perfdb_job_config import plan_config
 from jobs_pipeline_tests.orchestration.processes import (
     INTERPRETER_BIN,
     REPO_ROOT,

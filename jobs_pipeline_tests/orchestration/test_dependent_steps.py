@@ -11,61 +11,20 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from jobs_pipeline.definitions import defs
-from jobs_pipeline.jobs import create_job
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import MAX_CONCURRENT_STEPS, PERFDB_URL
-from jobs_pipeline_tests.orchestration.conftest import plan_config
-from jobs_pipeline_tests.orchestration.scratch_deployment import REPO_ROOT
-from jobs_pipeline_tests.orchestration.test_celery import (  # the Celery deployment fixture
-    CeleryDeployment,
-    deployment,  # noqa: F401
+from jobs_pipeline_tests.orchestration.celery_deployment import CeleryDeployment
+from jobs_pipeline_tests.orchestration.feature_job_runs import (
+    feature_job,
+    in_process_job,
+    multiprocess_job,
+    run,
+    steps_by_key,
 )
-from jobs_pipeline_tests.orchestration.test_execution_profiles import Interval, most_at_once
-from jobs_pipeline_tests.orchestration.test_job_execution import (
-    SUMMARY_OP,
-    op_key,
-    started_step_keys,
-)
+from jobs_pipeline_tests.orchestration.op_keys import SUMMARY_OP, op_key, started_step_keys
+from jobs_pipeline_tests.orchestration.time_intervals import Interval, most_at_once
 from jobs_pipeline_tests.power_chain import seed_power_chain
-
-FEATURE_CALC = "Feature Calculation"
-
-
-def in_process_job() -> dg.JobDefinition:
-    return defs.get_job_def("perfdb_job")
-
-
-def multiprocess_job() -> dg.JobDefinition:
-    return defs.get_job_def("perfdb_job_multiprocess")
-
-
-def feature_job(perfdb: PerfDB, objects: list[str], period: dict[str, str]) -> int:
-    parameters = {"object_names": objects, "feature_names": ["doubled", "power"], **period}
-    return create_job(perfdb, FEATURE_CALC, parameters, queue=True).id
-
-
-def steps_by_key(perfdb: PerfDB, job_id: int) -> dict[tuple[str, str | None], Step]:
-    return {(step.object_name, step.feature_name): step for step in perfdb.queue.get_steps(job_id)}
-
-
-def run(job: dg.JobDefinition, job_id: int, url: str, instance: dg.DagsterInstance, **options):
-    """A run of the code location's job; the database is named in the run config (step
-    processes fork from a server started once, with the environment of the first test). The
-    step processes import this module from the repository root, wherever pytest was started."""
-    recipe = dg.build_reconstructable_job(
-        __name__,
-        in_process_job.__name__ if job.name == "perfdb_job" else multiprocess_job.__name__,
-        reconstructor_working_directory=str(REPO_ROOT),
-    )
-    return dg.execute_job(
-        recipe,
-        instance=instance,
-        run_config={**plan_config(job_id), "resources": {"perfdb": {"config": {"url": url}}}},
-        **options,
-    )
 
 
 @pytest.mark.usefixtures("perfdb_resource")
@@ -177,7 +136,7 @@ def op_interval(instance: dg.DagsterInstance, run_id: str, key: str, job_id: int
 
 @pytest.mark.slow
 def test_celery_runs_dependents_after_their_dependency_and_independent_steps_at_once(
-    deployment: CeleryDeployment,  # noqa: F811
+    deployment: CeleryDeployment,
 ) -> None:
     # The deployment is on PostgreSQL only: Celery workers share the database over the network.
     deployment.start_worker("alpha")

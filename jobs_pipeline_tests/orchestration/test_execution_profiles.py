@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -33,7 +31,7 @@ from jobs_pipeline.settings import (
     MAX_CONCURRENT_STEPS,
     SettingError,
 )
-from jobs_pipeline_tests.orchestration.conftest import alarm_job
+from jobs_pipeline_tests.orchestration.alarm_fleet import alarm_job
 from jobs_pipeline_tests.orchestration.processes import (
     INTERPRETER_BIN,
     SLOW_STEPS_SPEC,
@@ -45,6 +43,7 @@ from jobs_pipeline_tests.orchestration.processes import (
     scratch_dagster_environment,
     wait_for,
 )
+from jobs_pipeline_tests.orchestration.time_intervals import Interval, most_at_once
 
 # --- settings ------------------------------------------------------------------------------------
 
@@ -121,25 +120,6 @@ OBJECT = "WTG-POOL"
 STEP_SECONDS = ([8.0], [1.0, 1.0, 1.0])
 POOL_LIMIT = 1
 SILENCE_SECONDS = 5
-
-
-@dataclass
-class Interval:
-    job_id: int
-    started: datetime
-    finished: datetime
-
-
-def most_at_once(intervals: list[Interval]) -> int:
-    edges = sorted(
-        [(i.started, 1) for i in intervals] + [(i.finished, -1) for i in intervals],
-        key=lambda edge: (edge[0], edge[1]),  # an end before a start at the same instant
-    )
-    running = peak = 0
-    for _, change in edges:
-        running += change
-        peak = max(peak, running)
-    return peak
 
 
 @pytest.fixture

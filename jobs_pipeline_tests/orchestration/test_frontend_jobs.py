@@ -14,14 +14,14 @@ from jobs_pipeline.orchestration.reconciler import Cursor, Reconciler
 from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.orchestration.conftest import (
+from jobs_pipeline_tests.orchestration.alarm_fleet import (
     ALARM_IDS,
     ALL_OBJECTS,
     PERIOD,
     import_missing_values,
-    perfdb_job_resources,
 )
-from jobs_pipeline_tests.orchestration.test_sensors import tick
+from jobs_pipeline_tests.orchestration.perfdb_job_config import perfdb_job_resources
+from jobs_pipeline_tests.orchestration.sensor_ticks import tick
 
 
 def plain_sql(perfdb: PerfDB, sql: str, **params: Any) -> Any:

@@ -32,13 +32,8 @@ from jobs_pipeline.perfdb.housekeeping import Retention
 from jobs_pipeline.perfdb.records import NewStep
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import HOUSEKEEPING_SCHEDULE
-from jobs_pipeline_tests.orchestration.conftest import (
-    HIGH,
-    alarm_job,
-    import_missing_values,
-    perfdb_job_resources,
-    plan_config,
-)
+from jobs_pipeline_tests.orchestration.alarm_fleet import HIGH, alarm_job, import_missing_values
+from jobs_pipeline_tests.orchestration.perfdb_job_config import perfdb_job_resources, plan_config
 
 pytestmark = [
     pytest.mark.usefixtures("perfdb_resource"),

@@ -21,14 +21,15 @@ from jobs_pipeline.orchestration.resources import PerfDBResource
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline_tests import irregular_features as data
-from jobs_pipeline_tests.orchestration.conftest import ALARM_CALC, perfdb_job_resources
+from jobs_pipeline_tests.orchestration.alarm_fleet import ALARM_CALC
+from jobs_pipeline_tests.orchestration.perfdb_job_config import perfdb_job_resources
 from jobs_pipeline_tests.orchestration.processes import (
     INTERPRETER_BIN,
     REPO_ROOT,
     dagster_environment,
     make_dagster_home,
 )
-from jobs_pipeline_tests.orchestration.test_sensors import tick
+from jobs_pipeline_tests.orchestration.sensor_ticks import tick
 
 
 @pytest.fixture

@@ -15,10 +15,9 @@ from jobs_pipeline.orchestration.mapping_keys import mapping_key
 from jobs_pipeline.orchestration.ops import PLAN_OP_NAME
 from jobs_pipeline.orchestration.sensors import JOB_ID_TAG, run_tags
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline.perfdb.records import Step
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import PERFDB_URL
-from jobs_pipeline_tests.orchestration.conftest import (
+from jobs_pipeline_tests.orchestration.alarm_fleet import (
     EXPECTED_OCCURRENCES,
     FEATURE,
     HIGH,
@@ -28,9 +27,9 @@ from jobs_pipeline_tests.orchestration.conftest import (
     alarm_job,
     import_missing_values,
     occurrence_counts,
-    perfdb_job_resources,
-    plan_config,
 )
+from jobs_pipeline_tests.orchestration.op_keys import SUMMARY_OP, op_key, started_step_keys
+from jobs_pipeline_tests.orchestration.perfdb_job_config import perfdb_job_resources, plan_config
 
 pytestmark = [
     # Closes the process-wide engine on each test's database before the database is dropped.
@@ -44,7 +43,6 @@ CREATED, QUEUED, RUNNING, FINISHED, FAILED = (
     JobState.FINISHED,
     JobState.FAILED,
 )
-SUMMARY_OP = "summarise_job"
 NO_DATA_COMMENT = (
     f"no data for feature '{FEATURE}' of object '{NO_DATA}' in "
     "[2024-03-01T00:00:00+00:00, 2024-03-01T02:00:00+00:00)"
@@ -82,10 +80,6 @@ def execute_job(
     )
 
 
-def op_key(step: Step) -> str:
-    return f"run_step[{mapping_key(step)}]"
-
-
 def assert_inline_png(markdown: str) -> None:
     """Markdown holding one inline PNG that decodes, of a size fit for a run page."""
     prefix = "](data:image/png;base64,"
@@ -93,13 +87,6 @@ def assert_inline_png(markdown: str) -> None:
     png = base64.b64decode(markdown.split(prefix, 1)[1][:-1], validate=True)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert 1_000 < len(png) < 100_000
-
-
-def started_step_keys(result: Any) -> list[str]:
-    """The ops the run executed, sorted: Dagster does not promise an order among mapped ops."""
-    return sorted(
-        event.step_key for event in result.all_events if event.event_type_value == "STEP_START"
-    )
 
 
 def output_metadata(result: Any, step_key: str) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from pathlib import Path
 from jobs_pipeline.jobs import JobDataImport, JobFeatureCalc, create_job
 from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline_tests.jobs.test_data_import_job import DATA_IMPORT, csv_file
-from jobs_pipeline_tests.orchestration.test_dependent_steps import feature_job, steps_by_key
+from jobs_pipeline_tests.jobs.data_import_files import DATA_IMPORT, csv_file
+from jobs_pipeline_tests.orchestration.feature_job_runs import feature_job, steps_by_key
 from jobs_pipeline_tests.power_chain import seed_power_chain
 
 

@@ -25,12 +25,8 @@ from jobs_pipeline.perfdb.models import JobInstanceRow, table_of
 from jobs_pipeline.perfdb.queue import utcnow
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import Actor, JobState
-from jobs_pipeline_tests.orchestration.conftest import (
-    WITH_DATA,
-    alarm_job,
-    perfdb_job_resources,
-    plan_config,
-)
+from jobs_pipeline_tests.orchestration.alarm_fleet import WITH_DATA, alarm_job
+from jobs_pipeline_tests.orchestration.perfdb_job_config import perfdb_job_resources, plan_config
 
 RECONCILER = next(sensor for sensor in defs.sensors or () if sensor.name == RECONCILER_NAME)
 FAILED, FINISHED, RUNNING, QUEUED, CREATED = (

@@ -12,7 +12,7 @@ import pytest
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.perfdb.step_dependencies import CANCELED_NOT_RUN
-from jobs_pipeline_tests.orchestration.conftest import NO_DATA, alarm_job, seed_fleet
+from jobs_pipeline_tests.orchestration.alarm_fleet import NO_DATA, alarm_job, seed_fleet
 from jobs_pipeline_tests.orchestration.console_runs import ConsoleRun, run_with_console
 from jobs_pipeline_tests.orchestration.processes import (
     CANCELING_STEPS_SPEC,

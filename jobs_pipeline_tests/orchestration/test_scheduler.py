@@ -20,7 +20,7 @@ from jobs_pipeline.orchestration.scheduler import SCHEDULER_NAME
 from jobs_pipeline.orchestration.tags import PERIOD_END_TAG, PERIOD_START_TAG, SCHEDULE_TAG
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.orchestration.conftest import (
+from jobs_pipeline_tests.orchestration.alarm_fleet import (
     ALARM_CALC,
     ALARM_IDS,
     HIGH,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -37,55 +35,18 @@ from jobs_pipeline.orchestration.tags import (
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.records import Job
 from jobs_pipeline.perfdb.states import Actor, JobState
-from jobs_pipeline_tests.orchestration.conftest import (
+from jobs_pipeline_tests.orchestration.alarm_fleet import (
     ALARM_CALC,
     ALARM_IDS,
     PERIOD,
     WITH_DATA,
     alarm_job,
-    plan_config,
 )
+from jobs_pipeline_tests.orchestration.perfdb_job_config import plan_config
+from jobs_pipeline_tests.orchestration.sensor_ticks import Tick, tick
 
 STATE_INDEX = "ix_job_instances_state_id_id"
 FINISHED_ROWS = 200_000
-
-
-def sensor_named(name: str) -> Any:
-    return next(sensor for sensor in defs.sensors or () if sensor.name == name)
-
-
-QUEUE_SENSOR = sensor_named("perfdb_queue_sensor")
-
-
-@dataclass(frozen=True)
-class Tick:
-    run_requests: list[dg.RunRequest]
-    skip_reason: str | None
-    cursor: str | None
-
-    @property
-    def run_keys(self) -> list[str | None]:
-        return [request.run_key for request in self.run_requests]
-
-
-def tick(
-    resource: PerfDBResource,
-    cursor: str | None = None,
-    instance: dg.DagsterInstance | None = None,
-) -> Tick:
-    """One evaluation of the queue sensor, as the daemon would run it (on an empty Dagster
-    instance unless given one)."""
-    with ExitStack() as stack:
-        if instance is None:
-            instance = stack.enter_context(dg.DagsterInstance.ephemeral())
-        context = dg.build_sensor_context(
-            resources={"perfdb": resource}, cursor=cursor, instance=instance
-        )
-        result = QUEUE_SENSOR(context)
-    if isinstance(result, dg.SkipReason):
-        return Tick([], result.skip_message, context.cursor)
-    assert isinstance(result, dg.SensorResult)
-    return Tick(list(result.run_requests or []), None, context.cursor)
 
 
 def keys(*jobs: Job) -> list[str]:

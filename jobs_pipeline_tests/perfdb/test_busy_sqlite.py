@@ -13,9 +13,7 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.engine import begin, create_perfdb_engine
 from jobs_pipeline.perfdb.errors import Busy, is_transient
 from jobs_pipeline.settings import HEARTBEAT_SILENCE_SECONDS
-from jobs_pipeline_tests.perfdb.test_queue import object_ids, running_job
-
-__all__ = ["object_ids"]  # the fixture, imported for the tests below
+from jobs_pipeline_tests.perfdb.queue_jobs import running_job
 
 SQLITE_ONLY = pytest.mark.parametrize("perfdb_url", ["sqlite"], indirect=True)
 

@@ -17,9 +17,7 @@ from jobs_pipeline.perfdb.errors import InvalidTransition
 from jobs_pipeline.perfdb.models import JobInstanceRow, JobStepRow, table_of
 from jobs_pipeline.perfdb.rules_sql import FRONTEND_ROLE, WORKER_ROLE
 from jobs_pipeline.perfdb.states import JOB_TRANSITIONS, STEP_TRANSITIONS, Actor, JobState
-from jobs_pipeline_tests.perfdb.test_queue import object_ids, running_job
-
-__all__ = ["object_ids"]  # the fixture, imported for the tests below
+from jobs_pipeline_tests.perfdb.queue_jobs import running_job
 
 JOB = table_of(JobInstanceRow)
 STEP = table_of(JobStepRow)

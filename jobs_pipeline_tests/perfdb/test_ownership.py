@@ -27,7 +27,7 @@ from jobs_pipeline.perfdb.states import (
     Actor,
     check_transitions,
 )
-from jobs_pipeline_tests.perfdb.test_queue import (
+from jobs_pipeline_tests.perfdb.queue_jobs import (
     ALARM_ID,
     CREATED,
     FAILED,
@@ -36,12 +36,9 @@ from jobs_pipeline_tests.perfdb.test_queue import (
     RUNNING,
     job_in_state,
     new_job,
-    object_ids,
     running_job,
     step_states,
 )
-
-__all__ = ["object_ids"]  # the fixture, imported for the tests below
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -426,7 +423,7 @@ def test_sqlite_readers_do_not_wait_for_a_writer_and_a_busy_writer_gets_a_clear_
 
 def test_a_huge_invalid_parameter_gives_a_short_error(perfdb: PerfDB) -> None:
     from jobs_pipeline.perfdb.errors import InvalidParameters
-    from jobs_pipeline_tests.perfdb.test_queue import params
+    from jobs_pipeline_tests.perfdb.queue_jobs import params
 
     with pytest.raises(InvalidParameters) as raised:
         perfdb.queue.validate_parameters("Alarm Calculation", params(start=["x"] * 500_000))

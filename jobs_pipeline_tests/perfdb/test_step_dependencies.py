@@ -10,11 +10,10 @@ from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.errors import DependencyNotFinished
 from jobs_pipeline.perfdb.records import NewStep
 from jobs_pipeline.perfdb.states import JobState
-from jobs_pipeline_tests.perfdb.test_queue import (  # the queue's fixtures
+from jobs_pipeline_tests.perfdb.queue_jobs import (
     ALARM_ID,
     OBJECTS,
     new_job,
-    object_ids,  # noqa: F401
 )
 
 
@@ -37,7 +36,7 @@ def chained_job(perfdb: PerfDB, ids: dict[str, int]) -> tuple[int, list[int]]:
 
 def test_a_step_does_not_start_before_its_dependencies_finished(
     perfdb: PerfDB,
-    object_ids: dict[str, int],  # noqa: F811
+    object_ids: dict[str, int],
 ) -> None:
     job_id, (first, second, _, _) = chained_job(perfdb, object_ids)
     assert perfdb.queue.get_step(second).depends_on == (first,)
@@ -59,7 +58,7 @@ def test_a_step_does_not_start_before_its_dependencies_finished(
 
 def test_a_failed_step_fails_its_dependents_through_the_rules_and_the_job_ends(
     perfdb: PerfDB,
-    object_ids: dict[str, int],  # noqa: F811
+    object_ids: dict[str, int],
 ) -> None:
     job_id, (first, second, third, alone) = chained_job(perfdb, object_ids)
     perfdb.queue.start_step(alone, "run-a")

@@ -22,15 +22,12 @@ from jobs_pipeline.perfdb.step_limits import (
     steps_running_longer_than,
 )
 from jobs_pipeline.settings import MAX_STEP_SECONDS, SettingError
-from jobs_pipeline_tests.perfdb.test_queue import (
+from jobs_pipeline_tests.perfdb.queue_jobs import (
     FAILED,
     QUEUED,
     new_job,
-    object_ids,
     running_job,
 )
-
-__all__ = ["object_ids"]  # the fixture, imported for the tests below
 
 ALARM_CALC = "Alarm Calculation"
 
