@@ -448,4 +448,9 @@ def _overhead(run: ScaleRun) -> float:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4) or not sys.argv[2].isdigit():
+        raise SystemExit(
+            "usage: step_scale.py HOME JOB_ID [PROFILE_PATH] (the run worker that "
+            "`orchestration.py --steps N` starts; run that script for the benchmark)"
+        )
     scale_worker(sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "")
