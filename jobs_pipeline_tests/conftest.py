@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL, make_url
 from jobs_pipeline.jobs import upgrade_database
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline_tests.cli_fleet import NASTY
+from jobs_pipeline_tests.cli_runner import Cli
 from jobs_pipeline_tests.orchestration.alarm_fleet import seed_fleet
 from jobs_pipeline_tests.perfdb.queue_jobs import ALARM_ID, OBJECTS
 from jobs_pipeline_tests.pg_cluster import ThrowawayCluster
@@ -138,6 +139,12 @@ def fleet(perfdb: PerfDB) -> dict[str, int]:
         alarm_id=102, name="Low power", feature="active_power", operator="<", threshold=-10.0
     )
     return ids
+
+
+@pytest.fixture
+def cli(perfdb_url: str, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """The `jobs-pipeline` command run in this process on the test's database."""
+    return Cli(perfdb_url, capsys)
 
 
 @pytest.fixture

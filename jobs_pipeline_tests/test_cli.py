@@ -35,11 +35,6 @@ ALARM_CALC = "Alarm Calculation"
 DEAD_DB = "postgresql+psycopg://root@127.0.0.1:1/nothing"
 
 
-@pytest.fixture
-def cli(perfdb_url: str, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(perfdb_url, capsys)
-
-
 def running_job(perfdb: PerfDB, fleet: dict[str, int]) -> int:
     job = create_job(perfdb, ALARM_CALC, params(), description="running", queue=True)
     perfdb.queue.create_steps(

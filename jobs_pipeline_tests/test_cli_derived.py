@@ -12,11 +12,6 @@ from jobs_pipeline_tests.cli_runner import Cli
 
 
 @pytest.fixture
-def cli(perfdb_url: str, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(perfdb_url, capsys)
-
-
-@pytest.fixture
 def inverter(perfdb: PerfDB) -> PerfDB:
     stamps = ["2024-01-01T00:00:00Z", "2024-01-01T00:10:00Z", "2024-01-01T00:20:00Z"]
     frame = pd.DataFrame(

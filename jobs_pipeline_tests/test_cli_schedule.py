@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline_tests.cli_runner import Cli
 
 ALARM_CALC = "Alarm Calculation"
 PARAMS = json.dumps({"object_names": ["WT-01"], "alarm_ids": [7001]})
-
-
-@pytest.fixture
-def cli(perfdb_url: str, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(perfdb_url, capsys)
 
 
 def create(cli: Cli, *extra: str) -> dict:
