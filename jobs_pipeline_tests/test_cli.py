@@ -678,6 +678,30 @@ def test_job_list_filters_and_prints_json(cli: Cli, perfdb: PerfDB, fleet: dict[
     cli.rejects("job", "list", "--state", "Done", naming="unknown state 'Done'")
 
 
+@pytest.mark.usefixtures("fleet")
+def test_job_list_pages_forward_and_shows_the_newest(cli: Cli, perfdb: PerfDB) -> None:
+    ids = [
+        create_job(perfdb, ALARM_CALC, params(), queue=n % 2 == 0).id for n in range(5)
+    ]  # queued: ids[0], ids[2], ids[4]
+
+    def listed(*flags: str) -> list[int]:
+        return [job["id"] for job in cli.ok("job", "list", *flags, "--json").json]
+
+    assert listed("--limit", "2") == ids[:2]
+    assert listed("--after", str(ids[1]), "--limit", "2") == ids[2:4]
+    assert listed("--after", str(ids[3])) == ids[4:]
+    assert listed("--last", "2") == ids[3:]  # the newest, still in id order
+    assert listed("--last", "10") == ids
+    assert listed("--state", "queued", "--last", "2") == [ids[2], ids[4]]
+    assert listed("--state", "queued", "--after", str(ids[0]), "--limit", "1") == [ids[2]]
+    table = cli.ok("job", "list", "--last", "1").out.splitlines()
+    assert [line.split()[0] for line in table[1:]] == [str(ids[4])]
+    cli.rejects("job", "list", "--limit", "0", naming="--limit must be a positive integer")
+    cli.rejects("job", "list", "--last", "x", naming="--last must be a positive integer")
+    cli.rejects("job", "list", "--after", "-3", naming="--after must be a positive integer")
+    cli.rejects("job", "list", "--limit", "1", "--last", "1", naming="not allowed with argument")
+
+
 def test_job_show_prints_the_job_and_its_steps(
     cli: Cli, perfdb: PerfDB, fleet: dict[str, int]
 ) -> None:

@@ -80,6 +80,11 @@ def test_create_show_backfill_pause_resume_delete(cli: Cli, perfdb: PerfDB) -> N
         "start": "2024-10-26T22:00:00Z",
         "end": "2024-10-27T23:00:00Z",
     }
+    newest = cli.ok("job", "list", "--schedule", "fleet-daily", "--last", "1", "--json").json
+    assert [j["id"] for j in newest] == [jobs[1]["id"]]
+    after_first = ("--after", str(jobs[0]["id"]), "--limit", "5", "--json")
+    paged = cli.ok("job", "list", "--schedule", "fleet-daily", *after_first).json
+    assert [j["id"] for j in paged] == [jobs[1]["id"]]
     shown = cli.ok("job", "show", str(jobs[0]["id"]), "--json").json
     assert shown["schedule"] == "fleet-daily"
     assert shown["period"] == {

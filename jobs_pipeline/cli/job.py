@@ -77,6 +77,14 @@ def add_parser(groups: argparse._SubParsersAction, argv: Sequence[str]) -> None:
     )
     job_list.add_argument("--type", metavar="NAME", help="only jobs of this type")
     job_list.add_argument("--schedule", metavar="NAME", help="only jobs this schedule created")
+    job_list.add_argument(
+        "--after", type=positive_int("--after"), default=0, metavar="ID", help="only ids above ID"
+    )
+    page = job_list.add_mutually_exclusive_group()
+    page.add_argument(
+        "--limit", type=positive_int("--limit"), metavar="N", help="at most N jobs, oldest first"
+    )
+    page.add_argument("--last", type=positive_int("--last"), metavar="N", help="the N newest jobs")
     add_json_flag(job_list)
     job_list.set_defaults(handler=cmd_job_list)
     show = job.add_parser("show", help="a job and its steps")
@@ -229,11 +237,13 @@ def cmd_job_list(args: argparse.Namespace) -> None:
         if args.type not in known:
             names = ", ".join(map(repr, known)) or "none"
             raise UsageError(f"unknown job type {args.type!r} (known: {names})")
+    page = {"after_id": args.after, "limit": args.limit, "last": args.last}
     if args.schedule is not None:
-        jobs = perfdb.schedules.list_jobs(args.schedule, state=args.state)
+        # A schedule creates jobs of its one type: --type keeps them all or none.
+        jobs = perfdb.schedules.list_jobs(args.schedule, state=args.state, **page)
         jobs = [job for job in jobs if args.type in (None, job.type_name)]
     else:
-        jobs = perfdb.queue.list_jobs(state=args.state, type_name=args.type)
+        jobs = perfdb.queue.list_jobs(state=args.state, type_name=args.type, **page)
     if args.json:
         periods = perfdb.schedules.periods_of_jobs([job.id for job in jobs])
         print_json([_job_json(job, period=periods.get(job.id)) for job in jobs])

@@ -17,6 +17,7 @@ from jobs_pipeline.perfdb.queue_rows import (
     STEP,
     TYPES,
     job_from_row,
+    read_jobs_page,
     validate_against_schema,
 )
 from jobs_pipeline.perfdb.records import HistoryEntry, Job, JobAges, JobTypeSpec, Step
@@ -60,16 +61,18 @@ class JobReads(TransitionCore):
         type_name: str | None = None,
         after_id: int = 0,
         limit: int | None = None,
+        last: int | None = None,
     ) -> list[Job]:
-        """Jobs in id order; `state` uses the (state, id) index, so a batch of queued jobs costs
-        the same however many finished jobs the table holds."""
-        query = SELECT_JOBS.where(JOB.c.id > after_id).order_by(JOB.c.id).limit(limit)
+        """Jobs in id order (after `after_id`; the first `limit`, or the newest `last`); `state`
+        uses the (state, id) index, so a batch of queued jobs costs the same however many
+        finished jobs the table holds."""
+        query = SELECT_JOBS
         if state is not None:
             query = query.where(JOB.c.state_id == state)
         if type_name is not None:
             query = query.where(TYPES.c.name == type_name)
         with begin(self.engine, write=False) as connection:
-            return [job_from_row(row) for row in connection.execute(query)]
+            return read_jobs_page(connection, query, after_id=after_id, limit=limit, last=last)
 
     def cancel_requests(self, *, limit: int) -> list[Job]:
         """Jobs with a cancel request that has not been handled, oldest request first."""

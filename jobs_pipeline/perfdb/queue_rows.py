@@ -140,6 +140,24 @@ def job_from_row(row: Any) -> Job:
     return Job(**values)
 
 
+def read_jobs_page(
+    connection: Any,
+    query: sa.Select[Any],
+    *,
+    after_id: int = 0,
+    limit: int | None = None,
+    last: int | None = None,
+) -> list[Job]:
+    """The jobs of `query` (a `SELECT_JOBS` with its filters) in id order: those after
+    `after_id`, the first `limit` of them, or the newest `last` (read newest first, so that a
+    year of kept jobs costs no more than a page)."""
+    query = query.where(JOB.c.id > after_id)
+    if last is not None:
+        rows = connection.execute(query.order_by(JOB.c.id.desc()).limit(last)).all()
+        return [job_from_row(row) for row in reversed(rows)]
+    return [job_from_row(row) for row in connection.execute(query.order_by(JOB.c.id).limit(limit))]
+
+
 def step_from_row(row: Any, depends_on: Mapping[int, tuple[int, ...]] | None = None) -> Step:
     """A step read by `SELECT_STEPS`; `depends_on` maps step ids to their dependencies
     (`step_dependencies.dependencies_by_step`)."""

@@ -31,7 +31,7 @@ from jobs_pipeline.perfdb.models import (
 from jobs_pipeline.perfdb.queue_rows import (
     SELECT_JOBS,
     bounded,
-    job_from_row,
+    read_jobs_page,
     validate_against_schema,
 )
 from jobs_pipeline.perfdb.records import Job
@@ -350,19 +350,27 @@ class Schedules:
                 for row in connection.execute(query)
             }
 
-    def list_jobs(self, name: str, *, state: JobState | None = None) -> list[Job]:
-        """The jobs a schedule created that still exist, in id order."""
+    def list_jobs(
+        self,
+        name: str,
+        *,
+        state: JobState | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+        last: int | None = None,
+    ) -> list[Job]:
+        """The jobs a schedule created that still exist, in id order (after `after_id`; the
+        first `limit`, or the newest `last`)."""
         query = (
             SELECT_JOBS.join(PERIODS, PERIODS.c.job_id == JOB.c.id)
             .join(SCHEDULES, SCHEDULES.c.id == PERIODS.c.schedule_id)
             .where(SCHEDULES.c.name == name)
-            .order_by(JOB.c.id)
         )
         if state is not None:
             query = query.where(JOB.c.state_id == state)
         with begin(self.engine, write=False) as connection:
             self._get(connection, name)
-            return [job_from_row(row) for row in connection.execute(query)]
+            return read_jobs_page(connection, query, after_id=after_id, limit=limit, last=last)
 
     def _create_periods(
         self,
