@@ -24,7 +24,7 @@ from jobs_pipeline.orchestration.assets import (
 from jobs_pipeline.perfdb import PerfDB
 from jobs_pipeline.perfdb.states import JobState
 from jobs_pipeline.settings import PERFDB_URL
-from jobs_pipeline_tests.jobs.data_import_files import DATA_IMPORT, csv_file
+from jobs_pipeline_tests.jobs.data_import_files import DATA_IMPORT, good_and_bad_files
 from jobs_pipeline_tests.orchestration.feature_job_runs import (
     feature_job,
     in_process_job,
@@ -233,11 +233,7 @@ def seed_object(perfdb: PerfDB, name: str, period: dict[str, str]) -> None:
 def test_a_data_import_reports_its_files_on_the_imports_asset(
     perfdb: PerfDB, tmp_path: Path
 ) -> None:
-    good = csv_file(
-        tmp_path / "good.csv",
-        [f"INV-01,ac_power,2024-01-01T00:{minute:02d}:00Z,1.5" for minute in range(0, 60, 10)],
-    )
-    bad = csv_file(tmp_path / "bad.csv", ["INV-02,ac_power,2024-01-01T00:00:00Z,x"])
+    good, bad = good_and_bad_files(tmp_path)
     job = create_job(perfdb, DATA_IMPORT, {"paths": [good, bad]})
     runner = JobDataImport(job.id, perfdb=perfdb)
     runner.run()

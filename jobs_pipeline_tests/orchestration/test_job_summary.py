@@ -9,7 +9,7 @@ from pathlib import Path
 from jobs_pipeline.jobs import JobDataImport, JobFeatureCalc, create_job
 from jobs_pipeline.orchestration.summary import job_summary
 from jobs_pipeline.perfdb import PerfDB
-from jobs_pipeline_tests.jobs.data_import_files import DATA_IMPORT, csv_file
+from jobs_pipeline_tests.jobs.data_import_files import DATA_IMPORT, good_and_bad_files
 from jobs_pipeline_tests.orchestration.feature_job_runs import feature_job, steps_by_key
 from jobs_pipeline_tests.power_chain import seed_power_chain
 
@@ -46,11 +46,7 @@ def test_a_feature_calculation_summary_lists_steps_with_rows_written(perfdb: Per
 
 
 def test_a_data_import_summary_counts_and_lists_its_files(perfdb: PerfDB, tmp_path: Path) -> None:
-    good = csv_file(
-        tmp_path / "good.csv",
-        [f"INV-01,ac_power,2024-01-01T00:{minute:02d}:00Z,1.5" for minute in range(0, 60, 10)],
-    )
-    bad = csv_file(tmp_path / "bad.csv", ["INV-02,ac_power,2024-01-01T00:00:00Z,x"])
+    good, bad = good_and_bad_files(tmp_path)
     job = create_job(perfdb, DATA_IMPORT, {"paths": [good, bad]})
     runner = JobDataImport(job.id, perfdb=perfdb)
     good_step, bad_step = runner.steps.values()
